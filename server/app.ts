@@ -1,0 +1,54 @@
+import { Hono } from 'hono';
+import { timingSafeEqual } from 'node:crypto';
+import { HTTPException } from 'hono/http-exception';
+import type { Scheduler } from './scheduler.js';
+import { errorResponse } from './http-errors.js';
+import { jobRoutes } from './routes/jobs.js';
+import { eventRoutes } from './routes/events.js';
+import { renderMetrics } from './routes/metrics.js';
+import { pageRoutes } from './routes/pages.js';
+import { workerView } from './views.js';
+import { ThroughputMeter } from './throughput.js';
+
+export interface AppOptions {
+  token: string;
+  clientDir: string;
+  maxUploadBytes: number;
+  log: (line: string) => void;
+}
+
+function tokenMatches(expected: string, header: string | undefined): boolean {
+  const m = /^Bearer (.+)$/.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(m[1]!);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function createApp(scheduler: Scheduler, opts: AppOptions) {
+  const app = new Hono();
+  const meter = new ThroughputMeter(scheduler, scheduler.clock);
+
+  app.use('/api/*', async (c, next) => {
+    if (!tokenMatches(opts.token, c.req.header('authorization'))) {
+      throw new HTTPException(401, {
+        message:
+          'missing or wrong admin token: send "Authorization: Bearer TOKEN" (the master prints where the token is)',
+      });
+    }
+    await next();
+  });
+  app.route('/api/jobs', jobRoutes(scheduler, opts.maxUploadBytes));
+  app.get('/api/workers', (c) => c.json([...scheduler.volunteers.values()].map((v) => workerView(scheduler, v))));
+  app.get('/api/throughput', (c) => c.json(meter.recent()));
+  app.route('/api/events', eventRoutes(scheduler, meter));
+  app.get('/metrics', (c) => {
+    c.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+    return c.body(renderMetrics(scheduler));
+  });
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.route('/', pageRoutes(scheduler, opts.clientDir));
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((e, c) => errorResponse(e, c, opts.log));
+  return app;
+}

@@ -1,0 +1,326 @@
+#!/usr/bin/env node
+/** `tabreduce`: the master, the admin's commands, the local runner and the headless volunteer. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { availableParallelism } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError, toError } from '../shared/errors.js';
+import { parseDuration, parseSize } from '../shared/units.js';
+import { MasterError, resolveServer, resolveToken, type AdminTarget } from './cli/admin-client.js';
+import * as admin from './cli/admin-commands.js';
+import { intFlag, type Flags } from './cli/admin-commands.js';
+import { startMaster, SERVE_DEFAULTS } from './serve.js';
+import { runLocal } from './local-run.js';
+import { JOB_DEFAULTS } from './submit-job.js';
+import { startNodeVolunteer } from './volunteer/node-volunteer.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const COMMON: Options = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const ADMIN_FLAGS = `Common flags:
+  --server URL   the master (env TABREDUCE_URL, default ${SERVE_DEFAULTS.host}:${SERVE_DEFAULTS.port})
+  --token T      admin token (env TABREDUCE_TOKEN, else ./data/admin-token)
+  --json         machine-readable output`;
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Options;
+  run: (args: string[], f: Flags) => Promise<number>;
+}
+
+function target(f: Flags): AdminTarget {
+  return {
+    server: resolveServer(f['server'] as string | undefined),
+    token: resolveToken(f['token'] as string | undefined),
+  };
+}
+
+function adminCommand(
+  summary: string,
+  usage: string,
+  fn: (t: AdminTarget, args: string[], f: Flags) => Promise<number>,
+  options: Options = {},
+): Command {
+  return {
+    summary,
+    usage: `${usage}\n\n${ADMIN_FLAGS}`,
+    options: { ...COMMON, ...options },
+    run: (a, f) => fn(target(f), a, f),
+  };
+}
+
+const defaultThreads = () => Math.max(1, Math.floor(availableParallelism() / 2));
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'run the master: API, volunteer page, status page',
+    usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
+                [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
+                [--max-upload 1GiB] [--max-message 64MiB]
+
+Keeps jobs in SQLite under --data; a restart on the same directory resumes them.
+The admin token is TABREDUCE_TOKEN if set, else DATA/admin-token (created once, mode 0600).
+
+Examples:
+  tabreduce serve
+  tabreduce serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem`,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      data: { type: 'string' },
+      'reassign-after': { type: 'string' },
+      heartbeat: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'max-upload': { type: 'string' },
+      'max-message': { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    run: serveCommand,
+  },
+  submit: adminCommand(
+    'submit a job; prints its id',
+    `tabreduce submit JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
+                 [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait]
+
+Prints the job id as the first line of stdout. With --wait, shows progress on stderr and
+exits 0 when the job succeeds, 1 when it fails (with the reason).
+
+Examples:
+  tabreduce submit word-count.js books/*.txt --reduces 4 --wait
+  id=$(tabreduce submit grep.js logs/*.log) && tabreduce wait "$id"`,
+    admin.submit,
+    {
+      reduces: { type: 'string' },
+      name: { type: 'string' },
+      'split-size': { type: 'string' },
+      'task-timeout': { type: 'string' },
+      'max-attempts': { type: 'string' },
+      wait: { type: 'boolean' },
+    },
+  ),
+  status: adminCommand(
+    'all jobs, or one job in detail',
+    'tabreduce status [JOB]\n\nExamples:\n  tabreduce status\n  tabreduce status k3xq7w2m9pza --json',
+    admin.status,
+  ),
+  wait: adminCommand(
+    'wait for a job to finish, showing progress',
+    'tabreduce wait JOB\n\nExits 0 if the job succeeded, 1 if it failed or was cancelled. Ctrl-C stops waiting, not the job.',
+    admin.wait,
+  ),
+  result: adminCommand(
+    "print a job's output, or write it to a directory",
+    "tabreduce result JOB [--out DIR]\n\nPrints partitions 0..R-1 in order; --out writes DIR/part-00000, part-00001, ...\n\nExamples:\n  tabreduce result k3xq7w2m9pza | sort -t$'\\t' -k2 -nr | head",
+    admin.result,
+    { out: { type: 'string' } },
+  ),
+  cancel: adminCommand('cancel a job', 'tabreduce cancel JOB', admin.cancel),
+  workers: adminCommand('list connected volunteers', 'tabreduce workers [--json]', admin.workers),
+  local: {
+    summary: 'run a job sequentially in this process (the reference output)',
+    usage: `tabreduce local JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
+
+Runs the same module with the same splitting and engine as the distributed run, without a
+master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out.
+
+Example:
+  tabreduce local word-count.js books/*.txt --reduces 4 > expected.txt`,
+    options: {
+      reduces: { type: 'string' },
+      'split-size': { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    run: localCommand,
+  },
+  volunteer: {
+    summary: 'compute for a master from this machine (headless)',
+    usage: `tabreduce volunteer [--server URL] [--threads N]
+
+Joins the master like a browser tab does, with N worker threads (default: half the cores).
+Reconnects by itself if the master restarts.
+
+Example:
+  tabreduce volunteer --server http://10.0.0.5:8080 --threads 4`,
+    options: {
+      server: { type: 'string' },
+      threads: { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    run: volunteerCommand,
+  },
+};
+
+async function serveCommand(_args: string[], f: Flags): Promise<number> {
+  const quiet = f['quiet'] === true;
+  const log = (line: string) => {
+    if (!quiet) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  };
+  const portText = (f['port'] as string | undefined) ?? String(SERVE_DEFAULTS.port);
+  if (!/^\d+$/.test(portText) || Number(portText) > 65535)
+    throw new UserError(`--port must be 0-65535, got ${portText}`);
+  const master = await startMaster({
+    host: (f['host'] as string | undefined) ?? SERVE_DEFAULTS.host,
+    port: Number(portText),
+    data: (f['data'] as string | undefined) ?? SERVE_DEFAULTS.data,
+    reassignAfterMs: f['reassign-after']
+      ? parseDuration(String(f['reassign-after']), '--reassign-after')
+      : SERVE_DEFAULTS.reassignAfterMs,
+    heartbeatMs: f['heartbeat'] ? parseDuration(String(f['heartbeat']), '--heartbeat') : SERVE_DEFAULTS.heartbeatMs,
+    tlsCert: f['tls-cert'] as string | undefined,
+    tlsKey: f['tls-key'] as string | undefined,
+    maxUploadBytes: f['max-upload']
+      ? parseSize(String(f['max-upload']), '--max-upload')
+      : SERVE_DEFAULTS.maxUploadBytes,
+    maxMessageBytes: f['max-message']
+      ? parseSize(String(f['max-message']), '--max-message')
+      : SERVE_DEFAULTS.maxMessageBytes,
+    log,
+  });
+  process.stdout.write(
+    [
+      `tabreduce master listening on ${master.url}`,
+      `  volunteers: open ${master.url}/`,
+      `  status:     ${master.url}/status`,
+      `  admin token: ${master.tokenSource}`,
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log(`${sig}: shutting down`);
+      void master.close().then(resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
+
+async function localCommand(args: string[], f: Flags): Promise<number> {
+  const [modulePath, ...inputs] = args;
+  if (!modulePath) throw new UserError('usage: tabreduce local JOB.js INPUT... (see tabreduce local --help)');
+  const reduces = intFlag(f['reduces'], 'reduces', JOB_DEFAULTS.reduces);
+  const splitSize = f['split-size'] ? parseSize(String(f['split-size']), '--split-size') : JOB_DEFAULTS.splitSize;
+  const tty = process.stderr.isTTY === true;
+  const parts = await runLocal(modulePath, inputs, {
+    reduces,
+    splitSize,
+    onProgress: tty ? (done, total, phase) => process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}`) : undefined,
+  });
+  if (tty) process.stderr.write('\r\x1b[2K');
+  const out = f['out'] as string | undefined;
+  if (!out) {
+    for (const p of parts) process.stdout.write(p);
+    return 0;
+  }
+  await mkdir(out, { recursive: true });
+  for (const [r, p] of parts.entries()) await writeFile(join(out, `part-${String(r).padStart(5, '0')}`), p);
+  return 0;
+}
+
+async function volunteerCommand(_args: string[], f: Flags): Promise<number> {
+  const server = resolveServer(f['server'] as string | undefined);
+  const threads = intFlag(f['threads'], 'threads', defaultThreads());
+  if (threads < 1 || threads > 256) throw new UserError('--threads must be from 1 to 256');
+  const quiet = f['quiet'] === true;
+  const log = (line: string) => {
+    if (!quiet) process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  };
+  let lastState = '';
+  const v = startNodeVolunteer({
+    server,
+    threads,
+    log,
+    onChange: (s) => {
+      if (s.state === lastState) return;
+      lastState = s.state;
+      if (s.state === 'reconnecting')
+        log(`not connected (${s.lastError ?? 'connection closed'}); retrying in ${s.retryInMs}ms`);
+    },
+  });
+  log(`volunteering for ${server} with ${threads} thread${threads === 1 ? '' : 's'}; Ctrl-C to stop`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      v.stop();
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  const s = v.session.snapshot();
+  log(`stopped after ${s.done} tasks`);
+  return 0;
+}
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const list = Object.entries(COMMANDS)
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+    .join('\n');
+  return `tabreduce: MapReduce on volunteers' browser tabs
+
+Usage: tabreduce COMMAND [ARGS] [--help]
+
+Commands:
+${list}
+
+Exit codes: 0 success; 1 the job failed or was cancelled; 2 bad usage or input;
+3 the master could not be reached, refused the token, or failed.
+`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(mainHelp());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`tabreduce: unknown command "${name}"\n\n${mainHelp()}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UserError(
+      `${toError(e).message.replace(/\. To specify a positional.*$/s, '')}\n\nusage: ${cmd.usage.split('\n')[0]}`,
+    );
+  }
+  if (parsed.values['help']) {
+    process.stdout.write(`Usage: ${cmd.usage}\n`);
+    return 0;
+  }
+  return cmd.run(parsed.positionals, parsed.values as Flags);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const err = toError(e);
+    if (err instanceof UserError) {
+      process.stderr.write(`tabreduce: ${err.message}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof MasterError) {
+      process.stderr.write(`tabreduce: ${err.message}\n`);
+      process.exitCode = 3;
+    } else {
+      process.stderr.write(`tabreduce: internal error: ${err.stack ?? err.message}\n`);
+      process.exitCode = 3;
+    }
+  },
+);

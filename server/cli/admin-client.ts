@@ -1,0 +1,78 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { UserError, toError } from '../../shared/errors.js';
+
+export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
+
+/** A failure talking to the master (unreachable, refused token, server error): exit code 3. */
+export class MasterError extends Error {
+  override name = 'MasterError';
+}
+
+export interface AdminTarget {
+  server: string;
+  token: string | undefined;
+}
+
+/** --token, else TABREDUCE_TOKEN, else ./data/admin-token when readable. */
+export function resolveToken(flag: string | undefined): string | undefined {
+  if (flag) return flag;
+  const env = process.env['TABREDUCE_TOKEN'];
+  if (env) return env;
+  const file = './data/admin-token';
+  if (existsSync(file)) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+export function resolveServer(flag: string | undefined): string {
+  const server = flag ?? process.env['TABREDUCE_URL'] ?? DEFAULT_SERVER;
+  try {
+    const u = new URL(server);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw new UserError(`--server must be an http:// or https:// URL, got ${JSON.stringify(server)}`);
+  }
+  return server.replace(/\/+$/, '');
+}
+
+/** Calls the master's API; turns every way it can go wrong into an error that says what to do. */
+export async function api(t: AdminTarget, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (t.token) headers.set('authorization', `Bearer ${t.token}`);
+  let res: Response;
+  try {
+    res = await fetch(`${t.server}${path}`, { ...init, headers });
+  } catch (e) {
+    const cause = (toError(e) as Error & { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? toError(e).message;
+    throw new MasterError(
+      `cannot reach the master at ${t.server} (${why}). Is it running? Start one with \`npm start\` or \`tabreduce serve\`, or point at it with --server / TABREDUCE_URL.`,
+    );
+  }
+  if (res.ok) return res;
+  let message = `HTTP ${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: string };
+    if (body.error) message = body.error;
+  } catch {
+    // not JSON: keep the status
+  }
+  if (res.status === 401) {
+    throw new MasterError(
+      t.token
+        ? `the master refused the admin token. Use the token it printed at start (DATA/admin-token, or TABREDUCE_TOKEN) via --token or TABREDUCE_TOKEN.`
+        : `no admin token: pass --token, set TABREDUCE_TOKEN, or run from the directory whose data/admin-token the master created.`,
+    );
+  }
+  if (res.status >= 500) throw new MasterError(`the master failed: ${message}`);
+  throw new UserError(message);
+}
+
+export async function apiJson<T>(t: AdminTarget, path: string, init?: RequestInit): Promise<T> {
+  return (await (await api(t, path, init)).json()) as T;
+}

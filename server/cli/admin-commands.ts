@@ -1,0 +1,218 @@
+/** The admin's commands: submit, status, wait, result, cancel, workers. One function per command. */
+import { openAsBlob } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { parseDuration, parseSize, formatBytes, formatDuration } from '../../shared/units.js';
+import { UserError } from '../../shared/errors.js';
+import { checkJobModule } from '../module-check.js';
+import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
+import type { JobView, TaskView, WorkerView } from '../views.js';
+import { api, apiJson, type AdminTarget } from './admin-client.js';
+import { checkReadable, readInput } from './files.js';
+import { waitForJob } from './progress.js';
+
+export type Flags = Record<string, string | boolean | undefined>;
+
+export function intFlag(v: string | boolean | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || !/^\d+$/.test(v))
+    throw new UserError(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+function str(v: string | boolean | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Prints the outcome of a finished job; returns the exit code (0 succeeded, 1 failed or cancelled). */
+function reportEnd(job: JobView): number {
+  if (job.state === 'succeeded') {
+    process.stderr.write(
+      `job ${job.id} succeeded in ${formatDuration((job.finishedAt ?? Date.now()) - job.createdAt)}\n`,
+    );
+    return 0;
+  }
+  process.stderr.write(`job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}\n`);
+  return 1;
+}
+
+export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<number> {
+  const [modulePath, ...inputs] = args;
+  if (!modulePath) throw new UserError('usage: tabreduce submit JOB.js INPUT... (see tabreduce submit --help)');
+  if (inputs.length === 0) throw new UserError('no input files: tabreduce submit JOB.js INPUT...');
+  const spec = {
+    moduleName: basename(modulePath),
+    reduces: intFlag(f['reduces'], 'reduces', JOB_DEFAULTS.reduces),
+    splitSize: f['split-size'] ? parseSize(String(f['split-size']), '--split-size') : JOB_DEFAULTS.splitSize,
+    taskTimeoutMs: f['task-timeout']
+      ? parseDuration(String(f['task-timeout']), '--task-timeout')
+      : JOB_DEFAULTS.taskTimeoutMs,
+    maxAttempts: intFlag(f['max-attempts'], 'max-attempts', JOB_DEFAULTS.maxAttempts),
+  };
+  checkSpec(spec);
+  // Everything that can be checked here is, before a byte is uploaded.
+  const source = (await readInput(modulePath, 'job module')).toString('utf8');
+  checkJobModule(source, modulePath);
+  inputKeys(inputs);
+  for (const path of inputs) await checkReadable(path, 'input file');
+
+  const form = new FormData();
+  form.append('module', new Blob([source], { type: 'text/javascript' }), spec.moduleName);
+  // openAsBlob streams each file from disk as the request goes out, rather than reading it all first.
+  for (const path of inputs) form.append('input', await openAsBlob(path), basename(path));
+  const name = str(f['name']);
+  if (name !== undefined) form.append('name', name);
+  form.append('reduces', String(spec.reduces));
+  form.append('splitSize', String(spec.splitSize));
+  form.append('taskTimeoutMs', String(spec.taskTimeoutMs));
+  form.append('maxAttempts', String(spec.maxAttempts));
+  const { id } = await apiJson<{ id: string }>(t, '/api/jobs', { method: 'POST', body: form });
+  if (f['json'] && !f['wait']) process.stdout.write(`${JSON.stringify({ id })}\n`);
+  else process.stdout.write(`${id}\n`);
+  if (!f['wait']) return 0;
+  const job = await waitForJob(t, id);
+  if (f['json']) process.stdout.write(`${JSON.stringify(job)}\n`);
+  return reportEnd(job);
+}
+
+export async function wait(t: AdminTarget, args: string[], f: Flags): Promise<number> {
+  const id = needJob(args, 'wait');
+  const job = await waitForJob(t, id);
+  if (f['json']) process.stdout.write(`${JSON.stringify(job)}\n`);
+  return reportEnd(job);
+}
+
+function needJob(args: string[], cmd: string): string {
+  const id = args[0];
+  if (!id) throw new UserError(`usage: tabreduce ${cmd} JOB (job ids are listed by tabreduce status)`);
+  return id;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+function age(ms: number): string {
+  return `${formatDuration(Date.now() - ms)} ago`;
+}
+
+export async function status(t: AdminTarget, args: string[], f: Flags): Promise<number> {
+  if (args[0]) {
+    const id = args[0];
+    const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
+    const tasks = await apiJson<TaskView[]>(t, `/api/jobs/${encodeURIComponent(id)}/tasks`);
+    if (f['json']) {
+      process.stdout.write(`${JSON.stringify({ ...job, tasks }, null, 2)}\n`);
+      return 0;
+    }
+    const count = (o: string) => tasks.reduce((n, task) => n + task.attempts.filter((a) => a.outcome === o).length, 0);
+    const lines = [
+      `job        ${job.id}  ${job.name}`,
+      `state      ${job.state}`,
+      `created    ${new Date(job.createdAt).toISOString()} (${age(job.createdAt)})`,
+      `elapsed    ${formatDuration((job.finishedAt ?? Date.now()) - job.createdAt)}`,
+      `maps       ${job.maps.done}/${job.maps.total}   reduces ${job.reduces.done}/${job.reduces.total}`,
+      `input      ${formatBytes(job.inputBytes)} in splits of ${formatBytes(job.splitSize)}; records emitted ${job.recordsIn}, written ${job.recordsOut}`,
+      `attempts   ${['running', 'succeeded', 'failed', 'lost', 'superseded'].map((o) => `${o} ${count(o)}`).join(', ')}`,
+      `limits     task timeout ${formatDuration(job.taskTimeoutMs)}, max attempts ${job.maxAttempts}`,
+    ];
+    if (job.error) lines.push(`error      ${job.error.replace(/\n/g, '\n           ')}`);
+    const failed = tasks.flatMap((task) =>
+      task.attempts.filter((a) => a.outcome === 'failed').map((a) => ({ task, a })),
+    );
+    for (const { task, a } of failed.slice(-5)) {
+      lines.push(
+        `failed     ${task.phase} ${task.index}${task.input ? ` (${task.input})` : ''} on ${a.worker}: ${a.error?.message ?? ''}`,
+      );
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  }
+  const jobs = await apiJson<JobView[]>(t, '/api/jobs');
+  if (f['json']) {
+    process.stdout.write(`${JSON.stringify(jobs, null, 2)}\n`);
+    return 0;
+  }
+  if (jobs.length === 0) {
+    process.stdout.write('no jobs yet: submit one with tabreduce submit JOB.js INPUT...\n');
+    return 0;
+  }
+  const rows = [['ID', 'NAME', 'STATE', 'MAPS', 'REDUCES', 'CREATED', 'ELAPSED']];
+  for (const j of jobs) {
+    rows.push([
+      j.id,
+      j.name.slice(0, 30),
+      j.state,
+      `${j.maps.done}/${j.maps.total}`,
+      `${j.reduces.done}/${j.reduces.total}`,
+      age(j.createdAt),
+      formatDuration((j.finishedAt ?? Date.now()) - j.createdAt),
+    ]);
+  }
+  process.stdout.write(table(rows));
+  return 0;
+}
+
+export async function result(t: AdminTarget, args: string[], f: Flags): Promise<number> {
+  const id = needJob(args, 'result');
+  const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
+  if (job.state !== 'succeeded') {
+    throw new UserError(
+      `job ${id} is ${job.state}; its output is ready once it succeeds${job.state === 'failed' ? '' : ` (tabreduce wait ${id})`}`,
+    );
+  }
+  const out = str(f['out']);
+  if (!out) {
+    const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output`);
+    await pipeline(Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>), process.stdout, { end: false });
+    return 0;
+  }
+  await mkdir(out, { recursive: true });
+  for (let r = 0; r < job.reduces.total; r++) {
+    const text = await (await api(t, `/api/jobs/${encodeURIComponent(id)}/output?partition=${r}`)).text();
+    await writeFile(join(out, `part-${String(r).padStart(5, '0')}`), text);
+  }
+  process.stderr.write(
+    `wrote ${job.reduces.total} partitions to ${out}/part-00000..part-${String(job.reduces.total - 1).padStart(5, '0')}\n`,
+  );
+  return 0;
+}
+
+export async function cancel(t: AdminTarget, args: string[], f: Flags): Promise<number> {
+  const id = needJob(args, 'cancel');
+  const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+  if (f['json']) process.stdout.write(`${JSON.stringify(job)}\n`);
+  else process.stderr.write(`job ${id} cancelled\n`);
+  return 0;
+}
+
+export async function workers(t: AdminTarget, _args: string[], f: Flags): Promise<number> {
+  const list = await apiJson<WorkerView[]>(t, '/api/workers');
+  if (f['json']) {
+    process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+    return 0;
+  }
+  if (list.length === 0) {
+    process.stdout.write("no volunteers connected: open the master's URL in a browser, or run tabreduce volunteer\n");
+    return 0;
+  }
+  const rows = [['ID', 'STATE', 'THREADS', 'RUNNING', 'DONE', 'CONNECTED', 'LAST SEEN', 'AGENT']];
+  for (const w of list) {
+    rows.push([
+      w.id,
+      w.state,
+      String(w.threads),
+      String(w.running),
+      String(w.done),
+      age(w.connectedAt),
+      age(w.lastSeenAt),
+      w.agent.slice(0, 40),
+    ]);
+  }
+  process.stdout.write(table(rows));
+  return 0;
+}

@@ -1,0 +1,56 @@
+import Database from 'better-sqlite3';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export type Db = Database.Database;
+
+/** `migrations/` beside `server/`, whether running from source or from `dist/`. */
+function migrationsDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  for (const up of ['../migrations/', '../../migrations/']) {
+    const dir = new URL(up, `file://${here}`);
+    try {
+      readdirSync(dir);
+      return fileURLToPath(dir);
+    } catch {
+      // try the next layout
+    }
+  }
+  throw new Error(`migrations/ not found near ${here}`);
+}
+
+/**
+ * Applies `migrations/NNNN_*.sql` above `PRAGMA user_version`, each in its own transaction that also
+ * bumps `user_version`, so a crash mid-migration leaves the previous version intact.
+ */
+export function migrate(db: Db): number {
+  const dir = migrationsDir();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{4}_.*\.sql$/.test(f))
+    .sort();
+  let version = db.pragma('user_version', { simple: true }) as number;
+  for (const file of files) {
+    const n = Number(file.slice(0, 4));
+    if (n <= version) continue;
+    const sql = readFileSync(`${dir}/${file}`, 'utf8');
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${n}`);
+    }).immediate();
+    version = n;
+  }
+  return version;
+}
+
+export function openDatabase(path: string): Db {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // WAL + NORMAL survives a SIGKILL of the master with every committed transaction intact (the WAL is
+  // written before COMMIT returns); only an OS crash or power cut can lose the last commits. FULL
+  // would fsync each task commit and cap dispatch at the disk's fsync rate.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}

@@ -1,0 +1,50 @@
+/**
+ * `tabreduce local`: the job run sequentially in this process with the same splitting and the same
+ * engine as the distributed run, so its output is the reference the distributed output must equal.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { asJobModule, runMap, runReduce, type Partition } from '../shared/engine.js';
+import { decodeUtf8, splitRanges } from '../shared/split.js';
+import { UserError } from '../shared/errors.js';
+import { checkJobModule } from './module-check.js';
+import { inputKeys, checkSpec, JOB_DEFAULTS } from './submit-job.js';
+import { readInput } from './cli/files.js';
+
+export interface LocalOptions {
+  reduces?: number;
+  splitSize?: number;
+  onProgress?: (done: number, total: number, phase: 'map' | 'reduce') => void;
+}
+
+/** Returns the R output partitions as `key<TAB>value\n` texts. */
+export async function runLocal(modulePath: string, inputPaths: string[], opts: LocalOptions = {}): Promise<string[]> {
+  const reduces = opts.reduces ?? JOB_DEFAULTS.reduces;
+  const splitSize = opts.splitSize ?? JOB_DEFAULTS.splitSize;
+  checkSpec({ moduleName: modulePath, reduces, splitSize, taskTimeoutMs: JOB_DEFAULTS.taskTimeoutMs, maxAttempts: 1 });
+  const source = await readInput(modulePath, 'job module').then((b) => b.toString('utf8'));
+  checkJobModule(source, modulePath);
+  if (inputPaths.length === 0) throw new UserError('no input files given');
+  const keys = inputKeys(inputPaths);
+  const mod = asJobModule((await import(pathToFileURL(resolve(modulePath)).href)) as Record<string, unknown>);
+
+  const splits: { key: string; value: string }[] = [];
+  for (const [i, path] of inputPaths.entries()) {
+    const bytes = await readInput(path, 'input file');
+    for (const r of splitRanges(bytes, splitSize)) {
+      splits.push({ key: keys[i]!, value: decodeUtf8(bytes.subarray(r.start, r.end), `input ${path}`) });
+    }
+  }
+  const byPartition: Partition[][] = Array.from({ length: reduces }, () => []);
+  for (const [i, s] of splits.entries()) {
+    const { partitions } = await runMap(mod, s.key, s.value, reduces);
+    partitions.forEach((p, r) => byPartition[r]!.push(p));
+    opts.onProgress?.(i + 1, splits.length, 'map');
+  }
+  const out: string[] = [];
+  for (const [r, inputs] of byPartition.entries()) {
+    out.push((await runReduce(mod, inputs)).text);
+    opts.onProgress?.(r + 1, reduces, 'reduce');
+  }
+  return out;
+}

@@ -1,0 +1,70 @@
+import { parse, type Node } from 'acorn';
+import { UserError } from '../shared/errors.js';
+
+interface AcornSyntaxError extends SyntaxError {
+  loc?: { line: number; column: number };
+}
+
+interface NamedNode extends Node {
+  id?: { name: string } | null;
+  declaration?: (Node & { id?: { name: string }; declarations?: { id: Node & { name?: string } }[] }) | null;
+  specifiers?: { exported: Node & { name?: string; value?: string } }[];
+  source?: { value: string } | null;
+}
+
+/**
+ * Checks a job module without running it: it must parse as an ES module, export `map` and
+ * `reduce`, and import nothing (volunteers load it alone from the master). Throws a UserError
+ * naming the file, line and reason; returns the exported names.
+ */
+export function checkJobModule(source: string, file: string): Set<string> {
+  if (/\.(c?ts|mts|tsx)$/.test(file)) {
+    throw new UserError(
+      `${file}: TypeScript job modules are not compiled by tabreduce; compile it to .js (e.g. tsc) and submit that`,
+    );
+  }
+  let program: { body: NamedNode[] };
+  try {
+    program = parse(source, { ecmaVersion: 'latest', sourceType: 'module', locations: true }) as unknown as {
+      body: NamedNode[];
+    };
+  } catch (e) {
+    const err = e as AcornSyntaxError;
+    const where = err.loc ? `${err.loc.line}:${err.loc.column + 1}` : '?';
+    const reason = err.message.replace(/\s*\(\d+:\d+\)$/, '');
+    throw new UserError(`${file}:${where}: syntax error: ${reason}`);
+  }
+  const exported = new Set<string>();
+  for (const node of program.body) {
+    const line = (node as Node & { loc?: { start: { line: number } } }).loc?.start.line ?? '?';
+    if (node.type === 'ImportDeclaration') {
+      throw new UserError(
+        `${file}:${line}: job modules must be self-contained, but this imports ${JSON.stringify(node.source?.value)}; bundle it into the module`,
+      );
+    }
+    if (node.type === 'ExportAllDeclaration') {
+      throw new UserError(`${file}:${line}: job modules must be self-contained: "export * from" is not allowed`);
+    }
+    if (node.type !== 'ExportNamedDeclaration') continue;
+    if (node.source) {
+      throw new UserError(
+        `${file}:${line}: job modules must be self-contained: re-exports from ${JSON.stringify(node.source.value)} are not allowed`,
+      );
+    }
+    const decl = node.declaration;
+    if (decl?.id?.name) exported.add(decl.id.name);
+    for (const d of decl?.declarations ?? []) if (d.id.name) exported.add(d.id.name);
+    for (const s of node.specifiers ?? []) {
+      const name = s.exported.name ?? s.exported.value;
+      if (name) exported.add(name);
+    }
+  }
+  const missing = ['map', 'reduce'].filter((n) => !exported.has(n));
+  if (missing.length > 0) {
+    const list = missing.map((n) => `"${n}"`).join(' and ');
+    throw new UserError(
+      `${file}: the module does not export ${list}; a job module needs \`export function map(key, value, emit)\` and \`export function reduce(key, values)\``,
+    );
+  }
+  return exported;
+}

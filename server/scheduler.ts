@@ -1,0 +1,757 @@
+/**
+ * The scheduler: hands tasks to volunteers, commits results exactly once, and applies the fault rules.
+ *
+ * SQLite is the truth; memory holds only what a restart can rebuild from it (running leases, active
+ * jobs) plus live connections. Every state change that depends on a lease names the lease, so a late,
+ * duplicate or forged result changes nothing and is recorded as `superseded` (or refused).
+ *
+ * Time comes from `clock`, and the 10-second rules run in `sweep()`, so tests drive them without
+ * sleeping: advance the clock, call `sweep()`.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Db } from './db.js';
+import { createAttemptStore, type AttemptRow } from './sql/attempt-store.js';
+import { createJobStore, type JobRow } from './sql/job-store.js';
+import { createOutputStore } from './sql/output-store.js';
+import { createTaskStore, type TaskRow } from './sql/task-store.js';
+import { createVolunteerStore } from './sql/volunteer-store.js';
+import { nextTaskState, type JobState, type Phase } from './states.js';
+import {
+  checkMapOutput,
+  checkReduceOutput,
+  type HelloMessage,
+  type MasterMessage,
+  type TaskFailMessage,
+  type TaskResultMessage,
+  type VolunteerMessage,
+} from '../shared/protocol.js';
+import type { Partition } from '../shared/engine.js';
+import type { SerializedError } from '../shared/errors.js';
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** What the scheduler needs of a volunteer's socket. */
+export interface Connection {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+export interface SchedulerOptions {
+  clock?: Clock;
+  /** A volunteer silent (or disconnected) this long loses its tasks. */
+  reassignAfterMs?: number;
+  heartbeatMs?: number;
+  log?: (line: string) => void;
+}
+
+/** How long a volunteer may let the job's code run, as a multiple of the job's task timeout. */
+export const HARD_LIMIT_FACTOR = 3;
+
+interface Lease {
+  lease: string;
+  taskId: number;
+  jobId: string;
+  volunteerId: string;
+  phase: Phase;
+  index: number;
+  startedAt: number;
+  backup: boolean;
+}
+
+export interface Volunteer {
+  id: string;
+  secret: string;
+  agent: string;
+  threads: number;
+  slots: number;
+  paused: boolean;
+  connectedAt: number;
+  lastSeenAt: number;
+  /** When the socket closed; null while connected. */
+  closedAt: number | null;
+  conn: Connection | null;
+  running: Set<string>;
+  done: number;
+  /** Input bytes of tasks committed, for throughput. */
+  bytes: number;
+}
+
+interface ActiveJob {
+  id: string;
+  name: string;
+  state: JobState;
+  nReduce: number;
+  taskTimeoutMs: number;
+  maxAttempts: number;
+  running: number;
+  /** Set when a look for pending tasks found none; cleared when a task becomes pending again. */
+  drained: boolean;
+}
+
+export type SchedulerEvent =
+  | { kind: 'job'; jobId: string }
+  | { kind: 'volunteers' }
+  | { kind: 'commit'; jobId: string; phase: Phase; bytes: number };
+
+export class Scheduler {
+  readonly clock: Clock;
+  readonly reassignAfterMs: number;
+  readonly heartbeatMs: number;
+  readonly jobs;
+  readonly tasks;
+  readonly attempts;
+  readonly outputs;
+  readonly volunteerRows;
+  readonly volunteers = new Map<string, Volunteer>();
+  private readonly leases = new Map<string, Lease>();
+  private readonly active = new Map<string, ActiveJob>();
+  /** Tasks whose only running attempt passed the task timeout: they get a backup attempt. */
+  private readonly needBackup = new Set<number>();
+  private readonly listeners = new Set<(e: SchedulerEvent) => void>();
+  private readonly log: (line: string) => void;
+  private dispatching = false;
+  private dispatchAgain = false;
+  readonly counters = { committed: 0, superseded: 0, failed: 0, lost: 0, refused: 0, assigned: 0, invalid: 0 };
+
+  constructor(
+    readonly db: Db,
+    opts: SchedulerOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.reassignAfterMs = opts.reassignAfterMs ?? 10_000;
+    this.heartbeatMs = opts.heartbeatMs ?? 2_000;
+    this.log = opts.log ?? (() => {});
+    this.jobs = createJobStore(db);
+    this.tasks = createTaskStore(db);
+    this.attempts = createAttemptStore(db);
+    this.outputs = createOutputStore(db);
+    this.volunteerRows = createVolunteerStore(db);
+    this.recover();
+  }
+
+  /**
+   * After a restart every volunteer that held a running attempt is treated as disconnected now:
+   * it keeps its tasks if it reconnects within `reassignAfterMs`, like a tab after a network blip.
+   */
+  private recover(): void {
+    const now = this.clock.now();
+    for (const job of this.jobs.active()) this.activate(job);
+    for (const a of this.attempts.allRunning()) {
+      const task = this.tasks.get(a.task_id)!;
+      let v = this.volunteers.get(a.volunteer_id);
+      if (!v) {
+        const row = this.volunteerRows.get(a.volunteer_id);
+        v = this.newVolunteer(a.volunteer_id, row?.secret ?? '', row?.agent ?? '', row?.threads ?? 1, now);
+        v.closedAt = now;
+        v.done = row?.done ?? 0;
+        this.volunteers.set(v.id, v);
+      }
+      v.running.add(a.lease);
+      this.leases.set(a.lease, {
+        lease: a.lease,
+        taskId: a.task_id,
+        jobId: a.job_id,
+        volunteerId: a.volunteer_id,
+        phase: task.phase,
+        index: task.idx,
+        startedAt: a.started_at,
+        backup: a.backup === 1,
+      });
+      const job = this.active.get(a.job_id);
+      if (job) job.running++;
+    }
+    if (this.leases.size > 0) {
+      this.log(
+        `recovered ${this.leases.size} running attempts; their volunteers have ${this.reassignAfterMs}ms to reconnect`,
+      );
+    }
+  }
+
+  on(listener: (e: SchedulerEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: SchedulerEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+
+  private activate(job: JobRow): void {
+    this.active.set(job.id, {
+      id: job.id,
+      name: job.name,
+      state: job.state,
+      nReduce: job.n_reduce,
+      taskTimeoutMs: job.task_timeout_ms,
+      maxAttempts: job.max_attempts,
+      running: 0,
+      drained: false,
+    });
+  }
+
+  /** A job was inserted (see submit-job.ts): offer its tasks. */
+  jobAdded(id: string): void {
+    const job = this.jobs.get(id);
+    if (!job) return;
+    this.activate(job);
+    this.emit({ kind: 'job', jobId: id });
+    this.dispatch();
+  }
+
+  private newVolunteer(id: string, secret: string, agent: string, threads: number, now: number): Volunteer {
+    return {
+      id,
+      secret,
+      agent,
+      threads,
+      slots: threads,
+      paused: false,
+      connectedAt: now,
+      lastSeenAt: now,
+      closedAt: null,
+      conn: null,
+      running: new Set(),
+      done: 0,
+      bytes: 0,
+    };
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  /** A socket sent a valid `hello`: attach it to its old identity when it proves it, else a new one. */
+  hello(conn: Connection, msg: HelloMessage): Volunteer {
+    const now = this.clock.now();
+    let v = msg.volunteerId ? this.volunteers.get(msg.volunteerId) : undefined;
+    if (v && !secretMatches(v.secret, msg.secret)) v = undefined;
+    if (!v && msg.volunteerId && msg.secret) {
+      const row = this.volunteerRows.get(msg.volunteerId);
+      if (row && secretMatches(row.secret, msg.secret)) {
+        v = this.newVolunteer(row.id, row.secret, row.agent, row.threads, now);
+        v.done = row.done;
+        this.volunteers.set(v.id, v);
+      }
+    }
+    if (!v) {
+      v = this.newVolunteer(
+        randomBytes(8).toString('hex'),
+        randomBytes(16).toString('hex'),
+        msg.agent,
+        msg.threads,
+        now,
+      );
+      this.volunteers.set(v.id, v);
+    } else if (v.conn && v.conn !== conn) {
+      v.conn.close(4001, 'replaced by a newer connection');
+    }
+    v.conn = conn;
+    v.closedAt = null;
+    v.lastSeenAt = now;
+    v.agent = msg.agent;
+    v.threads = msg.threads;
+    v.slots = msg.slots;
+    v.paused = msg.paused;
+    this.volunteerRows.upsert({
+      id: v.id,
+      secret: v.secret,
+      agent: v.agent,
+      connected_at: v.connectedAt,
+      last_seen_at: now,
+      threads: v.threads,
+    });
+    // Leases the master gave this volunteer but the volunteer no longer has (a reloaded tab) are lost
+    // now rather than after the reassignment delay; leases it has but the master ended are dropped.
+    const held = new Set(msg.running);
+    const gone = [...v.running].filter((l) => !held.has(l));
+    if (gone.length > 0)
+      this.settle(gone, 'lost', { name: 'Lost', message: 'volunteer reconnected without this task' });
+    const kept = msg.running.filter((l) => v.running.has(l));
+    this.send(v, { type: 'welcome', volunteerId: v.id, secret: v.secret, heartbeatMs: this.heartbeatMs, kept });
+    this.log(`volunteer ${v.id} connected (${v.threads} threads${kept.length ? `, kept ${kept.length} tasks` : ''})`);
+    this.emit({ kind: 'volunteers' });
+    this.dispatch();
+    return v;
+  }
+
+  closed(v: Volunteer, conn: Connection): void {
+    if (v.conn !== conn) return;
+    v.conn = null;
+    v.closedAt = this.clock.now();
+    this.log(
+      `volunteer ${v.id} disconnected${v.running.size ? `; ${v.running.size} tasks wait ${this.reassignAfterMs}ms for it` : ''}`,
+    );
+    this.emit({ kind: 'volunteers' });
+  }
+
+  /** Any frame from a volunteer counts as a sign of life. */
+  seen(v: Volunteer): void {
+    v.lastSeenAt = this.clock.now();
+  }
+
+  handle(v: Volunteer, msg: VolunteerMessage): void {
+    this.seen(v);
+    switch (msg.type) {
+      case 'hello':
+        this.send(v, { type: 'error', message: 'hello was already received on this connection' });
+        return;
+      case 'heartbeat':
+        return;
+      case 'volunteer.update':
+        v.threads = msg.threads;
+        v.slots = msg.slots;
+        v.paused = msg.paused;
+        this.emit({ kind: 'volunteers' });
+        this.dispatch();
+        return;
+      case 'task.result':
+        this.result(v, msg);
+        return;
+      case 'task.fail':
+        this.fail(v, msg);
+        return;
+    }
+  }
+
+  send(v: Volunteer, msg: MasterMessage): void {
+    this.sendRaw(v, JSON.stringify(msg));
+  }
+
+  private sendRaw(v: Volunteer, text: string): void {
+    if (!v.conn) return;
+    try {
+      v.conn.send(text);
+    } catch (e) {
+      this.log(`send to ${v.id} failed: ${String(e)}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  private freeSlots(v: Volunteer): number {
+    if (!v.conn || v.paused) return 0;
+    return v.slots - v.running.size;
+  }
+
+  /**
+   * Hands out tasks while volunteers have free slots: one task per volunteer per pass, so work
+   * spreads across tabs before any tab gets a second task.
+   */
+  dispatch(): void {
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return;
+    }
+    this.dispatching = true;
+    try {
+      do {
+        this.dispatchAgain = false;
+        let hungry = [...this.volunteers.values()].filter((v) => this.freeSlots(v) > 0);
+        // Least-loaded first, relative to its threads.
+        hungry.sort((a, b) => a.running.size / a.threads - b.running.size / b.threads);
+        while (hungry.length > 0) {
+          const next: Volunteer[] = [];
+          for (const v of hungry) {
+            if (this.assignOne(v) && this.freeSlots(v) > 0) next.push(v);
+          }
+          hungry = next;
+        }
+      } while (this.dispatchAgain);
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  /** Gives `v` the next task it may run: a backup first, else a pending task of the least-served job. */
+  private assignOne(v: Volunteer): boolean {
+    for (const taskId of this.needBackup) {
+      const holders = [...this.leases.values()].filter((l) => l.taskId === taskId);
+      if (holders.length !== 1) {
+        this.needBackup.delete(taskId);
+        continue;
+      }
+      if (holders[0]!.volunteerId === v.id) continue;
+      this.needBackup.delete(taskId);
+      const task = this.tasks.get(taskId);
+      if (task && task.state === 'running') return this.assign(v, task, true);
+    }
+    const jobs = [...this.active.values()]
+      .filter((j) => !j.drained && (j.state === 'queued' || j.state === 'mapping' || j.state === 'reducing'))
+      .sort((a, b) => a.running - b.running);
+    for (const job of jobs) {
+      const task = this.tasks.nextPending(job.id, job.state === 'reducing' ? 'reduce' : 'map');
+      if (task) return this.assign(v, task, false);
+      job.drained = true;
+    }
+    return false;
+  }
+
+  private assign(v: Volunteer, task: TaskRow, backup: boolean): boolean {
+    const job = this.active.get(task.job_id);
+    if (!job) return false;
+    const now = this.clock.now();
+    const lease = randomBytes(16).toString('hex');
+    this.db
+      .transaction(() => {
+        this.attempts.insert({
+          task_id: task.id,
+          job_id: task.job_id,
+          volunteer_id: v.id,
+          lease,
+          backup: backup ? 1 : 0,
+          started_at: now,
+        });
+        this.tasks.move(task.id, task.state, nextTaskState(task.state, { type: 'assign' }));
+        if (job.state === 'queued' && this.jobs.advance(job.id, 'queued', 'mapping')) job.state = 'mapping';
+      })
+      .immediate();
+    this.leases.set(lease, {
+      lease,
+      taskId: task.id,
+      jobId: job.id,
+      volunteerId: v.id,
+      phase: task.phase,
+      index: task.idx,
+      startedAt: now,
+      backup,
+    });
+    v.running.add(lease);
+    job.running++;
+    this.counters.assigned++;
+    this.sendRaw(v, this.assignMessage(job, task, lease));
+    this.emit({ kind: 'job', jobId: job.id });
+    return true;
+  }
+
+  private assignMessage(job: ActiveJob, task: TaskRow, lease: string): string {
+    const head = {
+      type: 'task.assign',
+      lease,
+      jobId: job.id,
+      jobName: job.name,
+      taskId: task.id,
+      phase: task.phase,
+      index: task.idx,
+      nReduce: job.nReduce,
+      moduleUrl: `/jobs/${job.id}/module.js`,
+      hardLimitMs: job.taskTimeoutMs * HARD_LIMIT_FACTOR,
+    };
+    if (task.phase === 'map') {
+      const bytes = this.tasks.input(task.id) ?? Buffer.alloc(0);
+      return JSON.stringify({ ...head, input: { key: task.input_key ?? '', value: bytes.toString('utf8') } });
+    }
+    // Map outputs are stored as the JSON the volunteers sent (already checked), so the reduce input
+    // is spliced together without parsing it again.
+    const parts = this.outputs.reduceInput(job.id, task.idx);
+    const json = JSON.stringify(head);
+    return `${json.slice(0, -1)},"input":[${parts.join(',')}]}`;
+  }
+
+  // ---------------------------------------------------------------- results
+
+  /** Looks a lease up for `v`; answers and returns undefined when `v` may not act on it. */
+  private ownLease(v: Volunteer, lease: string): AttemptRow | undefined {
+    const a = this.attempts.byLease(lease);
+    if (!a) {
+      this.refuse(v, lease, 'unknown lease');
+      return undefined;
+    }
+    if (a.volunteer_id !== v.id) {
+      this.refuse(v, lease, 'this lease belongs to another volunteer');
+      return undefined;
+    }
+    if (a.outcome !== 'running') {
+      // Late: the volunteer was declared lost, or another attempt already won.
+      if (a.outcome === 'lost') this.attempts.relabel(lease, 'lost', 'superseded');
+      this.counters.superseded++;
+      this.send(v, { type: 'task.ack', lease, outcome: 'superseded', reason: `attempt already ${a.outcome}` });
+      return undefined;
+    }
+    return a;
+  }
+
+  private refuse(v: Volunteer, lease: string, reason: string): void {
+    this.counters.refused++;
+    this.send(v, { type: 'task.ack', lease, outcome: 'refused', reason });
+  }
+
+  private result(v: Volunteer, msg: TaskResultMessage): void {
+    const a = this.ownLease(v, msg.lease);
+    if (!a) return;
+    const task = this.tasks.get(a.task_id)!;
+    const job = this.jobs.get(a.job_id)!;
+    const invalid = task.phase === 'map' ? checkMapOutput(msg.output, job.n_reduce) : checkReduceOutput(msg.output);
+    if (invalid) {
+      // Not the job's fault: the volunteer broke the protocol. Its attempt is lost and it is dropped.
+      this.counters.invalid++;
+      this.settle([msg.lease], 'lost', { name: 'InvalidOutput', message: `volunteer sent invalid output: ${invalid}` });
+      this.send(v, { type: 'error', message: `invalid output for ${msg.lease}: ${invalid}` });
+      v.conn?.close(1008, 'invalid task output');
+      this.dispatch();
+      return;
+    }
+    const now = this.clock.now();
+    const cancelled: AttemptRow[] = [];
+    let bytes = 0;
+    const committed = this.db
+      .transaction(() => {
+        const ended = this.attempts.end({
+          lease: msg.lease,
+          outcome: 'succeeded',
+          at: now,
+          ms: msg.stats.ms,
+          records_in: msg.stats.recordsIn,
+          records_out: msg.stats.recordsOut,
+        });
+        if (!ended || !this.tasks.move(task.id, 'running', nextTaskState('running', { type: 'commit' }))) {
+          return false;
+        }
+        for (const other of this.attempts.runningForTask(task.id)) {
+          this.attempts.end({ lease: other.lease, outcome: 'superseded', at: now, error: errorJson(SUPERSEDED) });
+          cancelled.push(other);
+        }
+        if (task.phase === 'map') {
+          const parts = msg.output as Partition[];
+          parts.forEach((p, r) => {
+            if (p.length > 0) this.outputs.putMap(job.id, r, task.idx, JSON.stringify(p));
+          });
+          bytes = this.tasks.input(task.id)?.length ?? 0;
+          const c = this.jobs.mapDone(job.id, msg.stats.recordsOut);
+          if (c.maps_done === c.maps_total) this.jobs.advance(job.id, 'mapping', 'reducing');
+        } else {
+          this.outputs.put(job.id, task.idx, msg.output as string);
+          bytes = (msg.output as string).length;
+          const c = this.jobs.reduceDone(job.id, msg.stats.recordsOut);
+          if (c.reduces_done === c.n_reduce) {
+            this.jobs.finish(job.id, 'succeeded', now);
+            this.outputs.dropMaps(job.id);
+            this.tasks.dropInputs(job.id);
+          }
+        }
+        this.volunteerRows.done(v.id);
+        return true;
+      })
+      .immediate();
+    this.forget(msg.lease);
+    if (!committed) {
+      this.counters.superseded++;
+      this.attempts.end({ lease: msg.lease, outcome: 'superseded', at: now, error: errorJson(SUPERSEDED) });
+      this.send(v, { type: 'task.ack', lease: msg.lease, outcome: 'superseded', reason: 'another attempt won' });
+      this.dispatch();
+      return;
+    }
+    this.counters.committed++;
+    v.done++;
+    v.bytes += bytes;
+    this.send(v, { type: 'task.ack', lease: msg.lease, outcome: 'committed' });
+    for (const other of cancelled) this.cancelLease(other.lease, 'another attempt of this task finished first');
+    const moved = this.refreshJob(job.id);
+    this.emit({ kind: 'commit', jobId: job.id, phase: task.phase, bytes });
+    // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot of
+    // `v` only, so refilling `v` restores that, unless the commit opened new work (the barrier).
+    if (moved) this.dispatch();
+    else this.fill(v);
+  }
+
+  /** Fills one volunteer's free slots; the cheap path after its own result. */
+  private fill(v: Volunteer): void {
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return;
+    }
+    while (this.freeSlots(v) > 0 && this.assignOne(v));
+  }
+
+  private fail(v: Volunteer, msg: TaskFailMessage): void {
+    if (!this.ownLease(v, msg.lease)) return;
+    const why = { threw: 'threw', timeout: 'ran past its time limit', crashed: 'crashed its worker' }[msg.reason];
+    this.log(`task ${this.leases.get(msg.lease)?.taskId} on ${v.id}: job code ${why}: ${msg.error.message}`);
+    this.settle([msg.lease], 'failed', msg.error);
+    this.dispatch();
+  }
+
+  /**
+   * The one "fail or retry" path for attempts that end without a result: the job's code failed, or
+   * the volunteer was lost. The task runs again unless another attempt is still on it, or its
+   * failures reached the job's max attempts, which fails the job.
+   */
+  settle(leaseIds: string[], outcome: 'failed' | 'lost', error: SerializedError): void {
+    const now = this.clock.now();
+    const failedJobs = new Map<string, string>();
+    this.db
+      .transaction(() => {
+        for (const lease of leaseIds) {
+          const a = this.attempts.byLease(lease);
+          if (!a || !this.attempts.end({ lease, outcome, at: now, error: errorJson(error) })) continue;
+          const task = this.tasks.get(a.task_id)!;
+          const job = this.jobs.get(a.job_id)!;
+          const failures = outcome === 'failed' ? this.tasks.addFailure(task.id) : task.failures;
+          const state = nextTaskState(task.state, {
+            type: 'settle',
+            othersRunning: this.attempts.runningForTask(task.id).length,
+            failures,
+            maxAttempts: job.max_attempts,
+          });
+          this.tasks.move(task.id, task.state, state);
+          if (state === 'failed') failedJobs.set(job.id, describeFailure(task, failures, error));
+          if (state === 'pending') {
+            const aj = this.active.get(job.id);
+            if (aj) aj.drained = false;
+          }
+        }
+      })
+      .immediate();
+    for (const lease of leaseIds) {
+      if (this.forget(lease)) this.counters[outcome]++;
+    }
+    for (const [jobId, reason] of failedJobs) this.endJob(jobId, 'failed', reason);
+    for (const lease of leaseIds) {
+      const jobId = this.attempts.byLease(lease)?.job_id;
+      if (jobId) this.refreshJob(jobId);
+    }
+  }
+
+  /** Drops a lease from memory; returns whether it was there. */
+  private forget(lease: string): boolean {
+    const l = this.leases.get(lease);
+    if (!l) return false;
+    this.leases.delete(lease);
+    this.volunteers.get(l.volunteerId)?.running.delete(lease);
+    const job = this.active.get(l.jobId);
+    if (job) job.running--;
+    return true;
+  }
+
+  private cancelLease(lease: string, reason: string): void {
+    const l = this.leases.get(lease);
+    const holder = l ? this.volunteers.get(l.volunteerId) : undefined;
+    const attempt = l ? undefined : this.attempts.byLease(lease);
+    const v = holder ?? (attempt ? this.volunteers.get(attempt.volunteer_id) : undefined);
+    this.forget(lease);
+    if (v) this.send(v, { type: 'task.cancel', lease, reason });
+  }
+
+  /** Re-reads a job after a change: phase moves, and finished jobs leave the active set. True if it moved. */
+  private refreshJob(jobId: string): boolean {
+    const row = this.jobs.get(jobId);
+    const job = this.active.get(jobId);
+    if (!row || !job) return false;
+    const moved = row.state !== job.state;
+    if (moved) {
+      job.state = row.state;
+      job.drained = false;
+      if (row.state === 'succeeded') {
+        this.active.delete(jobId);
+        this.log(`job ${jobId} (${row.name}) succeeded`);
+      }
+    }
+    this.emit({ kind: 'job', jobId });
+    return moved;
+  }
+
+  /** Fails or cancels a job: open tasks are cancelled and running attempts told to stop. */
+  endJob(jobId: string, state: 'failed' | 'cancelled', reason: string | null): boolean {
+    const now = this.clock.now();
+    const running = this.attempts.runningForJob(jobId);
+    const ended = this.db
+      .transaction(() => {
+        if (!this.jobs.finish(jobId, state, now, reason)) return false;
+        this.tasks.cancelOpen(jobId);
+        const why = { name: 'Superseded', message: `job ${state}` };
+        for (const a of running)
+          this.attempts.end({ lease: a.lease, outcome: 'superseded', at: now, error: errorJson(why) });
+        return true;
+      })
+      .immediate();
+    if (!ended) return false;
+    for (const a of running) this.cancelLease(a.lease, `job ${state}`);
+    this.active.delete(jobId);
+    for (const taskId of this.needBackup) if (this.tasks.get(taskId)?.job_id === jobId) this.needBackup.delete(taskId);
+    this.log(`job ${jobId} ${state}${reason ? `: ${reason.split('\n')[0]}` : ''}`);
+    this.emit({ kind: 'job', jobId });
+    this.dispatch();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- the 10-second rules
+
+  /** Applies the time rules; the server calls it a few times a second, tests call it after moving the clock. */
+  sweep(): void {
+    const now = this.clock.now();
+    let changed = false;
+    for (const v of [...this.volunteers.values()]) {
+      const since = v.closedAt ?? v.lastSeenAt;
+      if (now - since < this.reassignAfterMs) continue;
+      const why = v.conn ? `no message for ${now - since}ms` : `disconnected ${now - since}ms ago`;
+      if (v.conn) v.conn.close(4000, 'missed heartbeats');
+      this.volunteers.delete(v.id);
+      if (v.running.size > 0) {
+        this.log(`volunteer ${v.id} is gone (${why}); reassigning ${v.running.size} tasks`);
+        this.settle([...v.running], 'lost', { name: 'Lost', message: `volunteer went away (${why})` });
+      }
+      changed = true;
+      this.emit({ kind: 'volunteers' });
+    }
+    const perTask = new Map<number, Lease[]>();
+    for (const l of this.leases.values()) {
+      const list = perTask.get(l.taskId);
+      if (list) list.push(l);
+      else perTask.set(l.taskId, [l]);
+    }
+    const overdue: string[] = [];
+    for (const [taskId, ls] of perTask) {
+      const job = this.active.get(ls[0]!.jobId);
+      if (!job) continue;
+      for (const l of ls) {
+        // The volunteer should have stopped the code at the hard limit; past that plus the
+        // reassignment delay it is not reporting, so the attempt counts as lost.
+        if (now - l.startedAt >= job.taskTimeoutMs * HARD_LIMIT_FACTOR + this.reassignAfterMs) overdue.push(l.lease);
+      }
+      if (ls.length === 1 && now - ls[0]!.startedAt >= job.taskTimeoutMs && !this.needBackup.has(taskId)) {
+        this.needBackup.add(taskId);
+        changed = true;
+      }
+    }
+    if (overdue.length > 0) {
+      for (const lease of overdue) this.cancelLease(lease, 'attempt overdue');
+      this.settle(overdue, 'lost', { name: 'Lost', message: 'volunteer did not report within the hard limit' });
+      changed = true;
+    }
+    if (changed) this.dispatch();
+  }
+
+  // ---------------------------------------------------------------- views
+
+  runningLeases(): Lease[] {
+    return [...this.leases.values()];
+  }
+
+  currentTasks(v: Volunteer): Lease[] {
+    return [...v.running].map((l) => this.leases.get(l)).filter((l): l is Lease => l !== undefined);
+  }
+
+  /** Persist last-seen times now and then for the workers listing; not on every heartbeat. */
+  flushSeen(): void {
+    this.db.transaction(() => {
+      for (const v of this.volunteers.values()) if (v.conn) this.volunteerRows.seen(v.id, v.lastSeenAt);
+    })();
+  }
+}
+
+const SUPERSEDED: SerializedError = { name: 'Superseded', message: 'another attempt of this task committed first' };
+
+function errorJson(e: SerializedError): string {
+  return JSON.stringify(e);
+}
+
+function describeFailure(task: TaskRow, failures: number, error: SerializedError): string {
+  const input = task.phase === 'map' ? ` (input ${JSON.stringify(task.input_key)})` : ` (partition ${task.idx})`;
+  const head = `${task.phase} task ${task.idx}${input} failed ${failures} time${failures === 1 ? '' : 's'}`;
+  return `${head}: ${error.name}: ${error.message}${error.stack ? `\n${error.stack}` : ''}`;
+}
+
+function secretMatches(expected: string, given: string | undefined): boolean {
+  if (!given || given.length !== expected.length || expected.length === 0) return false;
+  return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
+}

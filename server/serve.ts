@@ -1,0 +1,150 @@
+import { serve } from '@hono/node-server';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:http';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { openDatabase } from './db.js';
+import { Scheduler, type Clock } from './scheduler.js';
+import { createApp } from './app.js';
+import { createHub } from './ws-hub.js';
+import { UserError, toError } from '../shared/errors.js';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  data: string;
+  reassignAfterMs: number;
+  heartbeatMs: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxUploadBytes: number;
+  maxMessageBytes: number;
+  log: (line: string) => void;
+  clock?: Clock;
+}
+
+export const SERVE_DEFAULTS = Object.freeze({
+  host: '127.0.0.1',
+  port: 8080,
+  data: './data',
+  reassignAfterMs: 10_000,
+  heartbeatMs: 2_000,
+  maxUploadBytes: 1024 ** 3,
+  maxMessageBytes: 64 * 1024 ** 2,
+});
+
+/** How often the time rules run: a tenth of the smallest delay they enforce keeps them within 10%. */
+const SWEEP_MS = 250;
+
+export interface Master {
+  url: string;
+  port: number;
+  scheduler: Scheduler;
+  tokenSource: string;
+  close(): Promise<void>;
+}
+
+/** The admin token: TABREDUCE_TOKEN if set, else DATA/admin-token, created once with mode 0600. */
+export function loadToken(data: string): { token: string; source: string } {
+  const env = process.env['TABREDUCE_TOKEN'];
+  if (env) return { token: env, source: 'the TABREDUCE_TOKEN environment variable' };
+  const file = join(data, 'admin-token');
+  if (!existsSync(file)) {
+    writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+  return { token: readFileSync(file, 'utf8').trim(), source: resolve(file) };
+}
+
+function clientDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  for (const rel of ['../client', '../dist/client']) {
+    const dir = resolve(here, rel);
+    if (existsSync(join(dir, 'index.html'))) return dir;
+  }
+  return resolve(here, '../dist/client');
+}
+
+function prepareDataDir(data: string): void {
+  try {
+    mkdirSync(data, { recursive: true });
+    accessSync(data, constants.W_OK | constants.R_OK);
+  } catch (e) {
+    throw new UserError(
+      `cannot use the data directory ${resolve(data)}: ${toError(e).message}; pass --data with a writable directory`,
+    );
+  }
+}
+
+export async function startMaster(opts: ServeOptions): Promise<Master> {
+  prepareDataDir(opts.data);
+  const { token, source } = loadToken(opts.data);
+  const db = openDatabase(join(opts.data, 'tabreduce.db'));
+  const scheduler = new Scheduler(db, {
+    clock: opts.clock,
+    reassignAfterMs: opts.reassignAfterMs,
+    heartbeatMs: opts.heartbeatMs,
+    log: opts.log,
+  });
+  const app = createApp(scheduler, {
+    token,
+    clientDir: clientDir(),
+    maxUploadBytes: opts.maxUploadBytes,
+    log: opts.log,
+  });
+  const hub = createHub(scheduler, { maxMessageBytes: opts.maxMessageBytes, log: opts.log });
+  const tls = opts.tlsCert && opts.tlsKey;
+  if ((opts.tlsCert && !opts.tlsKey) || (!opts.tlsCert && opts.tlsKey)) {
+    throw new UserError('--tls-cert and --tls-key go together: give both or neither');
+  }
+  const serverOptions = tls ? { cert: readFileSync(opts.tlsCert!), key: readFileSync(opts.tlsKey!) } : undefined;
+  const server = await new Promise<Server>((ok, fail) => {
+    const s = serve(
+      {
+        fetch: app.fetch,
+        hostname: opts.host,
+        port: opts.port,
+        ...(tls ? { createServer: createHttpsServer, serverOptions } : {}),
+      },
+      () => ok(s as Server),
+    ) as Server;
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE')
+        fail(new UserError(`port ${opts.port} on ${opts.host} is in use; pick another with --port`));
+      else fail(e);
+    });
+  });
+  server.on('upgrade', (req, socket, head) => hub.upgrade(req, socket, head));
+  const sweeper = setInterval(() => {
+    try {
+      scheduler.sweep();
+    } catch (e) {
+      opts.log(`sweep failed: ${toError(e).stack}`);
+    }
+  }, SWEEP_MS);
+  const flusher = setInterval(() => scheduler.flushSeen(), 5_000);
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host;
+  const url = `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+  let closed = false;
+  return {
+    url,
+    port,
+    scheduler,
+    tokenSource: source,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweeper);
+      clearInterval(flusher);
+      hub.close();
+      server.closeAllConnections?.();
+      await new Promise<void>((ok) => server.close(() => ok()));
+      scheduler.flushSeen();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { Db } from '../db.js';
+import type { AttemptOutcome } from '../states.js';
+
+export interface AttemptRow {
+  id: number;
+  task_id: number;
+  job_id: string;
+  volunteer_id: string;
+  lease: string;
+  backup: number;
+  started_at: number;
+  ended_at: number | null;
+  outcome: AttemptOutcome;
+  error: string | null;
+  ms: number | null;
+  records_in: number | null;
+  records_out: number | null;
+}
+
+export interface AttemptEnd {
+  lease: string;
+  outcome: Exclude<AttemptOutcome, 'running'>;
+  at: number;
+  error?: string | null;
+  ms?: number | null;
+  records_in?: number | null;
+  records_out?: number | null;
+}
+
+export function createAttemptStore(db: Db) {
+  const insert = db.prepare(`INSERT INTO attempt (task_id, job_id, volunteer_id, lease, backup, started_at, outcome)
+    VALUES (@task_id, @job_id, @volunteer_id, @lease, @backup, @started_at, 'running')`);
+  const byLease = db.prepare('SELECT * FROM attempt WHERE lease = ?');
+  // Every end names the lease and only moves a running attempt: zero rows changed = stale.
+  const end = db.prepare(`UPDATE attempt SET outcome = @outcome, ended_at = @at, error = @error, ms = @ms,
+    records_in = @records_in, records_out = @records_out WHERE lease = @lease AND outcome = 'running'`);
+  const relabel = db.prepare(`UPDATE attempt SET outcome = @outcome WHERE lease = @lease AND outcome = @from`);
+  const runningForTask = db.prepare(`SELECT * FROM attempt WHERE task_id = ? AND outcome = 'running'`);
+  const runningForJob = db.prepare(`SELECT * FROM attempt WHERE job_id = ? AND outcome = 'running'`);
+  const allRunning = db.prepare(`SELECT * FROM attempt WHERE outcome = 'running'`);
+  const forJob = db.prepare('SELECT * FROM attempt WHERE job_id = ? ORDER BY id');
+
+  return {
+    insert: (a: Pick<AttemptRow, 'task_id' | 'job_id' | 'volunteer_id' | 'lease' | 'backup' | 'started_at'>) =>
+      insert.run(a),
+    byLease: (lease: string) => byLease.get(lease) as AttemptRow | undefined,
+    /** Ends a running attempt; false when the lease had already ended (a stale or duplicate end). */
+    end: (e: AttemptEnd) => end.run({ error: null, ms: null, records_in: null, records_out: null, ...e }).changes === 1,
+    relabel: (lease: string, from: AttemptOutcome, outcome: AttemptOutcome) =>
+      relabel.run({ lease, from, outcome }).changes === 1,
+    runningForTask: (taskId: number) => runningForTask.all(taskId) as AttemptRow[],
+    runningForJob: (jobId: string) => runningForJob.all(jobId) as AttemptRow[],
+    allRunning: () => allRunning.all() as AttemptRow[],
+    forJob: (jobId: string) => forJob.all(jobId) as AttemptRow[],
+  };
+}
+export type AttemptStore = ReturnType<typeof createAttemptStore>;

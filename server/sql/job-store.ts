@@ -1,0 +1,69 @@
+import type { Db } from '../db.js';
+import type { JobState } from '../states.js';
+
+export interface JobRow {
+  id: string;
+  name: string;
+  state: JobState;
+  created_at: number;
+  finished_at: number | null;
+  module_name: string;
+  module: string;
+  n_reduce: number;
+  split_size: number;
+  task_timeout_ms: number;
+  max_attempts: number;
+  maps_total: number;
+  maps_done: number;
+  reduces_done: number;
+  input_bytes: number;
+  records_in: number;
+  records_out: number;
+  error: string | null;
+}
+
+export type NewJob = Omit<
+  JobRow,
+  'maps_done' | 'reduces_done' | 'records_in' | 'records_out' | 'finished_at' | 'error'
+>;
+
+/** Everything but the module source, for listings. */
+const COLUMNS = `id, name, state, created_at, finished_at, module_name, '' AS module, n_reduce, split_size,
+  task_timeout_ms, max_attempts, maps_total, maps_done, reduces_done, input_bytes, records_in, records_out, error`;
+
+export function createJobStore(db: Db) {
+  const insert = db.prepare(`INSERT INTO job (id, name, state, created_at, module_name, module, n_reduce,
+    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes)
+    VALUES (@id, @name, @state, @created_at, @module_name, @module, @n_reduce, @split_size,
+    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes)`);
+  const get = db.prepare(`SELECT ${COLUMNS} FROM job WHERE id = ?`);
+  const list = db.prepare(`SELECT ${COLUMNS} FROM job ORDER BY created_at DESC, rowid DESC LIMIT ?`);
+  const active = db.prepare(
+    `SELECT ${COLUMNS} FROM job WHERE state IN ('queued', 'mapping', 'reducing') ORDER BY created_at, rowid`,
+  );
+  const moduleOf = db.prepare('SELECT module FROM job WHERE id = ?').pluck();
+  const setState = db.prepare('UPDATE job SET state = @state WHERE id = @id AND state = @from');
+  const finish = db.prepare(`UPDATE job SET state = @state, finished_at = @at, error = @error
+    WHERE id = @id AND state IN ('queued', 'mapping', 'reducing')`);
+  const mapDone = db.prepare(`UPDATE job SET maps_done = maps_done + 1, records_in = records_in + @records
+    WHERE id = @id RETURNING maps_done, maps_total`);
+  const reduceDone = db.prepare(`UPDATE job SET reduces_done = reduces_done + 1,
+    records_out = records_out + @records WHERE id = @id RETURNING reduces_done, n_reduce`);
+
+  return {
+    insert: (job: NewJob) => insert.run(job),
+    get: (id: string) => get.get(id) as JobRow | undefined,
+    list: (limit = 1000) => list.all(limit) as JobRow[],
+    active: () => active.all() as JobRow[],
+    module: (id: string) => moduleOf.get(id) as string | undefined,
+    /** Moves a job on from `from`; false when it was no longer there. */
+    advance: (id: string, from: JobState, state: JobState) => setState.run({ id, from, state }).changes === 1,
+    /** Ends an unfinished job; false when it had already ended. */
+    finish: (id: string, state: 'succeeded' | 'failed' | 'cancelled', at: number, error: string | null = null) =>
+      finish.run({ id, state, at, error }).changes === 1,
+    mapDone: (id: string, records: number) => mapDone.get({ id, records }) as { maps_done: number; maps_total: number },
+    reduceDone: (id: string, records: number) =>
+      reduceDone.get({ id, records }) as { reduces_done: number; n_reduce: number },
+  };
+}
+export type JobStore = ReturnType<typeof createJobStore>;

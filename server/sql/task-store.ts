@@ -1,0 +1,47 @@
+import type { Db } from '../db.js';
+import type { Phase, TaskState } from '../states.js';
+
+export interface TaskRow {
+  id: number;
+  job_id: string;
+  phase: Phase;
+  idx: number;
+  state: TaskState;
+  input_key: string | null;
+  failures: number;
+}
+
+const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures';
+
+export function createTaskStore(db: Db) {
+  const insert = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input)
+    VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input)`);
+  const get = db.prepare(`SELECT ${COLUMNS} FROM task WHERE id = ?`);
+  const input = db.prepare('SELECT input FROM task WHERE id = ?').pluck();
+  const nextPending = db.prepare(`SELECT ${COLUMNS} FROM task
+    WHERE job_id = @job_id AND phase = @phase AND state = 'pending' ORDER BY idx LIMIT 1`);
+  const setState = db.prepare('UPDATE task SET state = @state WHERE id = @id AND state = @from');
+  const addFailure = db.prepare('UPDATE task SET failures = failures + 1 WHERE id = ? RETURNING failures').pluck();
+  const cancelOpen = db.prepare(`UPDATE task SET state = 'cancelled'
+    WHERE job_id = ? AND state IN ('pending', 'running')`);
+  const forJob = db.prepare(`SELECT ${COLUMNS} FROM task WHERE job_id = ? ORDER BY phase, idx`);
+  const dropInputs = db.prepare(`UPDATE task SET input = NULL WHERE job_id = ? AND phase = 'map'`);
+
+  return {
+    insert: (t: { job_id: string; phase: Phase; idx: number; input_key: string | null; input: Buffer | null }) =>
+      insert.run(t),
+    get: (id: number) => get.get(id) as TaskRow | undefined,
+    input: (id: number) => input.get(id) as Buffer | null,
+    nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as TaskRow | undefined,
+    /** Moves a task from `from` to `state`; false when it was no longer in `from`. */
+    move: (id: number, from: TaskState, state: TaskState) => {
+      if (from === state) return true;
+      return setState.run({ id, from, state }).changes === 1;
+    },
+    addFailure: (id: number) => addFailure.get(id) as number,
+    cancelOpen: (jobId: string) => cancelOpen.run(jobId).changes,
+    forJob: (jobId: string) => forJob.all(jobId) as TaskRow[],
+    dropInputs: (jobId: string) => dropInputs.run(jobId),
+  };
+}
+export type TaskStore = ReturnType<typeof createTaskStore>;

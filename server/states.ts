@@ -1,0 +1,41 @@
+/** Every state a job, task or attempt can be in, as frozen lists plus their union types. */
+export const JOB_STATES = Object.freeze(['queued', 'mapping', 'reducing', 'succeeded', 'failed', 'cancelled'] as const);
+export type JobState = (typeof JOB_STATES)[number];
+
+export const TASK_STATES = Object.freeze(['pending', 'running', 'succeeded', 'failed', 'cancelled'] as const);
+export type TaskState = (typeof TASK_STATES)[number];
+
+export const ATTEMPT_OUTCOMES = Object.freeze(['running', 'succeeded', 'failed', 'lost', 'superseded'] as const);
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+export type Phase = 'map' | 'reduce';
+
+export function isJobFinished(state: JobState): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'cancelled';
+}
+
+/** What can happen to a task. `settle` is an attempt ending without a result (failed or lost). */
+export type TaskEvent =
+  | { type: 'assign' }
+  | { type: 'commit' }
+  | { type: 'settle'; othersRunning: number; failures: number; maxAttempts: number }
+  | { type: 'cancel' };
+
+/**
+ * The one place that decides a task's next state. Terminal states absorb every event: a late
+ * result or a lost volunteer can never reopen a committed, failed or cancelled task.
+ */
+export function nextTaskState(state: TaskState, event: TaskEvent): TaskState {
+  if (state === 'succeeded' || state === 'failed' || state === 'cancelled') return state;
+  switch (event.type) {
+    case 'assign':
+      return 'running';
+    case 'commit':
+      return state === 'running' ? 'succeeded' : state;
+    case 'settle':
+      if (state !== 'running' || event.othersRunning > 0) return state;
+      return event.failures >= event.maxAttempts ? 'failed' : 'pending';
+    case 'cancel':
+      return 'cancelled';
+  }
+}

@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import type { Db } from './db.js';
+import { checkJobModule } from './module-check.js';
+import { createJobStore } from './sql/job-store.js';
+import { createTaskStore } from './sql/task-store.js';
+import { decodeUtf8, splitRanges } from '../shared/split.js';
+import { UserError } from '../shared/errors.js';
+
+export interface JobInput {
+  name: string;
+  bytes: Uint8Array;
+}
+
+export interface JobSpec {
+  name?: string;
+  moduleName: string;
+  module: string;
+  inputs: JobInput[];
+  reduces: number;
+  splitSize: number;
+  taskTimeoutMs: number;
+  maxAttempts: number;
+}
+
+export const JOB_DEFAULTS = Object.freeze({
+  reduces: 10,
+  splitSize: 4 * 1024 * 1024,
+  taskTimeoutMs: 10_000,
+  maxAttempts: 4,
+});
+
+/** Bounds that keep one job from swamping the master; each error says which bound it broke. */
+export const JOB_LIMITS = Object.freeze({
+  reduces: 10_000,
+  maps: 200_000,
+  minSplitSize: 64,
+  minTaskTimeoutMs: 100,
+  maxTaskTimeoutMs: 24 * 3_600_000,
+  maxAttempts: 100,
+  moduleBytes: 5 * 1024 * 1024,
+});
+
+function checkInt(what: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new UserError(`${what} must be a whole number from ${min} to ${max}, got ${v}`);
+  }
+}
+
+export function checkSpec(spec: Omit<JobSpec, 'inputs' | 'module'>): void {
+  checkInt('reduces', spec.reduces, 1, JOB_LIMITS.reduces);
+  checkInt('split size', spec.splitSize, JOB_LIMITS.minSplitSize, Number.MAX_SAFE_INTEGER);
+  checkInt('task timeout (ms)', spec.taskTimeoutMs, JOB_LIMITS.minTaskTimeoutMs, JOB_LIMITS.maxTaskTimeoutMs);
+  checkInt('max attempts', spec.maxAttempts, 1, JOB_LIMITS.maxAttempts);
+}
+
+/** The base names under which inputs reach `map`; two inputs may not share one. */
+export function inputKeys(names: string[]): string[] {
+  const keys = names.map((n) => basename(n));
+  const seen = new Map<string, string>();
+  keys.forEach((k, i) => {
+    const other = seen.get(k);
+    if (other !== undefined) {
+      throw new UserError(
+        `two inputs have the base name "${k}" (${other} and ${names[i]}); map keys must be unique, so rename one`,
+      );
+    }
+    seen.set(k, names[i]!);
+  });
+  return keys;
+}
+
+/**
+ * Validates a job completely (module, options, every input's encoding), then inserts the job and all
+ * its tasks in one transaction: either the whole job is queued or nothing is.
+ */
+export function submitJob(db: Db, spec: JobSpec, now: number): string {
+  checkSpec(spec);
+  if (Buffer.byteLength(spec.module) > JOB_LIMITS.moduleBytes) {
+    throw new UserError(`${spec.moduleName}: module is larger than ${JOB_LIMITS.moduleBytes} bytes`);
+  }
+  checkJobModule(spec.module, spec.moduleName);
+  if (spec.inputs.length === 0) throw new UserError('no input files given');
+  const keys = inputKeys(spec.inputs.map((i) => i.name));
+  const splits: { key: string; bytes: Buffer }[] = [];
+  let inputBytes = 0;
+  spec.inputs.forEach((input, i) => {
+    const key = keys[i]!;
+    const buf = Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
+    try {
+      decodeUtf8(buf, `input ${input.name}`);
+    } catch (e) {
+      throw new UserError((e as Error).message);
+    }
+    inputBytes += buf.length;
+    for (const r of splitRanges(buf, spec.splitSize)) splits.push({ key, bytes: buf.subarray(r.start, r.end) });
+  });
+  if (splits.length > JOB_LIMITS.maps) {
+    throw new UserError(
+      `the inputs make ${splits.length} map tasks, more than ${JOB_LIMITS.maps}; use a larger --split-size`,
+    );
+  }
+  const id = newJobId();
+  const jobs = createJobStore(db);
+  const tasks = createTaskStore(db);
+  db.transaction(() => {
+    jobs.insert({
+      id,
+      name: spec.name?.trim() || spec.moduleName.replace(/\.m?js$/, ''),
+      state: 'queued',
+      created_at: now,
+      module_name: spec.moduleName,
+      module: spec.module,
+      n_reduce: spec.reduces,
+      split_size: spec.splitSize,
+      task_timeout_ms: spec.taskTimeoutMs,
+      max_attempts: spec.maxAttempts,
+      maps_total: splits.length,
+      input_bytes: inputBytes,
+    });
+    splits.forEach((s, idx) => tasks.insert({ job_id: id, phase: 'map', idx, input_key: s.key, input: s.bytes }));
+    for (let r = 0; r < spec.reduces; r++)
+      tasks.insert({ job_id: id, phase: 'reduce', idx: r, input_key: null, input: null });
+  }).immediate();
+  return id;
+}
+
+/** Short, unguessable, easy to type: 12 characters of lowercase base-32. */
+function newJobId(): string {
+  const alphabet = 'abcdefghijkmnpqrstuvwxyz23456789';
+  return [...randomBytes(12)].map((b) => alphabet[b % 32]).join('');
+}

@@ -1,0 +1,102 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { parseVolunteerMessage } from '../shared/protocol.js';
+import type { Connection, Scheduler, Volunteer } from './scheduler.js';
+
+export interface HubOptions {
+  /** Largest frame a volunteer may send; larger ones close the socket with 1009. */
+  maxMessageBytes: number;
+  log: (line: string) => void;
+}
+
+/** A socket that has not said hello within this long is closed (slowloris guard). */
+const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * Messages a volunteer may send per second, on average and in a burst. A 16-thread tab committing
+ * 1 KiB tasks sends ~400/s (measured with the dispatch benchmark); 2,000 leaves room and still cuts
+ * off a flood long before it costs the master real CPU.
+ */
+const RATE_PER_SECOND = 2_000;
+const RATE_BURST = 4_000;
+/** Invalid frames tolerated before the socket is closed. */
+const MAX_INVALID = 20;
+
+/** Accepts volunteer WebSockets on `/ws`, validates every frame, and feeds the scheduler. */
+export function createHub(scheduler: Scheduler, opts: HubOptions) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxMessageBytes, perMessageDeflate: false });
+
+  wss.on('connection', (ws: WebSocket) => {
+    let volunteer: Volunteer | null = null;
+    let tokens = RATE_BURST;
+    let refilledAt = Date.now();
+    let invalid = 0;
+    const conn: Connection = {
+      send: (text) => {
+        if (ws.readyState === ws.OPEN) ws.send(text);
+      },
+      close: (code, reason) => ws.close(code, reason),
+    };
+    const reply = (message: string) => conn.send(JSON.stringify({ type: 'error', message }));
+    const helloTimer = setTimeout(() => ws.close(4002, 'no hello'), HELLO_TIMEOUT_MS);
+
+    ws.on('message', (data, isBinary) => {
+      const now = Date.now();
+      tokens = Math.min(RATE_BURST, tokens + ((now - refilledAt) / 1000) * RATE_PER_SECOND);
+      refilledAt = now;
+      if (--tokens < 0) {
+        ws.close(1008, 'too many messages');
+        return;
+      }
+      if (isBinary) {
+        reply('binary frames are not part of the protocol; send JSON text');
+        if (++invalid > MAX_INVALID) ws.close(1008, 'too many invalid messages');
+        return;
+      }
+      const parsed = parseVolunteerMessage(data.toString());
+      if (!parsed.ok) {
+        reply(`invalid message: ${parsed.error}`);
+        if (++invalid > MAX_INVALID) ws.close(1008, 'too many invalid messages');
+        return;
+      }
+      const msg = parsed.msg;
+      try {
+        if (!volunteer) {
+          if (msg.type !== 'hello') {
+            reply('the first message must be hello');
+            return;
+          }
+          clearTimeout(helloTimer);
+          volunteer = scheduler.hello(conn, msg);
+          return;
+        }
+        scheduler.handle(volunteer, msg);
+      } catch (e) {
+        // A bug must not take the master down; the volunteer hears about it.
+        opts.log(`error handling ${msg.type}: ${(e as Error).stack ?? String(e)}`);
+        reply(`the master could not handle ${msg.type}`);
+      }
+    });
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      if (volunteer) scheduler.closed(volunteer, conn);
+    });
+    ws.on('error', (e) => opts.log(`volunteer socket error: ${e.message}`));
+  });
+
+  return {
+    wss,
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== '/ws') {
+        socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    },
+    close(): void {
+      for (const ws of wss.clients) ws.close(1001, 'master shutting down');
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * The volunteer WebSocket protocol at `/ws`: one message union per direction, `noun.verb` types,
+ * JSON text frames, validated on arrival by `parseVolunteerMessage` (master side) and
+ * `parseMasterMessage` (volunteer side).
+ *
+ * A session: the volunteer sends `hello` (with its id and secret when it reconnects, and the leases
+ * it still holds); the master answers `welcome` and then pushes `task.assign` while the volunteer has
+ * free slots. The volunteer answers each lease with `task.result` or `task.fail`, sends `heartbeat`
+ * every `heartbeatMs`, and the master answers results with `task.ack` and may send `task.cancel`
+ * (a backup attempt won, or the job ended). Invalid messages get an `error` reply and are ignored.
+ */
+import { z } from 'zod';
+import type { Partition } from './engine.js';
+import type { SerializedError } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+
+const id = z.string().min(1).max(64);
+const lease = z.string().regex(/^[0-9a-f]{32}$/, 'lease must be 32 hex digits');
+const leases = z.array(lease).max(1024);
+const threads = z.int().min(1).max(256);
+
+const serializedError = z.strictObject({
+  name: z.string().max(200),
+  message: z.string().max(10_000),
+  stack: z.string().max(20_000).optional(),
+});
+
+export const taskStats = z.strictObject({
+  /** Wall time spent in the job's code, milliseconds. */
+  ms: z.number().min(0).max(1e9),
+  recordsIn: z.int().min(0),
+  recordsOut: z.int().min(0),
+});
+export type TaskStats = z.infer<typeof taskStats>;
+
+const hello = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_VERSION),
+  volunteerId: id.optional(),
+  secret: z.string().max(64).optional(),
+  /** Web Workers (or worker threads) computing at once. */
+  threads,
+  /** Tasks the volunteer will hold at once: its threads plus a small prefetch queue. */
+  slots: z.int().min(0).max(512),
+  paused: z.boolean(),
+  agent: z.string().max(300),
+  /** Leases the volunteer still holds from before a reconnect. */
+  running: leases,
+});
+
+const heartbeat = z.strictObject({
+  type: z.literal('heartbeat'),
+  running: leases,
+});
+
+const update = z.strictObject({
+  type: z.literal('volunteer.update'),
+  threads,
+  slots: z.int().min(0).max(512),
+  paused: z.boolean(),
+});
+
+const result = z.strictObject({
+  type: z.literal('task.result'),
+  lease,
+  /** Map: one Partition per reduce task. Reduce: the `key<TAB>value\n` text. Checked per phase. */
+  output: z.unknown(),
+  stats: taskStats,
+});
+
+const failure = z.strictObject({
+  type: z.literal('task.fail'),
+  lease,
+  /** `threw`: the job's code threw; `timeout`: it ran past the hard limit; `crashed`: its worker died. */
+  reason: z.enum(['threw', 'timeout', 'crashed']),
+  error: serializedError,
+});
+
+const volunteerMessage = z.discriminatedUnion('type', [hello, heartbeat, update, result, failure]);
+export type VolunteerMessage = z.infer<typeof volunteerMessage>;
+export type HelloMessage = z.infer<typeof hello>;
+export type TaskResultMessage = z.infer<typeof result>;
+export type TaskFailMessage = z.infer<typeof failure>;
+
+interface MapAssign {
+  phase: 'map';
+  /** The input file's base name and the text of one split of it. */
+  input: { key: string; value: string };
+}
+interface ReduceAssign {
+  phase: 'reduce';
+  /** Partition `index` of every map task's output, in map-task order. */
+  input: Partition[];
+}
+export type TaskAssign = {
+  type: 'task.assign';
+  lease: string;
+  jobId: string;
+  jobName: string;
+  taskId: number;
+  index: number;
+  nReduce: number;
+  /** Path of the job module on the master; the same for every task of a job, so it is cached. */
+  moduleUrl: string;
+  /** Past this the volunteer stops the job's code and reports `task.fail` with reason `timeout`. */
+  hardLimitMs: number;
+} & (MapAssign | ReduceAssign);
+
+export type MasterMessage =
+  | {
+      type: 'welcome';
+      volunteerId: string;
+      secret: string;
+      heartbeatMs: number;
+      /** Leases from `hello.running` that the master still counts as this volunteer's. */
+      kept: string[];
+    }
+  | TaskAssign
+  | { type: 'task.cancel'; lease: string; reason: string }
+  | { type: 'task.ack'; lease: string; outcome: 'committed' | 'superseded' | 'refused'; reason?: string }
+  | { type: 'error'; message: string };
+
+export type Parsed<T> = { ok: true; msg: T } | { ok: false; error: string };
+
+function describe(err: z.ZodError): string {
+  const issue = err.issues[0];
+  if (!issue) return 'invalid message';
+  const path = issue.path.length > 0 ? issue.path.join('.') : 'message';
+  return `${path}: ${issue.message}`;
+}
+
+function parseJson(text: string): Parsed<unknown> {
+  try {
+    return { ok: true, msg: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false, error: 'not JSON' };
+  }
+}
+
+/** Validates one frame from a volunteer. Never throws. */
+export function parseVolunteerMessage(text: string): Parsed<VolunteerMessage> {
+  const json = parseJson(text);
+  if (!json.ok) return json;
+  const r = volunteerMessage.safeParse(json.msg);
+  return r.success ? { ok: true, msg: r.data } : { ok: false, error: describe(r.error) };
+}
+
+/** Volunteers trust their master, but still refuse frames they cannot act on. */
+export function parseMasterMessage(text: string): Parsed<MasterMessage> {
+  const json = parseJson(text);
+  if (!json.ok) return json;
+  const m = json.msg as { type?: unknown };
+  const known = ['welcome', 'task.assign', 'task.cancel', 'task.ack', 'error'];
+  if (typeof m !== 'object' || m === null || !known.includes(m.type as string)) {
+    return { ok: false, error: 'unknown message type' };
+  }
+  return { ok: true, msg: m as MasterMessage };
+}
+
+/**
+ * Checks a map task's output as a hostile volunteer could send it: exactly `nReduce` partitions, each
+ * a list of [key, [values...]] with strings only and keys strictly ascending. Returns an error or null.
+ */
+export function checkMapOutput(output: unknown, nReduce: number): string | null {
+  if (!Array.isArray(output) || output.length !== nReduce) {
+    return `map output must be an array of ${nReduce} partitions`;
+  }
+  for (let p = 0; p < nReduce; p++) {
+    const part: unknown = output[p];
+    if (!Array.isArray(part)) return `partition ${p} is not an array`;
+    let prev: string | null = null;
+    for (const g of part as unknown[]) {
+      if (!Array.isArray(g) || g.length !== 2 || typeof g[0] !== 'string' || !Array.isArray(g[1])) {
+        return `partition ${p}: each entry must be [key, [values]]`;
+      }
+      const key = g[0];
+      if (prev !== null && !(prev < key)) return `partition ${p}: keys are not strictly ascending`;
+      prev = key;
+      const values = g[1] as unknown[];
+      if (values.length === 0) return `partition ${p}: key without values`;
+      for (const v of values) if (typeof v !== 'string') return `partition ${p}: values must be strings`;
+    }
+  }
+  return null;
+}
+
+export function checkReduceOutput(output: unknown): string | null {
+  if (typeof output !== 'string') return 'reduce output must be a string';
+  if (output.length > 0 && !output.endsWith('\n')) return 'reduce output must end with a newline';
+  return null;
+}
+
+export type { SerializedError };

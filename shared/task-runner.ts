@@ -1,0 +1,53 @@
+/**
+ * What a worker (Web Worker or worker thread) does with one assigned task once it has the job's
+ * module: run the engine and hand back the output already as JSON text, so the thread that owns the
+ * socket splices it into the result frame instead of cloning and re-serialising a large object.
+ */
+import { asJobModule, runMap, runReduce, type Partition } from './engine.js';
+import type { JobModule } from './job-types.js';
+import type { TaskStats } from './protocol.js';
+
+export interface TaskInput {
+  phase: 'map' | 'reduce';
+  nReduce: number;
+  /** Map: {key, value}. Reduce: the partitions of every map task. */
+  input: { key: string; value: string } | Partition[];
+}
+
+export interface TaskOutput {
+  outputJson: string;
+  stats: TaskStats;
+}
+
+export async function runTask(mod: JobModule, task: TaskInput, now: () => number): Promise<TaskOutput> {
+  const started = now();
+  if (task.phase === 'map') {
+    const { key, value } = task.input as { key: string; value: string };
+    const r = await runMap(mod, key, value, task.nReduce);
+    return {
+      outputJson: JSON.stringify(r.partitions),
+      stats: { ms: now() - started, recordsIn: 1, recordsOut: r.recordsOut },
+    };
+  }
+  const r = await runReduce(mod, task.input as Partition[]);
+  return {
+    outputJson: JSON.stringify(r.text),
+    stats: { ms: now() - started, recordsIn: r.recordsIn, recordsOut: r.records },
+  };
+}
+
+/** Caches job modules per URL, as a worker keeps one module per job for all that job's tasks. */
+export function createModuleCache(load: (url: string) => Promise<Record<string, unknown>>) {
+  const cache = new Map<string, Promise<JobModule>>();
+  return (url: string): Promise<JobModule> => {
+    let p = cache.get(url);
+    if (!p) {
+      p = load(url).then(asJobModule);
+      p.catch(() => cache.delete(url));
+      cache.set(url, p);
+      // A volunteer may serve many jobs over a day; keep the newest few.
+      if (cache.size > 16) cache.delete(cache.keys().next().value!);
+    }
+    return p;
+  };
+}
