@@ -110,6 +110,8 @@ export class Scheduler {
   private readonly active = new Map<string, ActiveJob>();
   /** Tasks whose only running attempt passed the task timeout: they get a backup attempt. */
   private readonly needBackup = new Set<number>();
+  /** Volunteers each task's code failed on, so a retry goes to someone else. */
+  private readonly failedOn = new Map<number, Set<string>>();
   private readonly listeners = new Set<(e: SchedulerEvent) => void>();
   private readonly log: (line: string) => void;
   private dispatching = false;
@@ -162,6 +164,11 @@ export class Scheduler {
       });
       const job = this.active.get(a.job_id);
       if (job) job.running++;
+    }
+    for (const a of this.attempts.failedOfActiveJobs()) {
+      const set = this.failedOn.get(a.task_id) ?? new Set<string>();
+      set.add(a.volunteer_id);
+      this.failedOn.set(a.task_id, set);
     }
     if (this.leases.size > 0) {
       this.log(
@@ -380,9 +387,26 @@ export class Scheduler {
       .filter((j) => !j.drained && (j.state === 'queued' || j.state === 'mapping' || j.state === 'reducing'))
       .sort((a, b) => a.running - b.running);
     for (const job of jobs) {
-      const task = this.tasks.nextPending(job.id, job.state === 'reducing' ? 'reduce' : 'map');
-      if (task) return this.assign(v, task, false);
-      job.drained = true;
+      const phase = job.state === 'reducing' ? 'reduce' : 'map';
+      let task = this.tasks.nextPending(job.id, phase);
+      if (!task) {
+        job.drained = true;
+        continue;
+      }
+      // A task whose code failed on this volunteer is retried elsewhere when anyone else can take it.
+      for (let skips = 0; task && skips < 16 && this.betterElsewhere(task.id, v); skips++) {
+        task = this.tasks.nextPendingAfter(job.id, phase, task.idx);
+      }
+      if (task && !this.betterElsewhere(task.id, v)) return this.assign(v, task, false);
+    }
+    return false;
+  }
+
+  private betterElsewhere(taskId: number, v: Volunteer): boolean {
+    const failed = this.failedOn.get(taskId);
+    if (!failed?.has(v.id)) return false;
+    for (const u of this.volunteers.values()) {
+      if (u !== v && u.conn && !u.paused && !failed.has(u.id)) return true;
     }
     return false;
   }
@@ -485,10 +509,11 @@ export class Scheduler {
     if (invalid) {
       // Not the job's fault: the volunteer broke the protocol. Its attempt is lost and it is dropped.
       this.counters.invalid++;
-      this.settle([msg.lease], 'lost', { name: 'InvalidOutput', message: `volunteer sent invalid output: ${invalid}` });
       this.send(v, { type: 'error', message: `invalid output for ${msg.lease}: ${invalid}` });
-      v.conn?.close(1008, 'invalid task output');
-      this.dispatch();
+      this.expel(v, 'invalid task output', {
+        name: 'InvalidOutput',
+        message: `volunteer sent invalid output: ${invalid}`,
+      });
       return;
     }
     const now = this.clock.now();
@@ -534,6 +559,7 @@ export class Scheduler {
       })
       .immediate();
     this.forget(msg.lease);
+    this.failedOn.delete(task.id);
     if (!committed) {
       this.counters.superseded++;
       this.attempts.end({ lease: msg.lease, outcome: 'superseded', at: now, error: errorJson(SUPERSEDED) });
@@ -587,6 +613,11 @@ export class Scheduler {
           const task = this.tasks.get(a.task_id)!;
           const job = this.jobs.get(a.job_id)!;
           const failures = outcome === 'failed' ? this.tasks.addFailure(task.id) : task.failures;
+          if (outcome === 'failed') {
+            const set = this.failedOn.get(task.id) ?? new Set<string>();
+            set.add(a.volunteer_id);
+            this.failedOn.set(task.id, set);
+          }
           const state = nextTaskState(task.state, {
             type: 'settle',
             othersRunning: this.attempts.runningForTask(task.id).length,
@@ -667,11 +698,30 @@ export class Scheduler {
     if (!ended) return false;
     for (const a of running) this.cancelLease(a.lease, `job ${state}`);
     this.active.delete(jobId);
-    for (const taskId of this.needBackup) if (this.tasks.get(taskId)?.job_id === jobId) this.needBackup.delete(taskId);
+    for (const taskId of [...this.needBackup, ...this.failedOn.keys()]) {
+      if (this.tasks.get(taskId)?.job_id === jobId) {
+        this.needBackup.delete(taskId);
+        this.failedOn.delete(taskId);
+      }
+    }
     this.log(`job ${jobId} ${state}${reason ? `: ${reason.split('\n')[0]}` : ''}`);
     this.emit({ kind: 'job', jobId });
     this.dispatch();
     return true;
+  }
+
+  /**
+   * Drops a volunteer at once: its socket is closed, and every task it holds is lost now rather than
+   * after the reassignment delay (it broke the protocol, or went silent).
+   */
+  private expel(v: Volunteer, reason: string, error: SerializedError, code = 1008): void {
+    const conn = v.conn;
+    v.conn = null;
+    conn?.close(code, reason);
+    this.volunteers.delete(v.id);
+    if (v.running.size > 0) this.settle([...v.running], 'lost', error);
+    this.emit({ kind: 'volunteers' });
+    this.dispatch();
   }
 
   // ---------------------------------------------------------------- the 10-second rules
@@ -684,14 +734,9 @@ export class Scheduler {
       const since = v.closedAt ?? v.lastSeenAt;
       if (now - since < this.reassignAfterMs) continue;
       const why = v.conn ? `no message for ${now - since}ms` : `disconnected ${now - since}ms ago`;
-      if (v.conn) v.conn.close(4000, 'missed heartbeats');
-      this.volunteers.delete(v.id);
-      if (v.running.size > 0) {
-        this.log(`volunteer ${v.id} is gone (${why}); reassigning ${v.running.size} tasks`);
-        this.settle([...v.running], 'lost', { name: 'Lost', message: `volunteer went away (${why})` });
-      }
+      if (v.running.size > 0) this.log(`volunteer ${v.id} is gone (${why}); reassigning ${v.running.size} tasks`);
+      this.expel(v, 'missed heartbeats', { name: 'Lost', message: `volunteer went away (${why})` }, 4000);
       changed = true;
-      this.emit({ kind: 'volunteers' });
     }
     const perTask = new Map<number, Lease[]>();
     for (const l of this.leases.values()) {
@@ -748,7 +793,10 @@ function errorJson(e: SerializedError): string {
 function describeFailure(task: TaskRow, failures: number, error: SerializedError): string {
   const input = task.phase === 'map' ? ` (input ${JSON.stringify(task.input_key)})` : ` (partition ${task.idx})`;
   const head = `${task.phase} task ${task.idx}${input} failed ${failures} time${failures === 1 ? '' : 's'}`;
-  return `${head}: ${error.name}: ${error.message}${error.stack ? `\n${error.stack}` : ''}`;
+  const line = `${error.name}: ${error.message}`;
+  // V8 stacks begin with "Name: message"; show that line once.
+  const trace = error.stack?.startsWith(line) ? error.stack.slice(line.length).replace(/^\n/, '') : error.stack;
+  return `${head}: ${line}${trace ? `\n${trace}` : ''}`;
 }
 
 function secretMatches(expected: string, given: string | undefined): boolean {

@@ -39,6 +39,8 @@ export function createAttemptStore(db: Db) {
   const runningForJob = db.prepare(`SELECT * FROM attempt WHERE job_id = ? AND outcome = 'running'`);
   const allRunning = db.prepare(`SELECT * FROM attempt WHERE outcome = 'running'`);
   const forJob = db.prepare('SELECT * FROM attempt WHERE job_id = ? ORDER BY id');
+  const failedOfActiveJobs = db.prepare(`SELECT a.* FROM attempt a JOIN job j ON j.id = a.job_id
+    WHERE a.outcome = 'failed' AND j.state IN ('queued', 'mapping', 'reducing')`);
 
   return {
     insert: (a: Pick<AttemptRow, 'task_id' | 'job_id' | 'volunteer_id' | 'lease' | 'backup' | 'started_at'>) =>
@@ -52,6 +54,7 @@ export function createAttemptStore(db: Db) {
     runningForJob: (jobId: string) => runningForJob.all(jobId) as AttemptRow[],
     allRunning: () => allRunning.all() as AttemptRow[],
     forJob: (jobId: string) => forJob.all(jobId) as AttemptRow[],
+    failedOfActiveJobs: () => failedOfActiveJobs.all() as AttemptRow[],
   };
 }
 export type AttemptStore = ReturnType<typeof createAttemptStore>;

@@ -20,6 +20,8 @@ export function createTaskStore(db: Db) {
   const input = db.prepare('SELECT input FROM task WHERE id = ?').pluck();
   const nextPending = db.prepare(`SELECT ${COLUMNS} FROM task
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' ORDER BY idx LIMIT 1`);
+  const nextPendingAfter = db.prepare(`SELECT ${COLUMNS} FROM task
+    WHERE job_id = @job_id AND phase = @phase AND state = 'pending' AND idx > @idx ORDER BY idx LIMIT 1`);
   const setState = db.prepare('UPDATE task SET state = @state WHERE id = @id AND state = @from');
   const addFailure = db.prepare('UPDATE task SET failures = failures + 1 WHERE id = ? RETURNING failures').pluck();
   const cancelOpen = db.prepare(`UPDATE task SET state = 'cancelled'
@@ -33,6 +35,8 @@ export function createTaskStore(db: Db) {
     get: (id: number) => get.get(id) as TaskRow | undefined,
     input: (id: number) => input.get(id) as Buffer | null,
     nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as TaskRow | undefined,
+    nextPendingAfter: (jobId: string, phase: Phase, idx: number) =>
+      nextPendingAfter.get({ job_id: jobId, phase, idx }) as TaskRow | undefined,
     /** Moves a task from `from` to `state`; false when it was no longer in `from`. */
     move: (id: number, from: TaskState, state: TaskState) => {
       if (from === state) return true;

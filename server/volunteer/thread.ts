@@ -7,15 +7,23 @@ import type { TaskAssign } from '../../shared/protocol.js';
 
 const base = (workerData as { base: string }).base;
 
+/** data: URLs of loaded modules → the module's URL on the master, so stacks name a real place. */
+const aliases = new Map<string, string>();
+
 const load = createModuleCache(async (url) => {
-  const res = await fetch(new URL(url, base));
+  const full = new URL(url, base).href;
+  const res = await fetch(full);
   if (!res.ok) throw new Error(`could not load the job module from ${url}: HTTP ${res.status}`);
-  const source = await res.text();
-  return (await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`)) as Record<
-    string,
-    unknown
-  >;
+  const dataUrl = `data:text/javascript;base64,${Buffer.from(await res.text()).toString('base64')}`;
+  aliases.set(dataUrl, full);
+  return (await import(dataUrl)) as Record<string, unknown>;
 });
+
+function readableError(e: unknown) {
+  const err = serializeError(e);
+  for (const [dataUrl, url] of aliases) err.stack = err.stack?.replaceAll(dataUrl, url);
+  return err;
+}
 
 parentPort!.on('message', async (task: TaskAssign) => {
   try {
@@ -23,6 +31,6 @@ parentPort!.on('message', async (task: TaskAssign) => {
     const out = await runTask(mod, task, () => performance.now());
     parentPort!.postMessage({ lease: task.lease, ok: true, out });
   } catch (e) {
-    parentPort!.postMessage({ lease: task.lease, ok: false, error: serializeError(e) });
+    parentPort!.postMessage({ lease: task.lease, ok: false, error: readableError(e) });
   }
 });

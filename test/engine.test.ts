@@ -1,0 +1,167 @@
+/** The shared engine, partition hash, splitting and `tabreduce local`, checked against independent results. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fnv1a32, defaultPartition } from '../shared/partition.js';
+import { runMap, runReduce, asJobModule, JobCodeError } from '../shared/engine.js';
+import { splitRanges, decodeUtf8 } from '../shared/split.js';
+import { nextTaskState, TASK_STATES, type TaskEvent } from '../server/states.js';
+import {
+  corpusFiles,
+  EXAMPLES,
+  independentWordCount,
+  localOutput,
+  parseOutput,
+  cli,
+  tempDir,
+} from './helpers/cluster.js';
+
+test('FNV-1a 32-bit matches the published test vectors', () => {
+  // Vectors from the FNV reference (draft-eastlake-fnv): "", "a", "foobar".
+  assert.equal(fnv1a32(''), 0x811c9dc5);
+  assert.equal(fnv1a32('a'), 0xe40c292c);
+  assert.equal(fnv1a32('foobar'), 0xbf9cf968);
+  // Non-ASCII keys hash their UTF-8 bytes: "é" is C3 A9.
+  let h = 0x811c9dc5;
+  for (const b of [0xc3, 0xa9]) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  assert.equal(fnv1a32('é'), h);
+  assert.equal(defaultPartition('foobar', 10), (0xbf9cf968 & 0x7fffffff) % 10);
+});
+
+test('map groups per partition with keys ascending and values in emit order; combine folds them', async () => {
+  const mod = asJobModule({
+    map: (_k: string, v: string, emit: (k: string, v: string) => void) => {
+      for (const w of v.split(' ')) emit(w, String(w.length));
+    },
+    reduce: (_k: string, vs: string[]) => vs.join('+'),
+    partition: (k: string) => (k < 'm' ? 0 : 1),
+  });
+  const r = await runMap(mod, 'f', 'pear apple zoo apple b', 2);
+  assert.deepEqual(r.partitions, [
+    [
+      ['apple', ['5', '5']],
+      ['b', ['1']],
+    ],
+    [
+      ['pear', ['4']],
+      ['zoo', ['3']],
+    ],
+  ]);
+  assert.equal(r.recordsOut, 5);
+  const combined = await runMap({ ...mod, combine: (_k, vs) => String(vs.length) }, 'f', 'a a b', 2);
+  assert.deepEqual(combined.partitions[0], [
+    ['a', ['2']],
+    ['b', ['1']],
+  ]);
+});
+
+test('reduce merges map outputs in map order, sorts keys by JS string order, awaits async code', async () => {
+  const mod = asJobModule({
+    map: () => {},
+    reduce: async (k: string, vs: string[]) => `${k}:${vs.join(',')}`,
+  });
+  const r = await runReduce(mod, [
+    [
+      ['b', ['1']],
+      ['é', ['x']],
+    ],
+    [
+      ['B', ['2']],
+      ['b', ['3']],
+    ],
+  ]);
+  assert.equal(r.text, 'B\tB:2\nb\tb:1,3\né\té:x\n');
+  assert.equal(r.records, 3);
+});
+
+test('bad job code is reported clearly', async () => {
+  assert.throws(() => asJobModule({ map: () => {} }), /does not export function reduce/);
+  const mod = asJobModule({
+    map: (_k: string, _v: string, emit: (k: unknown, v: unknown) => void) => emit('k', 1),
+    reduce: () => 'x',
+  });
+  await assert.rejects(
+    runMap(mod, 'k', 'v', 1),
+    (e: Error) => e instanceof JobCodeError && /emit value must be a string, got number/.test(e.message),
+  );
+  const badPart = asJobModule({
+    map: (_k: string, _v: string, emit: (k: string, v: string) => void) => emit('k', 'v'),
+    reduce: () => 'x',
+    partition: () => 7,
+  });
+  await assert.rejects(runMap(badPart, 'k', 'v', 2), /partition\("k", 2\) returned 7/);
+  const badReduce = asJobModule({ map: () => {}, reduce: () => 3 });
+  await assert.rejects(runReduce(badReduce, [[['k', ['v']]]]), /reduce\("k"\) result must be a string, got number/);
+});
+
+test('splits end at line boundaries, never exceed the split size unless one line does, and cover the file', () => {
+  const text = Buffer.from('aa\nbbbb\nc\n\nddddddddddd\ne');
+  const ranges = splitRanges(text, 5);
+  assert.deepEqual(
+    ranges.map((r) => text.subarray(r.start, r.end).toString()),
+    ['aa\n', 'bbbb\n', 'c\n\n', 'ddddddddddd\n', 'e'],
+  );
+  assert.deepEqual(splitRanges(new Uint8Array(0), 5), [{ start: 0, end: 0 }]);
+  for (const size of [1, 2, 3, 7, 100]) {
+    const rs = splitRanges(text, size);
+    assert.equal(rs[0]!.start, 0);
+    assert.equal(rs.at(-1)!.end, text.length);
+    for (let i = 1; i < rs.length; i++) assert.equal(rs[i]!.start, rs[i - 1]!.end);
+  }
+  assert.throws(
+    () => decodeUtf8(Buffer.from([0x61, 0x62, 0xff, 0x63]), 'input x'),
+    /input x is not valid UTF-8 \(bad byte near offset 2\)/,
+  );
+});
+
+test('task state transitions: terminal states absorb everything; settle retries or fails', () => {
+  const events: TaskEvent[] = [
+    { type: 'assign' },
+    { type: 'commit' },
+    { type: 'cancel' },
+    { type: 'settle', othersRunning: 0, failures: 1, maxAttempts: 4 },
+    { type: 'settle', othersRunning: 1, failures: 4, maxAttempts: 4 },
+    { type: 'settle', othersRunning: 0, failures: 4, maxAttempts: 4 },
+  ];
+  const expected: Record<string, string[]> = {
+    pending: ['running', 'pending', 'cancelled', 'pending', 'pending', 'pending'],
+    running: ['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed'],
+    succeeded: Array(6).fill('succeeded'),
+    failed: Array(6).fill('failed'),
+    cancelled: Array(6).fill('cancelled'),
+  };
+  for (const state of TASK_STATES) {
+    assert.deepEqual(
+      events.map((e) => nextTaskState(state, e)),
+      expected[state],
+      `from ${state}`,
+    );
+  }
+});
+
+test('the engine, through tabreduce local, counts the corpus words exactly', async () => {
+  const files = corpusFiles();
+  const expected = independentWordCount(files);
+  // A small split size makes many map tasks, so splitting and merging are exercised.
+  const out = parseOutput(
+    await localOutput(join(EXAMPLES, 'word-count.js'), files, ['--reduces', '4', '--split-size', '64KiB']),
+  );
+  assert.equal(out.size, expected.size);
+  for (const [w, n] of expected) assert.equal(out.get(w), String(n), `count of ${w}`);
+  // --out writes part-00000..part-00003 whose concatenation is the same output, each sorted.
+  const dir = tempDir();
+  const r = await cli(['local', join(EXAMPLES, 'word-count.js'), ...files, '--reduces', '4', '--out', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  let all = 0;
+  for (let p = 0; p < 4; p++) {
+    const keys = readFileSync(join(dir, `part-0000${p}`), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t')[0]!);
+    assert.deepEqual(keys, [...keys].sort(), `part ${p} sorted`);
+    for (const k of keys) assert.equal(defaultPartition(k, 4), p, `${k} in its partition`);
+    all += keys.length;
+  }
+  assert.equal(all, expected.size);
+});
