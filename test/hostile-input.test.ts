@@ -1,0 +1,312 @@
+/**
+ * Bad input against a real master process: malformed, fuzzed and oversized WebSocket frames, wrong
+ * leases, missing or wrong admin tokens, bad modules and inputs. Each gets a clear error, the master
+ * stays up, and a job submitted afterwards still runs exactly.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { WebSocket } from 'ws';
+import {
+  adminCli,
+  corpusFiles,
+  EXAMPLES,
+  localOutput,
+  removeTempDirs,
+  startMaster,
+  startVolunteer,
+  tempDir,
+  type MasterProc,
+} from './helpers/cluster.js';
+import type { MasterMessage } from '../shared/protocol.js';
+
+let m: MasterProc;
+let dir: string;
+
+before(async () => {
+  m = await startMaster({ args: ['--max-message', '1MiB', '--max-upload', '8MiB'] });
+  dir = tempDir();
+});
+after(async () => {
+  await m.kill();
+  removeTempDirs();
+});
+
+/** A raw protocol client: collects every frame the master sends and how the socket closed. */
+async function rawClient() {
+  const ws = new WebSocket(m.url.replace(/^http/, 'ws') + '/ws');
+  const got: MasterMessage[] = [];
+  let closed: { code: number; reason: string } | null = null;
+  ws.on('message', (d) => got.push(JSON.parse(d.toString()) as MasterMessage));
+  ws.on('close', (code, reason) => (closed = { code, reason: reason.toString() }));
+  await new Promise<void>((ok, fail) => {
+    ws.once('open', () => ok());
+    ws.once('error', fail);
+  });
+  const next = async (type: MasterMessage['type'], from = 0) => {
+    for (let i = 0; i < 100; i++) {
+      const found = got.slice(from).find((x) => x.type === type);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no ${type} from the master; got ${JSON.stringify(got)}`);
+  };
+  return { ws, got, next, closed: () => closed };
+}
+
+async function healthy() {
+  const res = await fetch(`${m.url}/healthz`);
+  assert.equal(res.status, 200, 'the master is still up');
+}
+
+function hello(extra: object = {}) {
+  return JSON.stringify({
+    type: 'hello',
+    protocol: 1,
+    threads: 1,
+    slots: 0,
+    paused: true,
+    agent: 'test',
+    running: [],
+    ...extra,
+  });
+}
+
+test('malformed frames get an error reply and are otherwise ignored', async () => {
+  const c = await rawClient();
+  c.ws.send('not json');
+  assert.match(JSON.stringify(await c.next('error')), /not JSON/);
+  c.ws.send(JSON.stringify({ type: 'heartbeat', running: [] }));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(JSON.stringify(c.got.at(-1)), /first message must be hello/);
+  c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(JSON.stringify(c.got.at(-1)), /binary frames/);
+  c.ws.send(hello());
+  await c.next('welcome');
+  assert.equal(c.closed(), null, 'still connected after a few bad frames');
+  c.ws.close();
+  await healthy();
+});
+
+test('fuzzed frames never crash the master; a flood of invalid frames closes the socket', async () => {
+  const samples = fc.sample(
+    fc.oneof(
+      fc.string(),
+      fc.json(),
+      fc
+        .record({
+          type: fc.constantFrom('hello', 'heartbeat', 'task.result', 'task.fail', 'volunteer.update'),
+          x: fc.anything(),
+        })
+        .map((o) => JSON.stringify(o)),
+    ),
+    300,
+  );
+  const c = await rawClient();
+  c.ws.send(hello());
+  await c.next('welcome');
+  for (const s of samples) if (c.ws.readyState === WebSocket.OPEN) c.ws.send(s);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(c.closed()?.code, 1008, 'closed for too many invalid messages');
+  await healthy();
+});
+
+test('a frame larger than --max-message closes that socket only', async () => {
+  const c = await rawClient();
+  c.ws.send(hello());
+  await c.next('welcome');
+  c.ws.send('x'.repeat(2 * 1024 * 1024));
+  for (let i = 0; i < 50 && !c.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(c.closed()?.code, 1009, 'closed with 1009 message too big');
+  await healthy();
+});
+
+test('results for unknown or forged leases are refused', async () => {
+  const c = await rawClient();
+  c.ws.send(hello());
+  await c.next('welcome');
+  c.ws.send(
+    JSON.stringify({
+      type: 'task.result',
+      lease: 'b'.repeat(32),
+      output: 'x\t1\n',
+      stats: { ms: 1, recordsIn: 1, recordsOut: 1 },
+    }),
+  );
+  const ack = (await c.next('task.ack')) as Extract<MasterMessage, { type: 'task.ack' }>;
+  assert.equal(ack.outcome, 'refused');
+  assert.match(ack.reason!, /unknown lease/);
+  c.ws.send(
+    JSON.stringify({ type: 'task.fail', lease: 'nothex', reason: 'threw', error: { name: 'E', message: 'm' } }),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(JSON.stringify(c.got.at(-1)), /lease must be 32 hex digits/);
+  c.ws.close();
+  await healthy();
+});
+
+test('the API refuses a missing or wrong token without saying more', async () => {
+  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${m.token}` }] as Record<
+    string,
+    string
+  >[]) {
+    const res = await fetch(`${m.url}/api/jobs`, { headers });
+    assert.equal(res.status, 401);
+    assert.match(((await res.json()) as { error: string }).error, /admin token/);
+  }
+  const cliNoToken = await adminCli({ ...m, token: '' })(['status']);
+  assert.equal(cliNoToken.code, 3);
+  assert.match(cliNoToken.stderr, /no admin token: pass --token/);
+  const cliWrong = await adminCli({ ...m, token: 'nope' })(['status']);
+  assert.equal(cliWrong.code, 3);
+  assert.match(cliWrong.stderr, /refused the admin token/);
+});
+
+async function postJob(parts: {
+  module?: [string, string];
+  inputs?: [string, Uint8Array | string][];
+  fields?: Record<string, string>;
+}) {
+  const form = new FormData();
+  if (parts.module) form.append('module', new Blob([parts.module[1]]), parts.module[0]);
+  for (const [name, body] of parts.inputs ?? []) form.append('input', new Blob([body]), name);
+  for (const [k, v] of Object.entries(parts.fields ?? {})) form.append(k, v);
+  const res = await fetch(`${m.url}/api/jobs`, {
+    method: 'POST',
+    body: form,
+    headers: { authorization: `Bearer ${m.token}` },
+  });
+  return { status: res.status, body: (await res.json()) as { error?: string; id?: string } };
+}
+
+const GOOD =
+  'export function map(k, v, emit) { emit(k, "1"); }\nexport function reduce(k, vs) { return String(vs.length); }\n';
+
+test('bad jobs are refused with a clear reason and nothing is queued', async () => {
+  const before_ = (await (
+    await fetch(`${m.url}/api/jobs`, { headers: { authorization: `Bearer ${m.token}` } })
+  ).json()) as unknown[];
+  const cases: [Parameters<typeof postJob>[0], number, RegExp][] = [
+    [{ inputs: [['a.txt', 'x']] }, 400, /missing the "module" file/],
+    [{ module: ['job.js', GOOD] }, 400, /no "input" files/],
+    [
+      { module: ['job.js', 'export function map(k, v, e) {\n  e(k,\n}\n'], inputs: [['a.txt', 'x']] },
+      400,
+      /job\.js:3:1: syntax error/,
+    ],
+    [{ module: ['job.js', 'export function map() {}\n'], inputs: [['a.txt', 'x']] }, 400, /does not export "reduce"/],
+    [
+      { module: ['job.js', `import fs from 'node:fs';\n${GOOD}`], inputs: [['a.txt', 'x']] },
+      400,
+      /job\.js:1: job modules must be self-contained/,
+    ],
+    [
+      { module: ['job.js', GOOD], inputs: [['a.txt', 'x']], fields: { reduces: '0' } },
+      400,
+      /reduces must be a whole number from 1/,
+    ],
+    [
+      { module: ['job.js', GOOD], inputs: [['a.txt', 'x']], fields: { reduces: 'ten' } },
+      400,
+      /reduces must be a whole number/,
+    ],
+    [{ module: ['job.js', GOOD], inputs: [['a.txt', 'x']], fields: { splitSize: '1' } }, 400, /split size must be/],
+    [
+      { module: ['job.js', GOOD], inputs: [['a.txt', new Uint8Array([0x61, 0xff, 0x0a])]] },
+      400,
+      /input a\.txt is not valid UTF-8 \(bad byte near offset 1\)/,
+    ],
+    [
+      {
+        module: ['job.js', GOOD],
+        inputs: [
+          ['dir1/a.txt', 'x'],
+          ['dir2/a.txt', 'y'],
+        ],
+      },
+      400,
+      /two inputs have the base name "a\.txt"/,
+    ],
+  ];
+  for (const [parts, status, why] of cases) {
+    const r = await postJob(parts);
+    assert.equal(r.status, status, JSON.stringify(r.body));
+    assert.match(r.body.error ?? '', why);
+  }
+  const big = await postJob({ module: ['job.js', GOOD], inputs: [['big.txt', 'a\n'.repeat(5 * 1024 * 1024)]] });
+  assert.equal(big.status, 413);
+  assert.match(big.body.error!, /upload larger than the master's limit/);
+  const after_ = (await (
+    await fetch(`${m.url}/api/jobs`, { headers: { authorization: `Bearer ${m.token}` } })
+  ).json()) as unknown[];
+  assert.equal(after_.length, before_.length, 'nothing was queued');
+});
+
+test('the CLI explains bad input before uploading anything', async () => {
+  const run = adminCli(m);
+  const bad = join(dir, 'bad.js');
+  writeFileSync(bad, 'export function map(k, v, e) {\n  e(k,\n}\n');
+  const cases: [string[], RegExp][] = [
+    [['submit', bad, corpusFiles()[0]!], /bad\.js:3:1: syntax error/],
+    [['submit', join(EXAMPLES, 'word-count.js'), join(dir, 'missing.txt')], /input file not found: .*missing\.txt/],
+    [['submit', join(EXAMPLES, 'word-count.js')], /no input files/],
+    [
+      ['submit', join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--reduces', '0'],
+      /reduces must be a whole number from 1/,
+    ],
+    [
+      ['submit', join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--split-size', 'lots'],
+      /--split-size: "lots" is not a size/,
+    ],
+    [
+      ['submit', join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--task-timeout', 'soon'],
+      /--task-timeout: "soon" is not a duration/,
+    ],
+    [['status', 'nosuchjob'], /no job "nosuchjob"/],
+    [['result', 'nosuchjob'], /no job "nosuchjob"/],
+  ];
+  for (const [args, why] of cases) {
+    const r = await run(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, why);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for user errors');
+  }
+});
+
+test('after all that, an empty input, CRLF lines and a file without a final newline work, exactly as local', async () => {
+  const empty = join(dir, 'empty.txt');
+  const crlf = join(dir, 'crlf.txt');
+  const noNewline = join(dir, 'no-newline.txt');
+  writeFileSync(empty, '');
+  writeFileSync(crlf, 'qxone qxtwo\r\nqxtwo qxthree\r\n');
+  writeFileSync(noNewline, 'qxthree qxfour');
+  const v = startVolunteer(m.url, 2);
+  try {
+    const run = adminCli(m);
+    const files = [empty, crlf, noNewline, corpusFiles()[5]!];
+    const r = await run([
+      'submit',
+      join(EXAMPLES, 'word-count.js'),
+      ...files,
+      '--reduces',
+      '3',
+      '--split-size',
+      '16KiB',
+      '--wait',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = await run(['result', r.stdout.split('\n')[0]!]);
+    assert.equal(
+      out.stdout,
+      await localOutput(join(EXAMPLES, 'word-count.js'), files, ['--reduces', '3', '--split-size', '16KiB']),
+    );
+    assert.match(out.stdout, /^qxthree\t2$/m);
+    assert.match(out.stdout, /^qxtwo\t2$/m);
+  } finally {
+    await v.kill();
+  }
+  await healthy();
+});
