@@ -278,7 +278,7 @@ export class Scheduler {
     this.send(v, { type: 'welcome', volunteerId: v.id, secret: v.secret, heartbeatMs: this.heartbeatMs, kept });
     this.log(`volunteer ${v.id} connected (${v.threads} threads${kept.length ? `, kept ${kept.length} tasks` : ''})`);
     this.emit({ kind: 'volunteers' });
-    this.dispatch();
+    this.fill(v);
     return v;
   }
 
@@ -310,7 +310,7 @@ export class Scheduler {
         v.slots = msg.slots;
         v.paused = msg.paused;
         this.emit({ kind: 'volunteers' });
-        this.dispatch();
+        this.fill(v);
         return;
       case 'task.result':
         this.result(v, msg);
@@ -350,6 +350,7 @@ export class Scheduler {
       this.dispatchAgain = true;
       return;
     }
+    if (!this.hasWork()) return;
     this.dispatching = true;
     try {
       do {
@@ -368,6 +369,13 @@ export class Scheduler {
     } finally {
       this.dispatching = false;
     }
+  }
+
+  /** Cheap check before scanning volunteers: is anything waiting to be handed out? */
+  private hasWork(): boolean {
+    if (this.needBackup.size > 0) return true;
+    for (const j of this.active.values()) if (!j.drained) return true;
+    return false;
   }
 
   /** Gives `v` the next task it may run: a backup first, else a pending task of the least-served job. */

@@ -85,6 +85,8 @@ export interface SessionOptions {
 }
 
 const OPEN = 1;
+/** Close code the master uses when a newer connection took over this volunteer's identity. */
+const REPLACED = 4001;
 
 interface Held extends TaskInHand {
   assign: TaskAssign | null;
@@ -226,6 +228,13 @@ export class VolunteerSession {
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       this.heartbeatTimer = null;
       if (ev.reason) this.lastError = `master closed the connection: ${ev.reason}`;
+      if (ev.code === REPLACED) {
+        // Another tab took this identity (browsers copy sessionStorage into a duplicated tab): the
+        // tasks went with it, and this tab joins again as a new volunteer.
+        this.volunteerId = null;
+        this.secret = null;
+        for (const lease of [...this.held.keys()]) this.drop(lease);
+      }
       if (!this.stopped) this.scheduleReconnect();
     };
   }

@@ -172,7 +172,7 @@ async function postJob(parts: {
 }) {
   const form = new FormData();
   if (parts.module) form.append('module', new Blob([parts.module[1]]), parts.module[0]);
-  for (const [name, body] of parts.inputs ?? []) form.append('input', new Blob([body]), name);
+  for (const [name, body] of parts.inputs ?? []) form.append('input', new Blob([body as BlobPart]), name);
   for (const [k, v] of Object.entries(parts.fields ?? {})) form.append(k, v);
   const res = await fetch(`${m.url}/api/jobs`, {
     method: 'POST',
