@@ -112,10 +112,16 @@ export interface VolunteerProc {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startVolunteer(url: string, threads = 1, extra: string[] = []): VolunteerProc {
+export function startVolunteer(
+  url: string,
+  threads = 1,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): VolunteerProc {
   const proc = track(
     spawn(process.execPath, [CLI, 'volunteer', '--server', url, '--threads', String(threads), ...extra], {
       stdio: 'pipe',
+      env: { ...process.env, ...env },
     }),
   );
   let out = '';
