@@ -11,6 +11,7 @@ import { Scheduler, type Clock } from './scheduler.js';
 import { createApp } from './app.js';
 import { createHub } from './ws-hub.js';
 import { UserError, toError } from '../shared/errors.js';
+import { isStorageError } from './storage-errors.js';
 
 export interface ServeOptions {
   host: string;
@@ -118,14 +119,17 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     });
   });
   server.on('upgrade', (req, socket, head) => hub.upgrade(req, socket, head));
-  const sweeper = setInterval(() => {
-    try {
-      scheduler.sweep();
-    } catch (e) {
-      opts.log(`sweep failed: ${toError(e).stack}`);
-    }
-  }, SWEEP_MS);
-  const flusher = setInterval(() => scheduler.flushSeen(), 5_000);
+  // A timer's exception would end the process; a full disk must not, so each tick is guarded.
+  const every = (ms: number, what: string, fn: () => void) =>
+    setInterval(() => {
+      try {
+        fn();
+      } catch (e) {
+        opts.log(`${what} failed: ${isStorageError(e) ? toError(e).message : toError(e).stack}`);
+      }
+    }, ms);
+  const sweeper = every(SWEEP_MS, 'sweep', () => scheduler.sweep());
+  const flusher = every(5_000, 'saving last-seen times', () => scheduler.flushSeen());
   const port = (server.address() as AddressInfo).port;
   const shownHost = opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host;
   const url = `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
@@ -143,7 +147,11 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
       hub.close();
       server.closeAllConnections?.();
       await new Promise<void>((ok) => server.close(() => ok()));
-      scheduler.flushSeen();
+      try {
+        scheduler.flushSeen();
+      } catch (e) {
+        opts.log(`could not save last-seen times at shutdown: ${toError(e).message}`);
+      }
       db.close();
     },
   };

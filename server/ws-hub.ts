@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseVolunteerMessage } from '../shared/protocol.js';
 import type { Connection, Scheduler, Volunteer } from './scheduler.js';
+import { isStorageError } from './storage-errors.js';
 
 export interface HubOptions {
   /** Largest frame a volunteer may send; larger ones close the socket with 1009. */
@@ -72,6 +73,13 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
         }
         scheduler.handle(volunteer, msg);
       } catch (e) {
+        if (isStorageError(e)) {
+          // Nothing was committed. The volunteer keeps its results; closing makes it reconnect with
+          // backoff and send them again, by which time space may have been freed.
+          opts.log(`storage error handling ${msg.type}: ${(e as Error).message}; asking the volunteer to retry`);
+          ws.close(1011, 'master storage full; retrying');
+          return;
+        }
         // A bug must not take the master down; the volunteer hears about it.
         opts.log(`error handling ${msg.type}: ${(e as Error).stack ?? String(e)}`);
         reply(`the master could not handle ${msg.type}`);
