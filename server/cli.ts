@@ -63,7 +63,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the master: API, volunteer page, status page',
     usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
                 [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
-                [--max-upload 1GiB] [--max-message 64MiB]
+                [--max-upload 1GiB] [--max-message 64MiB] [--max-per-ip 1024]
 
 Keeps jobs in SQLite under --data; a restart on the same directory resumes them.
 The admin token is TABREDUCE_TOKEN if set, else DATA/admin-token (created once, mode 0600).
@@ -81,6 +81,7 @@ Examples:
       'tls-key': { type: 'string' },
       'max-upload': { type: 'string' },
       'max-message': { type: 'string' },
+      'max-per-ip': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -185,6 +186,7 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
     maxMessageBytes: f['max-message']
       ? parseSize(String(f['max-message']), '--max-message')
       : SERVE_DEFAULTS.maxMessageBytes,
+    maxPerIp: intFlag(f['max-per-ip'], 'max-per-ip', SERVE_DEFAULTS.maxPerIp),
     log,
   });
   process.stdout.write(

@@ -23,6 +23,7 @@ export interface ServeOptions {
   tlsKey?: string;
   maxUploadBytes: number;
   maxMessageBytes: number;
+  maxPerIp: number;
   log: (line: string) => void;
   clock?: Clock;
 }
@@ -35,6 +36,8 @@ export const SERVE_DEFAULTS = Object.freeze({
   heartbeatMs: 2_000,
   maxUploadBytes: 1024 ** 3,
   maxMessageBytes: 64 * 1024 ** 2,
+  /** Enough for a classroom or office behind one NAT; a flood from one host stops here. */
+  maxPerIp: 1024,
 });
 
 /** How often the time rules run: a tenth of the smallest delay they enforce keeps them within 10%. */
@@ -96,7 +99,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     maxUploadBytes: opts.maxUploadBytes,
     log: opts.log,
   });
-  const hub = createHub(scheduler, { maxMessageBytes: opts.maxMessageBytes, log: opts.log });
+  const hub = createHub(scheduler, { maxMessageBytes: opts.maxMessageBytes, maxPerIp: opts.maxPerIp, log: opts.log });
   const tls = opts.tlsCert && opts.tlsKey;
   if ((opts.tlsCert && !opts.tlsKey) || (!opts.tlsCert && opts.tlsKey)) {
     throw new UserError('--tls-cert and --tls-key go together: give both or neither');

@@ -8,6 +8,8 @@ import { isStorageError } from './storage-errors.js';
 export interface HubOptions {
   /** Largest frame a volunteer may send; larger ones close the socket with 1009. */
   maxMessageBytes: number;
+  /** Concurrent volunteer sockets from one IP address; more are refused with 429. */
+  maxPerIp: number;
   log: (line: string) => void;
 }
 
@@ -25,6 +27,7 @@ const MAX_INVALID = 20;
 
 /** Accepts volunteer WebSockets on `/ws`, validates every frame, and feeds the scheduler. */
 export function createHub(scheduler: Scheduler, opts: HubOptions) {
+  const perIp = new Map<string, number>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxMessageBytes, perMessageDeflate: false });
 
   wss.on('connection', (ws: WebSocket) => {
@@ -34,7 +37,13 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
     let invalid = 0;
     const conn: Connection = {
       send: (text) => {
-        if (ws.readyState === ws.OPEN) ws.send(text);
+        if (ws.readyState !== ws.OPEN) return;
+        // A client that stops reading would make the master buffer for it without end.
+        if (ws.bufferedAmount > opts.maxMessageBytes * 2) {
+          ws.close(1008, 'not reading');
+          return;
+        }
+        ws.send(text);
       },
       close: (code, reason) => ws.close(code, reason),
     };
@@ -100,7 +109,23 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
         socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+      const ip = req.socket.remoteAddress ?? '?';
+      const n = perIp.get(ip) ?? 0;
+      if (n >= opts.maxPerIp) {
+        socket.end(
+          'HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n\r\ntoo many volunteer connections from this address\n',
+        );
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+        ws.once('close', () => {
+          const left = (perIp.get(ip) ?? 1) - 1;
+          if (left <= 0) perIp.delete(ip);
+          else perIp.set(ip, left);
+        });
+        wss.emit('connection', ws, req);
+      });
     },
     close(): void {
       for (const ws of wss.clients) ws.close(1001, 'master shutting down');

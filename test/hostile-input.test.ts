@@ -310,3 +310,43 @@ test('after all that, an empty input, CRLF lines and a file without a final newl
   }
   await healthy();
 });
+
+test('a flood of connections from one address is capped; a flood of messages closes the socket', async () => {
+  const capped = await startMaster({ args: ['--max-per-ip', '4'] });
+  const wsUrl = capped.url.replace(/^http/, 'ws') + '/ws';
+  const open = (): Promise<WebSocket | number> =>
+    new Promise((ok) => {
+      const ws = new WebSocket(wsUrl);
+      ws.once('open', () => ok(ws));
+      ws.once('unexpected-response', (_req, res) => ok(res.statusCode ?? 0));
+      ws.once('error', () => ok(-1));
+    });
+  try {
+    const sockets = await Promise.all(Array.from({ length: 4 }, open));
+    assert.ok(
+      sockets.every((s) => s instanceof WebSocket),
+      'four connections accepted',
+    );
+    assert.equal(await open(), 429, 'the fifth is refused with 429');
+    const first = sockets[0] as WebSocket;
+    await new Promise<void>((ok) => {
+      first.once('close', () => ok());
+      first.close();
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await open();
+    assert.ok(again instanceof WebSocket, 'a slot frees when a socket closes');
+
+    // 4,000 heartbeats in one go: past the burst allowance, the socket is closed for flooding.
+    const flooder = sockets[1] as WebSocket;
+    const closed = new Promise<number>((ok) => flooder.once('close', (code) => ok(code)));
+    flooder.send(hello());
+    const beat = JSON.stringify({ type: 'heartbeat', running: [] });
+    for (let i = 0; i < 6_000 && flooder.readyState === WebSocket.OPEN; i++) flooder.send(beat);
+    assert.equal(await closed, 1008);
+    for (const s of [...sockets, again]) if (s instanceof WebSocket) s.close();
+    assert.equal((await fetch(`${capped.url}/healthz`)).status, 200);
+  } finally {
+    await capped.kill();
+  }
+});
