@@ -350,3 +350,32 @@ test('a flood of connections from one address is capped; a flood of messages clo
     await capped.kill();
   }
 });
+
+test('2,000 small files and a line longer than the split size run exactly as local', async () => {
+  const many = join(tempDir(), 'many');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(many);
+  const files: string[] = [];
+  for (let i = 0; i < 2_000; i++) {
+    const f = join(many, `doc-${String(i).padStart(4, '0')}.txt`);
+    writeFileSync(f, `word${'abcdefg'[i % 7]} shared${'abcde'[i % 5]}\nline two of doc\n`);
+    files.push(f);
+  }
+  const longLine = join(many, 'long-line.txt');
+  writeFileSync(longLine, `short\n${'alpha beta '.repeat(20_000)}\nend\n`);
+  files.push(longLine);
+  const v = [startVolunteer(m.url, 2), startVolunteer(m.url, 2)];
+  try {
+    const run = adminCli(m);
+    const args = ['--reduces', '4', '--split-size', '64KiB'];
+    const r = await run(['submit', join(EXAMPLES, 'inverted-index.js'), ...files, ...args, '--wait'], 180_000);
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.split('\n')[0]!;
+    const out = (await run(['result', id])).stdout;
+    assert.equal(out, await localOutput(join(EXAMPLES, 'inverted-index.js'), files, args));
+    assert.match(out, /^alpha\t1 long-line\.txt$/m);
+    assert.match(out, /^shareda\t400 doc-0000.txt,doc-0005.txt,/m);
+  } finally {
+    await Promise.all(v.map((x) => x.kill()));
+  }
+});
