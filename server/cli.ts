@@ -6,11 +6,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, toError } from '../shared/errors.js';
 import { parseDuration, parseSize } from '../shared/units.js';
-import { MasterError, resolveServer, resolveToken, type AdminTarget } from './cli/admin-client.js';
+import { DEFAULT_SERVER, MasterError, resolveServer, resolveToken, type AdminTarget } from './cli/admin-client.js';
 import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
-import { runLocal } from './local-run.js';
+import { LocalJobError, runLocal } from './local-run.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
 
@@ -24,7 +24,7 @@ const COMMON: Options = {
 };
 
 const ADMIN_FLAGS = `Common flags:
-  --server URL   the master (env TABREDUCE_URL, default ${SERVE_DEFAULTS.host}:${SERVE_DEFAULTS.port})
+  --server URL   the master (env TABREDUCE_URL, default ${DEFAULT_SERVER})
   --token T      admin token (env TABREDUCE_TOKEN, else ./data/admin-token)
   --json         machine-readable output`;
 
@@ -92,12 +92,15 @@ Examples:
     `tabreduce submit JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
                  [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait]
 
-Prints the job id as the first line of stdout. With --wait, shows progress on stderr and
-exits 0 when the job succeeds, 1 when it fails (with the reason).
+Prints the job id as the first line of stdout. With --wait, shows progress on stderr (a live
+bar on a terminal, a line every 5 s otherwise) and exits 0 when the job succeeds, 1 when it fails
+or is cancelled (with the reason). Ctrl-C stops waiting; the job keeps running.
+With --json, stdout is one JSON object per line: {"id": ...}, then with --wait the finished job.
 
 Examples:
   tabreduce submit word-count.js books/*.txt --reduces 4 --wait
-  id=$(tabreduce submit grep.js logs/*.log) && tabreduce wait "$id"`,
+  id=$(tabreduce submit grep.js logs/*.log) && tabreduce wait "$id"
+  tabreduce submit word-count.js books/*.txt --json | jq -r .id`,
     admin.submit,
     {
       reduces: { type: 'string' },
@@ -110,22 +113,66 @@ Examples:
   ),
   status: adminCommand(
     'all jobs, or one job in detail',
-    'tabreduce status [JOB]\n\nExamples:\n  tabreduce status\n  tabreduce status k3xq7w2m9pza --json',
+    `tabreduce status [JOB] [--json]
+
+Without JOB, a table of the newest jobs; with JOB, its progress, records, attempts by outcome
+and the last failures. --json prints the API's Job objects (with JOB, also its tasks).
+
+Examples:
+  tabreduce status
+  tabreduce status k3xq7w2m9pza
+  tabreduce status --json | jq -r '.[] | select(.state == "failed") | .id'`,
     admin.status,
   ),
   wait: adminCommand(
     'wait for a job to finish, showing progress',
-    'tabreduce wait JOB\n\nExits 0 if the job succeeded, 1 if it failed or was cancelled. Ctrl-C stops waiting, not the job.',
+    `tabreduce wait JOB [--json]
+
+Shows the job's progress on stderr until it ends. Exits 0 if it succeeded, 1 if it failed or was
+cancelled. Ctrl-C stops waiting, not the job (exit 130). If the master restarts meanwhile, waits
+for it to come back for up to 2 minutes. --json prints the finished job on stdout.
+
+Examples:
+  tabreduce wait k3xq7w2m9pza
+  tabreduce wait k3xq7w2m9pza && tabreduce result k3xq7w2m9pza --out results/`,
     admin.wait,
   ),
   result: adminCommand(
     "print a job's output, or write it to a directory",
-    "tabreduce result JOB [--out DIR]\n\nPrints partitions 0..R-1 in order; --out writes DIR/part-00000, part-00001, ...\n\nExamples:\n  tabreduce result k3xq7w2m9pza | sort -t$'\\t' -k2 -nr | head",
+    `tabreduce result JOB [--out DIR]
+
+Prints partitions 0..R-1 in order (key<TAB>value lines); --out writes DIR/part-00000,
+part-00001, ... The output exists once the job has succeeded.
+
+Examples:
+  tabreduce result k3xq7w2m9pza | sort -t$'\\t' -k2 -nr | head
+  tabreduce result k3xq7w2m9pza --out results/`,
     admin.result,
     { out: { type: 'string' } },
   ),
-  cancel: adminCommand('cancel a job', 'tabreduce cancel JOB', admin.cancel),
-  workers: adminCommand('list connected volunteers', 'tabreduce workers [--json]', admin.workers),
+  cancel: adminCommand(
+    'cancel a job',
+    `tabreduce cancel JOB [--json]
+
+Stops the job: its open tasks are cancelled and volunteers told to drop them. A finished job
+cannot be cancelled (exit 2). --json prints the cancelled job.
+
+Example:
+  tabreduce cancel k3xq7w2m9pza`,
+    admin.cancel,
+  ),
+  workers: adminCommand(
+    'list connected volunteers',
+    `tabreduce workers [--json]
+
+One line per volunteer (browser tab or tabreduce volunteer): threads, tasks in hand (running
+or prefetched), tasks done, the current task, and when it was last heard from.
+
+Examples:
+  tabreduce workers
+  tabreduce workers --json | jq 'map(.threads) | add'`,
+    admin.workers,
+  ),
   local: {
     summary: 'run a job sequentially in this process (the reference output)',
     usage: `tabreduce local JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
@@ -277,8 +324,10 @@ Usage: tabreduce COMMAND [ARGS] [--help]
 Commands:
 ${list}
 
+\`tabreduce COMMAND --help\` shows a command's flags and examples.
+
 Exit codes: 0 success; 1 the job failed or was cancelled; 2 bad usage or input;
-3 the master could not be reached, refused the token, or failed.
+3 the master could not be reached, refused the token, or failed; 130 stopped by Ctrl-C.
 `;
 }
 
@@ -317,6 +366,9 @@ main(process.argv.slice(2)).then(
     if (err instanceof UserError) {
       process.stderr.write(`tabreduce: ${err.message}\n`);
       process.exitCode = 2;
+    } else if (err instanceof LocalJobError) {
+      process.stderr.write(`tabreduce: ${err.message}\n`);
+      process.exitCode = 1;
     } else if (err instanceof MasterError) {
       process.stderr.write(`tabreduce: ${err.message}\n`);
       process.exitCode = 3;

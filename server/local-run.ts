@@ -6,10 +6,26 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { asJobModule, runMap, runReduce, type Partition } from '../shared/engine.js';
 import { decodeUtf8, splitRanges } from '../shared/split.js';
-import { UserError } from '../shared/errors.js';
+import { UserError, toError } from '../shared/errors.js';
 import { checkJobModule } from './module-check.js';
 import { inputKeys, checkSpec, JOB_DEFAULTS } from './submit-job.js';
 import { readInput } from './cli/files.js';
+
+/** The job's own code threw: reported like a failed distributed job (exit 1), with its stack. */
+export class LocalJobError extends Error {
+  override name = 'LocalJobError';
+}
+
+async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const err = toError(e);
+    const line = `${err.name}: ${err.message}`;
+    const trace = err.stack?.startsWith(line) ? err.stack.slice(line.length).replace(/^\n/, '') : err.stack;
+    throw new LocalJobError(`${what} failed: ${line}${trace ? `\n${trace}` : ''}`);
+  }
+}
 
 export interface LocalOptions {
   reduces?: number;
@@ -37,13 +53,15 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
   }
   const byPartition: Partition[][] = Array.from({ length: reduces }, () => []);
   for (const [i, s] of splits.entries()) {
-    const { partitions } = await runMap(mod, s.key, s.value, reduces);
+    const { partitions } = await guarded(`map task ${i} (input ${JSON.stringify(s.key)})`, () =>
+      runMap(mod, s.key, s.value, reduces),
+    );
     partitions.forEach((p, r) => byPartition[r]!.push(p));
     opts.onProgress?.(i + 1, splits.length, 'map');
   }
   const out: string[] = [];
   for (const [r, inputs] of byPartition.entries()) {
-    out.push((await runReduce(mod, inputs)).text);
+    out.push((await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, inputs))).text);
     opts.onProgress?.(r + 1, reduces, 'reduce');
   }
   return out;
