@@ -1,0 +1,16 @@
+/** UTF-8 text to and from ArrayBuffers that can be transferred between threads. */
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes text into a buffer of its own, so transferring it moves exactly these bytes. */
+export function encodeText(text: string): ArrayBuffer {
+  const bytes = encoder.encode(text);
+  const buf = bytes.buffer as ArrayBuffer;
+  return bytes.byteOffset === 0 && bytes.byteLength === buf.byteLength
+    ? buf
+    : buf.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+}
+
+export function decodeText(buf: ArrayBuffer): string {
+  return decoder.decode(buf);
+}

@@ -1,0 +1,121 @@
+/** What the page says about the tab's state, in words a visitor understands. */
+import type { TaskInHand } from '../../shared/volunteer-session.js';
+import { formatBytes, formatSeconds, plural } from './format.js';
+import type { TabSnapshot } from './wire.js';
+
+export type Tone = 'busy' | 'idle' | 'paused' | 'waiting' | 'error';
+
+export interface Headline {
+  tone: Tone;
+  /** The connection, in a few words: Connecting…, Connected, Reconnecting in 3 s. */
+  connection: string;
+  /** What the tab is doing, in a word or two, for the window title. */
+  short: string;
+  title: string;
+  detail: string;
+}
+
+export function describe(s: TabSnapshot, fatal: string | null, retryInSeconds: number | null): Headline {
+  if (fatal) {
+    return {
+      tone: 'error',
+      connection: 'Not running',
+      short: 'Not running',
+      title: "This browser can't volunteer",
+      detail: fatal,
+    };
+  }
+  if (s.state === 'connecting') {
+    return {
+      tone: 'waiting',
+      connection: 'Connecting…',
+      short: 'Connecting',
+      title: 'Connecting to the server…',
+      detail: 'This takes a moment. Nothing runs until the server hands this tab some work.',
+    };
+  }
+  if (s.state === 'reconnecting' || s.state === 'stopped') {
+    const when = retryInSeconds === null ? 'shortly' : retryInSeconds === 0 ? 'now' : `in ${retryInSeconds} s`;
+    const kept = s.tasks.length > 0 ? ' Finished work is kept and sent as soon as the server answers.' : '';
+    return {
+      tone: 'waiting',
+      connection: `Reconnecting ${when}`,
+      short: 'Reconnecting',
+      title: 'Lost touch with the server',
+      detail: `Trying again ${when}.${kept}`,
+    };
+  }
+  const connection = 'Connected';
+  const working = s.tasks.length;
+  if (s.paused) {
+    return working > 0
+      ? {
+          tone: 'paused',
+          connection,
+          short: 'Pausing',
+          title: 'Pausing…',
+          detail: `Finishing the ${plural(working, 'task')} in hand, then this tab takes no new work until you resume.`,
+        }
+      : {
+          tone: 'paused',
+          connection,
+          short: 'Paused',
+          title: 'Paused',
+          detail: 'This tab takes no work and uses no processor time. Resume whenever you like.',
+        };
+  }
+  if (working > 0) {
+    return {
+      tone: 'busy',
+      connection,
+      short: 'Computing',
+      title: 'Your tab is computing',
+      detail: `Working on ${plural(working, 'task')} right now. Thank you for helping!`,
+    };
+  }
+  return {
+    tone: 'idle',
+    connection,
+    short: 'Ready',
+    title: 'Ready for work',
+    detail:
+      'Connected and waiting. The server has nothing for this tab at the moment, so it is using no processor time.',
+  };
+}
+
+export interface TaskLine {
+  lease: string;
+  job: string;
+  step: string;
+  input: string;
+  /** The input's size, or '' when unknown. */
+  size: string;
+  status: 'waiting' | 'running' | 'reporting';
+  statusText: string;
+}
+
+/** Map and reduce, said plainly. */
+const STEPS = { map: 'Step 1 · map', reduce: 'Step 2 · reduce' } as const;
+
+export function taskLines(s: TabSnapshot, now: number): TaskLine[] {
+  const computing = new Set(s.computing);
+  return s.tasks.map((t: TaskInHand) => {
+    const status = t.status === 'reporting' ? 'reporting' : computing.has(t.lease) ? 'running' : 'waiting';
+    const statusText =
+      status === 'reporting'
+        ? 'Sending the result'
+        : status === 'running'
+          ? `Working · ${formatSeconds(now - t.startedAt)}`
+          : 'Waiting for a free thread';
+    return {
+      lease: t.lease,
+      job: t.jobName,
+      step: STEPS[t.phase],
+      input: t.phase === 'map' ? t.label : `part ${t.index + 1} of the results`,
+      // For a reduce, TaskInHand.bytes counts key groups rather than bytes, so no size is shown.
+      size: t.phase === 'map' ? formatBytes(t.bytes) : '',
+      status,
+      statusText,
+    };
+  });
+}
