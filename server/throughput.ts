@@ -37,4 +37,11 @@ export class ThroughputMeter {
   recent(): ThroughputSample[] {
     return this.samples.slice();
   }
+
+  /** Samples for second `t` and later: the last one sent may have grown since. */
+  since(t: number): ThroughputSample[] {
+    let i = this.samples.length;
+    while (i > 0 && this.samples[i - 1]!.t >= t) i--;
+    return this.samples.slice(i).map((s) => ({ ...s }));
+  }
 }

@@ -108,3 +108,16 @@ export function workerView(s: Scheduler, v: Volunteer): WorkerView {
     tasks: s.currentTasks(v).map((l) => ({ jobId: l.jobId, phase: l.phase, index: l.index, startedAt: l.startedAt })),
   };
 }
+
+/**
+ * Time left for a job from its rate so far, maps and reduces weighted equally per task; null while
+ * nothing has finished (no rate yet) or once the job has ended. The CLI's progress bar and the
+ * status page both use it, so they never disagree.
+ */
+export function estimateRemainingMs(job: JobView, now: number): number | null {
+  if (job.state !== 'mapping' && job.state !== 'reducing') return null;
+  const total = job.maps.total + job.reduces.total;
+  const done = job.maps.done + job.reduces.done;
+  if (done === 0 || done >= total) return null;
+  return ((now - job.createdAt) / done) * (total - done);
+}

@@ -8,6 +8,11 @@ export class MasterError extends Error {
   override name = 'MasterError';
 }
 
+/** The master did not answer at all (not running, wrong address, network): also exit code 3. */
+export class MasterUnreachableError extends MasterError {
+  override name = 'MasterUnreachableError';
+}
+
 export interface AdminTarget {
   server: string;
   token: string | undefined;
@@ -50,7 +55,7 @@ export async function api(t: AdminTarget, path: string, init: RequestInit = {}):
   } catch (e) {
     const cause = (toError(e) as Error & { cause?: { code?: string; message?: string } }).cause;
     const why = cause?.code ?? cause?.message ?? toError(e).message;
-    throw new MasterError(
+    throw new MasterUnreachableError(
       `cannot reach the master at ${t.server} (${why}). Is it running? Start one with \`npm start\` or \`tabreduce serve\`, or point at it with --server / TABREDUCE_URL.`,
     );
   }
@@ -70,6 +75,9 @@ export async function api(t: AdminTarget, path: string, init: RequestInit = {}):
     );
   }
   if (res.status >= 500) throw new MasterError(`the master failed: ${message}`);
+  if (res.status === 404 && path.startsWith('/api/jobs/')) {
+    throw new UserError(`${message} on ${t.server}; \`tabreduce status\` lists its jobs`);
+  }
   throw new UserError(message);
 }
 

@@ -12,7 +12,8 @@ import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { JobView, TaskView, WorkerView } from '../views.js';
 import { api, apiJson, type AdminTarget } from './admin-client.js';
 import { checkReadable, readInput } from './files.js';
-import { waitForJob } from './progress.js';
+import { eta, waitForJob } from './progress.js';
+import { isJobFinished } from '../states.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -70,8 +71,8 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   form.append('taskTimeoutMs', String(spec.taskTimeoutMs));
   form.append('maxAttempts', String(spec.maxAttempts));
   const { id } = await apiJson<{ id: string }>(t, '/api/jobs', { method: 'POST', body: form });
-  if (f['json'] && !f['wait']) process.stdout.write(`${JSON.stringify({ id })}\n`);
-  else process.stdout.write(`${id}\n`);
+  // With --json, one JSON object per line: the id at once, then (with --wait) the finished job.
+  process.stdout.write(f['json'] ? `${JSON.stringify({ id })}\n` : `${id}\n`);
   if (!f['wait']) return 0;
   const job = await waitForJob(t, id);
   if (f['json']) process.stdout.write(`${JSON.stringify(job)}\n`);
@@ -114,7 +115,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       `job        ${job.id}  ${job.name}`,
       `state      ${job.state}`,
       `created    ${new Date(job.createdAt).toISOString()} (${age(job.createdAt)})`,
-      `elapsed    ${formatDuration((job.finishedAt ?? Date.now()) - job.createdAt)}`,
+      `elapsed    ${formatDuration((job.finishedAt ?? Date.now()) - job.createdAt)}${isJobFinished(job.state) ? '' : `, eta ${eta(job, Date.now())}`}`,
       `maps       ${job.maps.done}/${job.maps.total}   reduces ${job.reduces.done}/${job.reduces.total}`,
       `input      ${formatBytes(job.inputBytes)} in splits of ${formatBytes(job.splitSize)}; records emitted ${job.recordsIn}, written ${job.recordsOut}`,
       `attempts   ${['running', 'succeeded', 'failed', 'lost', 'superseded'].map((o) => `${o} ${count(o)}`).join(', ')}`,
@@ -141,7 +142,8 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
     process.stdout.write('no jobs yet: submit one with tabreduce submit JOB.js INPUT...\n');
     return 0;
   }
-  const rows = [['ID', 'NAME', 'STATE', 'MAPS', 'REDUCES', 'CREATED', 'ELAPSED']];
+  const now = Date.now();
+  const rows = [['ID', 'NAME', 'STATE', 'MAPS', 'REDUCES', 'ELAPSED', 'ETA', 'CREATED']];
   for (const j of jobs) {
     rows.push([
       j.id,
@@ -149,8 +151,9 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       j.state,
       `${j.maps.done}/${j.maps.total}`,
       `${j.reduces.done}/${j.reduces.total}`,
+      formatDuration((j.finishedAt ?? now) - j.createdAt),
+      isJobFinished(j.state) ? '-' : eta(j, now),
       age(j.createdAt),
-      formatDuration((j.finishedAt ?? Date.now()) - j.createdAt),
     ]);
   }
   process.stdout.write(table(rows));
@@ -200,14 +203,19 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
     process.stdout.write("no volunteers connected: open the master's URL in a browser, or run tabreduce volunteer\n");
     return 0;
   }
-  const rows = [['ID', 'STATE', 'THREADS', 'RUNNING', 'DONE', 'CONNECTED', 'LAST SEEN', 'AGENT']];
+  const rows = [['ID', 'STATE', 'THREADS', 'IN HAND', 'DONE', 'CURRENT TASK', 'CONNECTED', 'LAST SEEN', 'AGENT']];
   for (const w of list) {
+    const first = w.tasks[0];
+    const current = first
+      ? `${first.jobId} ${first.phase} ${first.index}${w.tasks.length > 1 ? ` +${w.tasks.length - 1}` : ''}`
+      : '-';
     rows.push([
       w.id,
       w.state,
       String(w.threads),
       String(w.running),
       String(w.done),
+      current,
       age(w.connectedAt),
       age(w.lastSeenAt),
       w.agent.slice(0, 40),

@@ -1,57 +1,110 @@
 import { formatDuration } from '../../shared/units.js';
-import type { JobView } from '../views.js';
-import { apiJson, type AdminTarget } from './admin-client.js';
+import { estimateRemainingMs, type JobView } from '../views.js';
+import { apiJson, MasterUnreachableError, type AdminTarget } from './admin-client.js';
 import { isJobFinished } from '../states.js';
 
 const POLL_MS = 500;
 /** Without a TTY, a progress line at most this often (and on every state change). */
 const PLAIN_EVERY_MS = 5_000;
+/**
+ * How long `wait` rides out a master that stopped answering. The master is built to be restarted
+ * (even after SIGKILL) and resumes its jobs; a restart takes a second or two, so two minutes covers
+ * an operator's restart without hanging a script forever on a master that is gone.
+ */
+export const UNREACHABLE_GRACE_MS = 120_000;
 
 function bar(done: number, total: number, width: number): string {
-  const filled = total === 0 ? width : Math.round((done / total) * width);
+  const filled = total === 0 ? width : Math.min(width, Math.round((done / total) * width));
   return `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
 }
 
-/** Remaining time from the rate so far: maps and reduces weighted equally per task. */
 export function eta(job: JobView, now: number): string {
-  const total = job.maps.total + job.reduces.total;
-  const done = job.maps.done + job.reduces.done;
-  if (done === 0 || done >= total) return '--';
-  const elapsed = now - job.createdAt;
-  return formatDuration((elapsed / done) * (total - done));
+  const ms = estimateRemainingMs(job, now);
+  return ms === null ? '--' : formatDuration(ms);
 }
 
-export function progressLine(job: JobView, volunteers: number, now: number, tty: boolean): string {
+/**
+ * One line of progress. Plain (not a TTY): every fact as `name value`, for logs and scripts.
+ * On a TTY: bars that take the room the terminal has; parts are dropped, least useful first, so
+ * the line never wraps (a wrapped line cannot be redrawn in place with `\r`).
+ */
+export function progressLine(job: JobView, volunteers: number, now: number, tty: boolean, columns = 80): string {
   const elapsed = formatDuration((job.finishedAt ?? now) - job.createdAt);
-  const maps = `maps ${job.maps.done}/${job.maps.total}`;
-  const reduces = `reduces ${job.reduces.done}/${job.reduces.total}`;
   if (!tty)
-    return `${job.id} ${job.state} ${maps} ${reduces} elapsed ${elapsed} eta ${eta(job, now)} volunteers ${volunteers}`;
-  const width = 20;
-  return (
-    `${job.state.padEnd(9)} map ${bar(job.maps.done, job.maps.total, width)} ${job.maps.done}/${job.maps.total}` +
-    `  reduce ${bar(job.reduces.done, job.reduces.total, 10)} ${job.reduces.done}/${job.reduces.total}` +
-    `  ${elapsed} eta ${eta(job, now)}  ${volunteers} volunteer${volunteers === 1 ? '' : 's'}`
-  );
+    return `${job.id} ${job.state} maps ${job.maps.done}/${job.maps.total} reduces ${job.reduces.done}/${job.reduces.total} elapsed ${elapsed} eta ${eta(job, now)} volunteers ${volunteers}`;
+  // Stay one column short of the edge: some terminals wrap when the last column is written.
+  const room = Math.max(20, columns - 1);
+  const state = job.state.padEnd(9);
+  // Fixed widths, so the bars do not jump about as the numbers grow.
+  const maps = `${String(job.maps.done).padStart(String(job.maps.total).length)}/${job.maps.total}`;
+  const reduces = `${String(job.reduces.done).padStart(String(job.reduces.total).length)}/${job.reduces.total}`;
+  const time = `${elapsed.padStart(5)} eta ${eta(job, now).padStart(5)}`;
+  const tails = [
+    `  ${time}  ${volunteers} volunteer${volunteers === 1 ? '' : 's'}`,
+    `  ${time}  ${volunteers} vol`,
+    `  ${time}`,
+    '',
+  ];
+  for (const tail of tails) {
+    const free = room - `${state} map  ${maps}  reduce  ${reduces}${tail}`.length;
+    if (free < 16) continue;
+    // Maps usually outnumber reduces by far; their bar gets two thirds of the room, at most 30.
+    const mapW = Math.min(30, Math.floor((free * 2) / 3));
+    const reduceW = Math.min(15, free - mapW);
+    return `${state} map ${bar(job.maps.done, job.maps.total, mapW)} ${maps}  reduce ${bar(job.reduces.done, job.reduces.total, reduceW)} ${reduces}${tail}`;
+  }
+  return `${state} maps ${maps} reduces ${reduces} ${time}`.replace(/ +/g, ' ').slice(0, room);
 }
 
 /**
  * Waits for a job to finish, drawing progress on stderr (a live bar on a TTY, a line every few
- * seconds otherwise). Ctrl-C stops waiting, not the job, and says how to come back.
+ * seconds otherwise). Ctrl-C stops waiting, not the job, and says how to come back. A master that
+ * stops answering mid-wait (a restart) is waited for, up to UNREACHABLE_GRACE_MS.
  */
 export async function waitForJob(t: AdminTarget, id: string, quiet = false): Promise<JobView> {
-  const tty = process.stderr.isTTY === true && !quiet;
+  const out = process.stderr;
+  const tty = out.isTTY === true && !quiet;
   let lastPlain = 0;
   let lastState = '';
+  let unreachableSince: number | null = null;
+  let drawn = false;
+  /** Ends a drawn bar with a newline, so what follows (an error, the outcome) starts clean. */
+  const endLine = () => {
+    if (tty && drawn) out.write('\n');
+    drawn = false;
+  };
   const onSigint = () => {
-    if (tty) process.stderr.write('\n');
-    process.stderr.write(`stopped waiting; job ${id} keeps running. Reattach with: tabreduce wait ${id}\n`);
+    // On a terminal the line holds the bar or the echoed ^C: start a fresh one either way.
+    if (tty) out.write('\n\x1b[?25h');
+    drawn = false;
+    out.write(`stopped waiting; job ${id} keeps running. Reattach with: tabreduce wait ${id}\n`);
     process.exit(130);
   };
   process.once('SIGINT', onSigint);
+  // The bar redraws twice a second; a blinking cursor at its end only flickers.
+  if (tty) out.write('\x1b[?25l');
   try {
     for (;;) {
-      const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
+      let job: JobView;
+      try {
+        job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
+      } catch (e) {
+        if (!(e instanceof MasterUnreachableError) || lastState === '') throw e;
+        const first = unreachableSince === null;
+        unreachableSince ??= Date.now();
+        if (Date.now() - unreachableSince > UNREACHABLE_GRACE_MS) throw e;
+        const line = `master unreachable for ${formatDuration(Date.now() - unreachableSince)}; still waiting for job ${id} (Ctrl-C to stop)`;
+        if (tty) {
+          out.write(`\r\x1b[2K${line.slice(0, (out.columns ?? 80) - 1)}`);
+          drawn = true;
+        } else if (first || Date.now() - lastPlain >= PLAIN_EVERY_MS) {
+          out.write(`${line}\n`);
+          lastPlain = Date.now();
+        }
+        await new Promise((r) => setTimeout(r, POLL_MS * 2));
+        continue;
+      }
+      unreachableSince = null;
       const now = Date.now();
       if (!quiet) {
         let volunteers = 0;
@@ -62,21 +115,22 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
         } catch {
           // the count is decoration; the job state is what matters
         }
-        const line = progressLine(job, volunteers, now, tty);
-        if (tty) process.stderr.write(`\r\x1b[2K${line}`);
-        else if (job.state !== lastState || now - lastPlain >= PLAIN_EVERY_MS) {
-          process.stderr.write(`${line}\n`);
+        const line = progressLine(job, volunteers, now, tty, out.columns ?? 80);
+        if (tty) {
+          out.write(`\r\x1b[2K${line}`);
+          drawn = true;
+        } else if (job.state !== lastState || now - lastPlain >= PLAIN_EVERY_MS) {
+          out.write(`${line}\n`);
           lastPlain = now;
         }
-        lastState = job.state;
       }
-      if (isJobFinished(job.state)) {
-        if (tty) process.stderr.write('\n');
-        return job;
-      }
+      lastState = job.state;
+      if (isJobFinished(job.state)) return job;
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   } finally {
+    endLine();
+    if (tty) out.write('\x1b[?25h');
     process.removeListener('SIGINT', onSigint);
   }
 }

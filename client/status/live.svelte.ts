@@ -1,0 +1,158 @@
+/**
+ * The status page's live view of the master: jobs, volunteers and throughput, kept current by the
+ * `/api/events` stream. One instance per page; components read its fields, which are runes.
+ */
+import type { JobView, WorkerView } from '../../server/views.js';
+import type { ThroughputSample } from '../../server/throughput.js';
+import { SseParser, type SseEvent } from './sse.js';
+import { TokenRefusedError, apiFetch, apiJson, saveToken, savedToken } from './api.js';
+import { mergeSamples } from './samples.js';
+
+export type ConnectionState = 'signed-out' | 'connecting' | 'live' | 'reconnecting';
+
+/** The master writes at least every second (throughput); silence this long means a dead stream. */
+const STALL_MS = 5_000;
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 5_000;
+
+function newestFirst(a: JobView, b: JobView): number {
+  return b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1);
+}
+
+export class LiveState {
+  token = $state<string | null>(null);
+  connection = $state<ConnectionState>('signed-out');
+  /** Why the page is asking for a token, or why the stream is down. */
+  problem = $state<string | null>(null);
+  // Whole values are replaced on every update, so deep reactivity would only cost proxies.
+  jobs = $state.raw<JobView[]>([]);
+  workers = $state.raw<WorkerView[]>([]);
+  throughput = $state.raw<ThroughputSample[]>([]);
+  /** The page's clock, ticking every second, for elapsed times, ages and running bars. */
+  now = $state(Date.now());
+
+  private stop: AbortController | null = null;
+
+  constructor() {
+    setInterval(() => (this.now = Date.now()), 1000);
+    const token = savedToken();
+    if (token) this.start(token);
+  }
+
+  /** Checks a token typed by the admin; on success keeps it and goes live. */
+  async signIn(token: string): Promise<void> {
+    try {
+      await apiJson(token, '/api/workers');
+    } catch (e) {
+      if (e instanceof TokenRefusedError) {
+        this.problem = 'The master refused this token. Use the one it printed at start (DATA/admin-token).';
+      } else {
+        this.problem = `Cannot reach the master: ${e instanceof Error ? e.message : String(e)}`;
+      }
+      return;
+    }
+    saveToken(token);
+    this.start(token);
+  }
+
+  signOut(reason: string | null = null): void {
+    this.stop?.abort();
+    this.stop = null;
+    saveToken(null);
+    this.token = null;
+    this.connection = 'signed-out';
+    this.problem = reason;
+    this.jobs = [];
+    this.workers = [];
+    this.throughput = [];
+  }
+
+  job(id: string): JobView | undefined {
+    return this.jobs.find((j) => j.id === id);
+  }
+
+  private start(token: string): void {
+    this.stop?.abort();
+    this.stop = new AbortController();
+    this.token = token;
+    this.problem = null;
+    this.connection = 'connecting';
+    void this.run(token, this.stop.signal);
+  }
+
+  private async run(token: string, signal: AbortSignal): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    while (!signal.aborted) {
+      const attempt = new AbortController();
+      const abort = () => attempt.abort();
+      signal.addEventListener('abort', abort);
+      let lastData = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastData > STALL_MS) attempt.abort();
+      }, 1000);
+      try {
+        const res = await apiFetch(token, '/api/events', {
+          signal: attempt.signal,
+          headers: { accept: 'text/event-stream' },
+        });
+        this.connection = 'live';
+        this.problem = null;
+        delay = RETRY_MIN_MS;
+        const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+        const parser = new SseParser();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          lastData = Date.now();
+          for (const e of parser.push(value)) this.apply(e);
+        }
+        this.problem = 'The master closed the event stream.';
+      } catch (e) {
+        if (signal.aborted) return;
+        if (e instanceof TokenRefusedError) {
+          this.signOut('The master refused the saved token; it may have a new one. Enter the current token.');
+          return;
+        }
+        this.problem = attempt.signal.aborted
+          ? 'No news from the master for a while.'
+          : `Lost the master: ${e instanceof Error ? e.message : String(e)}`;
+      } finally {
+        clearInterval(watchdog);
+        signal.removeEventListener('abort', abort);
+      }
+      if (signal.aborted) return;
+      this.connection = 'reconnecting';
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+    }
+  }
+
+  private apply(e: SseEvent): void {
+    switch (e.event) {
+      case 'jobs':
+        this.jobs = (JSON.parse(e.data) as JobView[]).sort(newestFirst);
+        return;
+      case 'job': {
+        const job = JSON.parse(e.data) as JobView;
+        const i = this.jobs.findIndex((j) => j.id === job.id);
+        const next = this.jobs.slice();
+        if (i === -1) {
+          next.push(job);
+          next.sort(newestFirst);
+        } else {
+          next[i] = job;
+        }
+        this.jobs = next;
+        return;
+      }
+      case 'workers':
+        this.workers = JSON.parse(e.data) as WorkerView[];
+        return;
+      case 'throughput':
+        this.throughput = mergeSamples(this.throughput, JSON.parse(e.data) as ThroughputSample[]);
+        return;
+    }
+  }
+}
+
+export const live = new LiveState();
