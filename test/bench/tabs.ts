@@ -1,0 +1,301 @@
+/**
+ * Issue 3, tabs: word count over ~100 MB (the corpus repeated) on 2 headless Chromium tabs, against
+ * `tabreduce local` on the same module and data in the same run. The ratio is the distributed wall
+ * time, upload included (`tabreduce submit --wait` from start to exit), over the local wall time.
+ */
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { apiGet, CLI, corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
+import type { JobView, TaskView, WorkerView } from '../../server/views.js';
+import {
+  fmtBytes,
+  fmtInt,
+  fmtMs,
+  sleep,
+  summarize,
+  track,
+  type BenchContext,
+  type BenchReport,
+  type Benchmark,
+  type Row,
+  commandFor,
+} from './bench-kit.js';
+import { startBenchMaster } from './bench-master.js';
+import { BoxSampler, cpuMsOf, descendants, ProcSampler } from './proc-stats.js';
+
+const TARGET_RATIO = 1.0;
+const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
+const PAGE = join(ROOT, 'dist/client/index.html');
+
+/** Runs the CLI and times it; rejects on a non-zero exit or after `timeoutMs`. */
+function timedCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ ms: number; out: string; cpuMs: number }> {
+  return new Promise((ok, fail) => {
+    const t0 = performance.now();
+    const proc = track(
+      spawn(process.execPath, [CLI, ...args], {
+        env: { ...process.env, TABREDUCE_TOKEN: '', TABREDUCE_URL: '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    // CPU time as last seen at most 100 ms before the exit: close enough against tens of seconds.
+    const cpu = new ProcSampler(proc.pid!, 100);
+    let out = '';
+    let err = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      cpu.stop();
+      const ms = performance.now() - t0;
+      const cpuMs = (cpu.samples.at(-1)?.cpuMs ?? NaN) - (cpu.samples[0]?.cpuMs ?? 0);
+      if (code === 0) ok({ ms, out, cpuMs });
+      else fail(new Error(`tabreduce ${args[0]} exited with ${code} after ${fmtMs(ms)}: ${err.slice(-2000)}`));
+    });
+  });
+}
+
+/** ~`bytes` of input: copies of the corpus files under distinct base names. */
+function repeatedCorpus(bytes: number): { files: string[]; total: number } {
+  const dir = tempDir('tabreduce-bench-100mb-');
+  const sources = corpusFiles();
+  const one = sources.reduce((n, f) => n + statSync(f).size, 0);
+  const copies = Math.ceil(bytes / one);
+  const files: string[] = [];
+  for (let c = 0; c < copies; c++) {
+    for (const f of sources) {
+      const to = join(dir, `${basename(f, '.txt')}-${String(c).padStart(3, '0')}.txt`);
+      copyFileSync(f, to);
+      files.push(to);
+    }
+  }
+  return { files, total: one * copies };
+}
+
+function procName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** `renderer`, `gpu-process`, `utility` (the network service)... or `browser` for the main process. */
+function chromiumType(pid: number): string {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return /--type=([\w-]+)/.exec(cmd)?.[1] ?? 'browser';
+  } catch {
+    return 'exited';
+  }
+}
+
+function skipped(why: string, ctx: BenchContext): BenchReport {
+  return {
+    name: 'tabs',
+    title: '100 MB word count on 2 Chromium tabs vs tabreduce local (issue 3)',
+    command: commandFor('tabs', ctx),
+    setup: [],
+    rows: [{ what: 'skipped', value: why }],
+    notes: [],
+  };
+}
+
+function phaseSpan(tasks: TaskView[], phase: 'map' | 'reduce') {
+  const attempts = tasks.filter((t) => t.phase === phase).flatMap((t) => t.attempts);
+  const won = attempts.filter((a) => a.outcome === 'succeeded' && a.endedAt !== null);
+  const start = attempts.length > 0 ? Math.min(...attempts.map((a) => a.startedAt)) : NaN;
+  const end = won.length > 0 ? Math.max(...won.map((a) => a.endedAt!)) : NaN;
+  const busy = won.reduce((n, a) => n + (a.endedAt! - a.startedAt), 0);
+  return { start, end, busy, n: won.length, durations: won.map((a) => a.endedAt! - a.startedAt) };
+}
+
+async function run(ctx: BenchContext): Promise<BenchReport> {
+  if (!existsSync(PAGE)) {
+    return skipped(
+      `the volunteer page is not built (${PAGE} is missing): run \`npx vite build\`, then this benchmark`,
+      ctx,
+    );
+  }
+  if (!existsSync(CHROMIUM)) return skipped(`no Chromium at ${CHROMIUM}: set CHROMIUM_PATH`, ctx);
+  const tabs = Number(ctx.options.get('tabs') ?? 2);
+  const threads = Number(ctx.options.get('threads') ?? 1);
+  const megabytes = Number(ctx.options.get('megabytes') ?? 100);
+  const reduces = ctx.options.get('reduces') ?? '10';
+  const module = join(EXAMPLES, 'word-count.js');
+  const benchStart = Date.now();
+  ctx.log(`tabs: writing ~${megabytes} MB of input`);
+  const input = repeatedCorpus(megabytes * 1024 ** 2);
+  const flags = ['--reduces', reduces];
+
+  ctx.log(`tabs: tabreduce local over ${fmtBytes(input.total)}`);
+  const localOut = tempDir('tabreduce-bench-local-');
+  const local = await timedCli(['local', module, ...input.files, ...flags, '--out', localOut], {}, 170_000);
+
+  const master = await startBenchMaster();
+  const sampler = new ProcSampler(master.pid);
+  const box = new BoxSampler();
+  let browser: Browser | null = null;
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    for (let i = 0; i < tabs; i++) {
+      // One context per tab: each its own sessionStorage, so each is its own volunteer.
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`${master.url}/?threads=${threads}`);
+    }
+    for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+      const ws = await apiGet<WorkerView[]>(master, '/api/workers');
+      if (ws.filter((w) => w.state === 'connected').length >= tabs) break;
+      if (Date.now() > deadline) throw new Error(`${tabs} tabs did not connect in 30 s`);
+    }
+    ctx.log(`tabs: ${tabs} tabs connected; submitting with --wait`);
+    const browserPids = descendants(process.pid).filter((pid) => /chrom/i.test(procName(pid)));
+    const browserCpu0 = cpuMsOf(browserPids);
+    const byType0 = new Map(browserPids.map((pid) => [pid, cpuMsOf([pid])]));
+    const submitAt = Date.now();
+    // Bounded: a box too slow to finish in time gets a lower bound for the ratio, not a hang.
+    const budgetMs = Math.max(30_000, 175_000 - (Date.now() - benchStart));
+    let dist: { ms: number; out: string; cpuMs: number } | null = null;
+    let failure = '';
+    try {
+      dist = await timedCli(
+        ['submit', module, ...input.files, ...flags, '--wait', '--server', master.url],
+        { TABREDUCE_TOKEN: master.token },
+        budgetMs,
+      );
+    } catch (e) {
+      failure = (e as Error).message.split('\n')[0]!;
+    }
+    const wallMs = dist?.ms ?? Date.now() - submitAt;
+    const browserCpu = cpuMsOf(browserPids) - browserCpu0;
+    // Which Chromium processes did the work: the tabs' renderers (job code, JSON, the socket's
+    // messages) or the browser and network-service processes that carry the WebSocket bytes.
+    const byType = new Map<string, number>();
+    for (const pid of browserPids) {
+      const type = chromiumType(pid);
+      byType.set(type, (byType.get(type) ?? 0) + cpuMsOf([pid]) - (byType0.get(pid) ?? 0));
+    }
+    const jobs = await apiGet<JobView[]>(master, '/api/jobs');
+    const job = jobs[0]!;
+    const tasks = await apiGet<TaskView[]>(master, `/api/jobs/${job.id}/tasks`);
+    const maps = phaseSpan(tasks, 'map');
+    const reds = phaseSpan(tasks, 'reduce');
+    const masterCpu = sampler.cpuMs(submitAt, submitAt + wallMs);
+    const boxCpu = box.cpuPercent(submitAt, submitAt + wallMs);
+    let exact = `not checked (job ${job.state})`;
+    if (job.state === 'succeeded') {
+      const output = await fetch(`${master.url}/api/jobs/${job.id}/output`, {
+        headers: { authorization: `Bearer ${master.token}` },
+      }).then((r) => r.text());
+      const expected = readdirSync(localOut)
+        .sort()
+        .map((f) => readFileSync(join(localOut, f), 'utf8'))
+        .join('');
+      exact = output === expected ? 'yes' : 'NO';
+    } else {
+      await fetch(`${master.url}/api/jobs/${job.id}/cancel`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${master.token}` },
+      }).catch(() => undefined);
+    }
+    const ratio = wallMs / local.ms;
+    const mapD = summarize(maps.durations);
+    const redD = summarize(reds.durations);
+    const rows: Row[] = [
+      { what: 'input', value: `${fmtBytes(input.total)} in ${input.files.length} files` },
+      { what: 'tabreduce local (wall / CPU)', value: `${fmtMs(local.ms)} / ${fmtMs(local.cpuMs)}` },
+      {
+        what: `${tabs} tabs x ${threads} thread: submit --wait (wall, upload included)`,
+        value: dist
+          ? fmtMs(dist.ms)
+          : `did not finish in ${fmtMs(wallMs)}: ${job.state}, maps ${job.maps.done}/${job.maps.total}, reduces ${job.reduces.done}/${job.reduces.total}`,
+      },
+      {
+        what: 'ratio distributed / local',
+        value: dist ? ratio.toFixed(2) : `> ${ratio.toFixed(2)}`,
+        target: `<= ${TARGET_RATIO.toFixed(1)}`,
+        met: dist !== null && ratio <= TARGET_RATIO,
+      },
+      { what: '  submit start to job queued (CLI start, upload, split)', value: fmtMs(job.createdAt - submitAt) },
+      {
+        what: `  map phase (${fmtInt(maps.n)} tasks committed)`,
+        value: `${fmtMs(maps.end - maps.start)}; per task p50 ${fmtMs(mapD.p50)}, max ${fmtMs(mapD.max)}`,
+      },
+      { what: '  barrier (last map commit to first reduce assign)', value: fmtMs(reds.start - maps.end) },
+      {
+        what: `  reduce phase (${fmtInt(reds.n)} tasks committed)`,
+        value: `${fmtMs(reds.end - reds.start)}; per task p50 ${fmtMs(redD.p50)}, max ${fmtMs(redD.max)}`,
+      },
+      {
+        what: '  job succeeded to submit --wait exit',
+        value: dist ? fmtMs(submitAt + dist.ms - (job.finishedAt ?? NaN)) : 'n/a',
+      },
+      {
+        what: 'tab task time, all tasks summed / local wall',
+        value: `${fmtMs(maps.busy + reds.busy)} / ${fmtMs(local.ms)} = ${((maps.busy + reds.busy) / local.ms).toFixed(2)}`,
+      },
+      {
+        what: 'tabs busy share of the map phase',
+        value: `${((maps.busy / tabs / Math.max(1, maps.end - maps.start)) * 100).toFixed(0)}%`,
+      },
+      { what: 'CPU during the distributed run: master', value: fmtMs(masterCpu) },
+      {
+        what: 'CPU during the distributed run: Chromium (all its processes)',
+        value: `${fmtMs(browserCpu)} (${(browserCpu / Math.max(1, local.cpuMs)).toFixed(2)} x local's CPU)`,
+      },
+      {
+        what: '  Chromium CPU by process type',
+        value: [...byType]
+          .sort((a, b) => b[1] - a[1])
+          .map(([t, ms]) => `${t} ${fmtMs(ms)}`)
+          .join(', '),
+      },
+      {
+        what: 'box CPU during the distributed run (200% = both cores)',
+        value: `${boxCpu.toFixed(0)}%`,
+      },
+      { what: 'output equals tabreduce local', value: exact, met: exact === 'yes' },
+    ];
+    if (failure) rows.push({ what: 'submit --wait', value: failure.slice(0, 200) });
+    return {
+      name: 'tabs',
+      title: `${megabytes} MB word count on ${tabs} Chromium tabs vs tabreduce local (issue 3)`,
+      command: commandFor('tabs', ctx),
+      setup: [
+        `word-count over the corpus copied ${input.files.length / corpusFiles().length} times (${fmtBytes(input.total)}), ` +
+          `default --split-size 4MiB, --reduces ${reduces}`,
+        `headless Chromium (${CHROMIUM}), ${tabs} tabs at /?threads=${threads}, each in its own browser context`,
+        'local first, then distributed, same files, same process setup; wall times from process start to exit',
+      ],
+      rows,
+      notes: [],
+    };
+  } finally {
+    sampler.stop();
+    box.stop();
+    await browser?.close().catch(() => undefined);
+    if (master.proc.exitCode === null && master.proc.signalCode === null) await master.stop();
+  }
+}
+
+export const tabsBench: Benchmark = {
+  name: 'tabs',
+  summary: '100 MB word count: 2 headless Chromium tabs vs tabreduce local (ratio)',
+  run,
+};

@@ -1,0 +1,229 @@
+/**
+ * Soak: a mixed stream of jobs (word count, inverted index, a job that throws now and then, one that
+ * always throws) runs on browser tabs and Node volunteers while a chaos driver closes and reopens
+ * tabs, SIGKILLs volunteers, and SIGKILLs and restarts the master mid-map, near the barrier,
+ * mid-reduce and during bursts of commits. Every job ends as it should, with output identical to
+ * `tabreduce local`, and the data directory passes an integrity check.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Browser, BrowserContext } from 'playwright-core';
+import {
+  adminCli,
+  apiGet,
+  corpusFiles,
+  EXAMPLES,
+  localOutput,
+  removeTempDirs,
+  sleep,
+  startMaster,
+  startVolunteer,
+  TEST_JOBS,
+  type MasterProc,
+  type VolunteerProc,
+} from './helpers/cluster.js';
+import { launchBrowser, openTab, type Tab } from './helpers/browser.js';
+import type { JobView, TaskView } from '../server/views.js';
+
+after(removeTempDirs);
+
+interface Spec {
+  module: string;
+  files: string[];
+  args: string[];
+  /** Flags for submit only (local has no retries or timeouts). */
+  submitArgs?: string[];
+  /** The module whose local output is the reference, when not `module` itself. */
+  reference?: string;
+  /** A pattern the job's error must match, for jobs that must fail. */
+  fails?: RegExp;
+}
+
+const corpus = corpusFiles();
+const SPECS: Spec[] = [
+  {
+    module: join(TEST_JOBS, 'slow-word-count.js'),
+    files: corpus.slice(0, 4),
+    args: ['--reduces', '5', '--split-size', '48KiB'],
+  },
+  { module: join(EXAMPLES, 'inverted-index.js'), files: corpus, args: ['--reduces', '4', '--split-size', '96KiB'] },
+  {
+    module: join(TEST_JOBS, 'flaky.js'),
+    reference: join(EXAMPLES, 'word-count.js'),
+    files: corpus.slice(2, 6),
+    args: ['--reduces', '3', '--split-size', '64KiB'],
+    submitArgs: ['--max-attempts', '8'],
+  },
+  {
+    module: join(TEST_JOBS, 'throws.js'),
+    files: corpus.slice(0, 1),
+    args: [],
+    submitArgs: ['--max-attempts', '3'],
+    fails: /map task 0 \(input "pg-being_ernest\.txt"\) failed 3 times: RangeError: cannot parse record/,
+  },
+  {
+    module: join(TEST_JOBS, 'slow-word-count.js'),
+    files: corpus.slice(4),
+    args: ['--reduces', '6', '--split-size', '40KiB'],
+  },
+  { module: join(EXAMPLES, 'word-count.js'), files: corpus, args: ['--reduces', '7', '--split-size', '24KiB'] },
+];
+
+test('soak: jobs stay exact while tabs close, volunteers die and the master is SIGKILLed again and again', async () => {
+  const expected = Promise.all(
+    SPECS.map((s) => (s.fails ? Promise.resolve('') : localOutput(s.reference ?? s.module, s.files, s.args))),
+  );
+  let m: MasterProc = await startMaster({ args: ['--reassign-after', '3s', '--heartbeat', '1s'] });
+  const { data, port, token } = m;
+  const logs: string[] = [];
+  let browser: Browser | null = null;
+  const nodes: VolunteerProc[] = [];
+  const tabs: Tab[] = [];
+  const counts = { tabsClosed: 0, volunteersKilled: 0, masterKills: [] as string[] };
+  try {
+    browser = await launchBrowser();
+    const context: BrowserContext = await browser.newContext();
+    tabs.push(await openTab(context, m), await openTab(context, m));
+    nodes.push(startVolunteer(m.url, 1), startVolunteer(m.url, 1));
+
+    const ids: string[] = [];
+    const submit = async (spec: Spec) => {
+      // The master may be down at this moment: try again until it takes the job.
+      for (let i = 0; i < 100; i++) {
+        const r = await adminCli(m)(['submit', spec.module, ...spec.files, ...spec.args, ...(spec.submitArgs ?? [])]);
+        if (r.code === 0) return r.stdout.split('\n')[0]!.trim();
+        await sleep(300);
+      }
+      throw new Error(`could not submit ${spec.module}`);
+    };
+    // Half the jobs up front, the rest while the chaos runs.
+    for (const spec of SPECS.slice(0, 3)) ids.push(await submit(spec));
+
+    const restartMaster = async (why: string) => {
+      logs.push(m.output());
+      await m.kill();
+      counts.masterKills.push(why);
+      await sleep(300 + Math.random() * 700);
+      m = await startMaster({ data, port, args: ['--reassign-after', '3s', '--heartbeat', '1s'] });
+    };
+    const jobs = async () => {
+      try {
+        return await apiGet<JobView[]>(m, '/api/jobs');
+      } catch {
+        return [];
+      }
+    };
+
+    const kills = new Set<string>();
+    let finished = false;
+    let lastKill = 0;
+    const done = (list: JobView[]) => {
+      const ours = list.filter((j) => ids.includes(j.id));
+      return (
+        ids.length === SPECS.length &&
+        ours.length === SPECS.length &&
+        ours.every((j) => ['succeeded', 'failed', 'cancelled'].includes(j.state))
+      );
+    };
+    // The killer: watches job phases closely and kills the master once at each interesting moment,
+    // leaving a few seconds between kills so the jobs make progress.
+    const killer = (async () => {
+      while (!finished) {
+        await sleep(100);
+        if (Date.now() - lastKill < 4_000) continue;
+        const ours = (await jobs()).filter((j) => ids.includes(j.id));
+        const mapping = ours.find((j) => j.state === 'mapping' && j.maps.done > 0 && j.maps.done < j.maps.total - 3);
+        const barrier = ours.find(
+          (j) =>
+            (j.state === 'mapping' && j.maps.done >= j.maps.total - 3) ||
+            (j.state === 'reducing' && j.reduces.done === 0),
+        );
+        const reducing = ours.find((j) => j.state === 'reducing' && j.reduces.done >= 1);
+        let why: string | null = null;
+        if (mapping && !kills.has('mid-map')) why = 'mid-map';
+        else if (barrier && !kills.has('barrier')) why = 'barrier';
+        else if (reducing && !kills.has('mid-reduce')) why = 'mid-reduce';
+        else if ((mapping ?? reducing) && !kills.has('commits')) why = 'commits';
+        if (!why) continue;
+        const j = (why === 'mid-map' ? mapping : why === 'barrier' ? barrier : (reducing ?? mapping))!;
+        kills.add(why);
+        await restartMaster(
+          `${why} (${j.name}: maps ${j.maps.done}/${j.maps.total}, reduces ${j.reduces.done}/${j.reduces.total})`,
+        );
+        lastKill = Date.now();
+      }
+    })();
+
+    const deadline = Date.now() + 300_000;
+    try {
+      for (let step = 0; ; step++) {
+        if (Date.now() > deadline) throw new Error(`jobs stuck: ${JSON.stringify(await jobs())}`);
+        if (done(await jobs())) break;
+        if (step % 3 === 1 && ids.length < SPECS.length) ids.push(await submit(SPECS[ids.length]!));
+        // Tabs and volunteers come and go.
+        if (step % 2 === 0 && tabs.length > 0) {
+          const i = Math.floor(Math.random() * tabs.length);
+          await tabs.splice(i, 1)[0]!.close();
+          counts.tabsClosed++;
+        }
+        if (tabs.length < 2) {
+          try {
+            tabs.push(await openTab(context, m));
+          } catch {
+            // The master may be restarting: the next step opens one.
+          }
+        }
+        if (step % 3 === 2) {
+          const i = Math.floor(Math.random() * nodes.length);
+          await nodes.splice(i, 1)[0]!.kill('SIGKILL');
+          counts.volunteersKilled++;
+          nodes.push(startVolunteer(m.url, 1));
+        }
+        await sleep(1_500);
+      }
+    } finally {
+      finished = true;
+      await killer;
+    }
+
+    const want = await expected;
+    for (const [i, spec] of SPECS.entries()) {
+      const job = await apiGet<JobView>(m, `/api/jobs/${ids[i]}`);
+      if (spec.fails) {
+        assert.equal(job.state, 'failed', `${spec.module} should fail`);
+        assert.match(job.error ?? '', spec.fails);
+        continue;
+      }
+      assert.equal(job.state, 'succeeded', `${spec.module}: ${job.error}`);
+      const out = await adminCli(m)(['result', ids[i]!]);
+      assert.equal(out.stdout, want[i], `${spec.module} output equals local`);
+      const tasks = await apiGet<TaskView[]>(m, `/api/jobs/${ids[i]}/tasks`);
+      for (const t of tasks) {
+        assert.equal(
+          t.attempts.filter((a) => a.outcome === 'succeeded').length,
+          1,
+          `${t.phase} ${t.index} committed once`,
+        );
+      }
+    }
+    assert.ok(
+      ['mid-map', 'barrier', 'mid-reduce', 'commits'].every((k) => kills.has(k)),
+      `kills: ${counts.masterKills.join('; ')}`,
+    );
+    logs.push(m.output());
+    for (const log of logs) assert.ok(!log.includes(token), 'the admin token never appears in the master log');
+  } finally {
+    for (const n of nodes) await n.kill();
+    await browser?.close();
+    await m.kill();
+  }
+  const db = new Database(join(data, 'tabreduce.db'), { readonly: true });
+  assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+  db.close();
+  console.log(
+    `chaos: master killed ${counts.masterKills.length} times (${counts.masterKills.join('; ')}), ` +
+      `${counts.tabsClosed} tabs closed, ${counts.volunteersKilled} volunteers killed`,
+  );
+});
