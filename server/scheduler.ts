@@ -584,7 +584,8 @@ export class Scheduler {
     this.emit({ kind: 'commit', jobId: job.id, phase: task.phase, bytes });
     // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot of
     // `v` only, so refilling `v` restores that, unless the commit opened new work (the barrier).
-    if (moved) this.dispatch();
+    // A cancelled loser frees a volunteer too; only a plain commit can just refill the sender.
+    if (moved || cancelled.length > 0) this.dispatch();
     else this.fill(v);
   }
 
@@ -772,6 +773,18 @@ export class Scheduler {
       changed = true;
     }
     if (changed) this.dispatch();
+  }
+
+  /**
+   * Forgives `ms` of silence: the master itself was stalled that long, so messages volunteers sent
+   * meanwhile have not been read yet. Without it one long stall would expel every volunteer.
+   */
+  excuse(ms: number): void {
+    const now = this.clock.now();
+    for (const v of this.volunteers.values()) {
+      if (v.closedAt !== null) v.closedAt = Math.min(now, v.closedAt + ms);
+      else v.lastSeenAt = Math.min(now, v.lastSeenAt + ms);
+    }
   }
 
   // ---------------------------------------------------------------- views

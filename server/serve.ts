@@ -42,6 +42,8 @@ export const SERVE_DEFAULTS = Object.freeze({
 
 /** How often the time rules run: a tenth of the smallest delay they enforce keeps them within 10%. */
 const SWEEP_MS = 250;
+/** A sweep this much later than due means the process stalled, not the volunteers. */
+const STALL_MS = 2_000;
 
 export interface Master {
   url: string;
@@ -131,7 +133,19 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
         opts.log(`${what} failed: ${isStorageError(e) ? toError(e).message : toError(e).stack}`);
       }
     }, ms);
-  const sweeper = every(SWEEP_MS, 'sweep', () => scheduler.sweep());
+  // If the process itself stalled (a huge first dispatch, a slow disk, GC), heartbeats that arrived
+  // meanwhile are still queued behind this timer: excuse the stall rather than expel everyone.
+  let lastSweep = performance.now();
+  const sweeper = every(SWEEP_MS, 'sweep', () => {
+    const now = performance.now();
+    const late = now - lastSweep - SWEEP_MS;
+    lastSweep = now;
+    if (late > STALL_MS) {
+      opts.log(`the master stalled for ${Math.round(late)}ms; volunteers are not blamed for it`);
+      scheduler.excuse(late);
+    }
+    scheduler.sweep();
+  });
   const flusher = every(5_000, 'saving last-seen times', () => scheduler.flushSeen());
   const port = (server.address() as AddressInfo).port;
   const shownHost = opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host;

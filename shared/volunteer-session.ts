@@ -7,6 +7,7 @@
 import { PROTOCOL_VERSION, parseMasterMessage, type MasterMessage, type TaskAssign } from './protocol.js';
 import { serializeError, type SerializedError } from './errors.js';
 import type { TaskStats } from './protocol.js';
+import { partitionChars } from './engine.js';
 
 /** The part of the WebSocket API both browsers and the `ws` package offer. */
 export interface SocketLike {
@@ -321,7 +322,7 @@ export class VolunteerSession {
   }
 
   private accept(task: TaskAssign): void {
-    const bytes = task.phase === 'map' ? task.input.value.length : task.input.reduce((n, p) => n + p.length, 0);
+    const bytes = task.phase === 'map' ? task.input.value.length : partitionChars(task.input);
     const h: Held = {
       lease: task.lease,
       jobId: task.jobId,

@@ -315,6 +315,22 @@ describe('the 10-second rules', () => {
     assert.equal(s.tasks.get(t.taskId)!.state, 'pending');
   });
 
+  test('a stall of the master itself is excused: its volunteers are not dropped for it', () => {
+    const s = newScheduler();
+    const id = submit({ a: 'a\n' }, { reduces: 1 });
+    s.jobAdded(id);
+    const busy = join_(s, 1);
+    const t = busy.conn.assigns()[0]!;
+    now += 15_000; // the master was blocked for 15 s; the heartbeats sent meanwhile are unread
+    s.excuse(15_000);
+    s.sweep();
+    assert.equal(s.attempts.byLease(t.lease)!.outcome, 'running');
+    assert.equal(busy.conn.closedWith, null);
+    now += 10_000; // but silence after the stall still counts
+    s.sweep();
+    assert.equal(s.attempts.byLease(t.lease)!.outcome, 'lost');
+  });
+
   test('a task past its timeout gets one backup on another volunteer; the first to finish wins', async () => {
     const s = newScheduler();
     const id = submit({ a: 'a\n' }, { reduces: 1, taskTimeoutMs: 5_000 });
@@ -347,6 +363,31 @@ describe('the 10-second rules', () => {
     await complete(s, slow.v, t);
     assert.equal(slow.conn.of('task.ack').at(-1)!.outcome, 'superseded');
     assert.equal(s.jobs.get(id)!.maps_done, 1);
+  });
+
+  test('the loser of a backup race is given waiting work at once', async () => {
+    const s = newScheduler();
+    const first = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1, taskTimeoutMs: 5_000 });
+    s.jobAdded(first);
+    const slow = join_(s, 1);
+    const t = slow.conn.assigns()[0]!;
+    now += 2_000;
+    const other = join_(s, 1); // its task is not yet due a backup when slow's is
+    assert.equal(other.conn.assigns().length, 1);
+    const spare = join_(s, 1);
+    now += 3_000;
+    s.handle(slow.v, { type: 'heartbeat', running: [t.lease] });
+    s.handle(other.v, { type: 'heartbeat', running: [other.conn.assigns()[0]!.lease] });
+    s.sweep();
+    const backup = spare.conn.assigns()[0]!;
+    assert.equal(backup.taskId, t.taskId);
+    const second = submit({ x: 'x\n', y: 'y\n' }, { reduces: 1 });
+    s.jobAdded(second);
+    assert.equal(slow.conn.assigns().length, 1, 'everyone is busy');
+    await complete(s, spare.v, backup);
+    assert.equal(spare.conn.assigns().at(-1)!.jobId, second);
+    assert.equal(slow.conn.assigns().length, 2, 'the cancelled loser takes the other waiting task');
+    assert.equal(slow.conn.assigns().at(-1)!.jobId, second);
   });
 
   test('an attempt that never reports past the hard limit is lost even if its volunteer heartbeats', () => {
