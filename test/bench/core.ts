@@ -44,9 +44,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   }
 
   const db = openDatabase(join(tempDir('tabreduce-bench-core-'), 'tabreduce.db'));
-  // As serve.ts would: `batchCommits` is the proposed group commit (see test/bench/README.md); a
-  // scheduler without it ignores the option.
-  const scheduler: SchedulerType = new Scheduler(db, { batchCommits: true } as object);
+  const scheduler: SchedulerType = new Scheduler(db, {});
   const id = submitJob(
     db,
     {
