@@ -36,6 +36,28 @@ export async function runTask(mod: JobModule, task: TaskInput, now: () => number
   };
 }
 
+/** Waits before each retry of a module load: about 7.5 s in all, well inside a task's hard limit. */
+const LOAD_RETRY_MS = [250, 500, 1_000, 2_000, 3_750];
+
+/**
+ * Loads a job module, retrying while the failure is the network's (a `TypeError`: the fetch
+ * failed, typically while the master restarts) rather than the module's. A job must not fail, and
+ * its attempts must not be spent, because the master was unreachable for a few seconds. `load`
+ * gets the attempt number, so a browser can ask for a fresh URL: its module map remembers a failed
+ * fetch for the URL it used.
+ */
+export async function loadWithRetries<T>(load: (attempt: number) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await load(attempt);
+    } catch (e) {
+      const wait = LOAD_RETRY_MS[attempt];
+      if (!(e instanceof TypeError) || wait === undefined) throw e;
+      await new Promise<void>((resolve) => setTimeout(() => resolve(), wait));
+    }
+  }
+}
+
 /** Caches job modules per URL, as a worker keeps one module per job for all that job's tasks. */
 export function createModuleCache(load: (url: string) => Promise<Record<string, unknown>>) {
   const cache = new Map<string, Promise<JobModule>>();

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import {
+  EXAMPLES,
   TEST_JOBS,
   adminCli,
   apiGet,
@@ -119,6 +120,34 @@ describe('browser tabs under faults', () => {
     assert.ok(superseded.length > 0, 'some backup attempts raced (otherwise this test proves little)');
     for (const t of tasks) {
       assert.equal(t.attempts.filter((a) => a.outcome === 'succeeded').length, 1, `${t.phase} ${t.index}: one winner`);
+    }
+    await context.close();
+  });
+
+  it('a job module that cannot be fetched for a few seconds (a master restarting) costs no attempts', async () => {
+    const m = await master();
+    const context = await browser.newContext();
+    // The first fetches of the module fail as they would while the master is down. A worker's module
+    // map remembers a failed import for its URL, so only a retry with a fresh URL can succeed.
+    let refused = 0;
+    await context.route('**/module.js*', async (route) => {
+      if (refused < 2) {
+        refused++;
+        await route.abort('connectionrefused');
+      } else await route.continue();
+    });
+    await openTab(context, m);
+    const files = corpusFiles().slice(0, 2);
+    const id = await submitJob(m, [join(EXAMPLES, 'word-count.js'), ...files, '--reduces', '2']);
+    assert.equal((await waitJob(m, id)).state, 'succeeded');
+    assert.equal(refused, 2, 'the module fetch was refused twice');
+    assertWordCount(await apiText(m, `/api/jobs/${id}/output`), files);
+    for (const t of await tasksOf(m, id)) {
+      assert.deepEqual(
+        t.attempts.map((a) => a.outcome),
+        ['succeeded'],
+        `${t.phase} ${t.index}`,
+      );
     }
     await context.close();
   });

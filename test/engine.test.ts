@@ -165,3 +165,25 @@ test('the engine, through tabreduce local, counts the corpus words exactly', asy
   }
   assert.equal(all, expected.size);
 });
+
+test('a job module that cannot be fetched for a while is fetched again; an error in the module is not', async () => {
+  const { loadWithRetries } = await import('../shared/task-runner.js');
+  const attempts: number[] = [];
+  const mod = await loadWithRetries(async (attempt) => {
+    attempts.push(attempt);
+    if (attempt < 2) throw new TypeError('Failed to fetch dynamically imported module');
+    return { ok: true };
+  });
+  assert.deepEqual(mod, { ok: true });
+  assert.deepEqual(attempts, [0, 1, 2], 'each retry knows its number, so it can use a fresh URL');
+
+  let calls = 0;
+  await assert.rejects(
+    loadWithRetries(async () => {
+      calls++;
+      throw new SyntaxError('Unexpected token');
+    }),
+    SyntaxError,
+  );
+  assert.equal(calls, 1, 'a broken module fails at once');
+});

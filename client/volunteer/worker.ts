@@ -5,7 +5,7 @@
  * code can reach no host but the master.
  */
 import { expose, transfer } from 'comlink';
-import { createModuleCache, runTask, type TaskInput } from '../../shared/task-runner.js';
+import { createModuleCache, loadWithRetries, runTask, type TaskInput } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
 import { decodeText, encodeText } from './bytes.js';
 import { CLOSED_NOTICE, type ClosedNotice, type JobReply, type JobRequest, type JobWorkerApi } from './wire.js';
@@ -33,8 +33,14 @@ Object.defineProperty(scope, 'close', {
   configurable: false,
 });
 
-const loadModule = createModuleCache(
-  (url) => import(/* @vite-ignore */ new URL(url, scope.location.href).href) as Promise<Record<string, unknown>>,
+/** Fresh URLs for retries: this worker's module map keeps a failed fetch for the URL it used. */
+let retries = 0;
+const loadModule = createModuleCache((url) =>
+  loadWithRetries((attempt) => {
+    const href = new URL(url, scope.location.href);
+    if (attempt > 0) href.searchParams.set('retry', String(++retries));
+    return import(/* @vite-ignore */ href.href) as Promise<Record<string, unknown>>;
+  }),
 );
 
 const api: JobWorkerApi = {

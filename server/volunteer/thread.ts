@@ -1,7 +1,7 @@
 /** A worker thread of `tabreduce volunteer`: loads job modules from the master and runs the engine. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { createModuleCache, runTask } from '../../shared/task-runner.js';
+import { createModuleCache, loadWithRetries, runTask } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
 import type { TaskAssign } from '../../shared/protocol.js';
 
@@ -12,7 +12,8 @@ const aliases = new Map<string, string>();
 
 const load = createModuleCache(async (url) => {
   const full = new URL(url, base).href;
-  const res = await fetch(full);
+  // A failed fetch (TypeError) is retried: the master may be restarting.
+  const res = await loadWithRetries(() => fetch(full));
   if (!res.ok) throw new Error(`could not load the job module from ${url}: HTTP ${res.status}`);
   const dataUrl = `data:text/javascript;base64,${Buffer.from(await res.text()).toString('base64')}`;
   aliases.set(dataUrl, full);
