@@ -36,6 +36,8 @@ export function createApp(scheduler: Scheduler, opts: AppOptions) {
           'missing or wrong admin token: send "Authorization: Bearer TOKEN" (the master prints where the token is)',
       });
     }
+    // Answer from durable state only: commit what volunteers sent in this turn first.
+    scheduler.flush();
     await next();
   });
   app.route('/api/jobs', jobRoutes(scheduler, opts.maxUploadBytes));

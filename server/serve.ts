@@ -165,6 +165,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
       server.closeAllConnections?.();
       await new Promise<void>((ok) => server.close(() => ok()));
       try {
+        scheduler.flush();
         scheduler.flushSeen();
       } catch (e) {
         opts.log(`could not save last-seen times at shutdown: ${toError(e).message}`);

@@ -35,15 +35,26 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
     let tokens = RATE_BURST;
     let refilledAt = Date.now();
     let invalid = 0;
+    const send = (text: string) => {
+      if (ws.readyState !== ws.OPEN) return;
+      // A client that stops reading would make the master buffer for it without end.
+      if (ws.bufferedAmount > opts.maxMessageBytes * 2) {
+        ws.close(1008, 'not reading');
+        return;
+      }
+      ws.send(text);
+    };
     const conn: Connection = {
-      send: (text) => {
-        if (ws.readyState !== ws.OPEN) return;
-        // A client that stops reading would make the master buffer for it without end.
-        if (ws.bufferedAmount > opts.maxMessageBytes * 2) {
-          ws.close(1008, 'not reading');
-          return;
+      send,
+      sendAll: (texts) => {
+        // Corked, the frames leave in one write instead of one system call each.
+        const socket = (ws as unknown as { _socket?: Duplex })._socket;
+        socket?.cork();
+        try {
+          for (const t of texts) send(t);
+        } finally {
+          socket?.uncork();
         }
-        ws.send(text);
       },
       close: (code, reason) => ws.close(code, reason),
     };
@@ -51,6 +62,8 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
     const helloTimer = setTimeout(() => ws.close(4002, 'no hello'), HELLO_TIMEOUT_MS);
 
     ws.on('message', (data, isBinary) => {
+      // Frames still arriving on a socket the master is closing are not acted on.
+      if (ws.readyState !== ws.OPEN) return;
       const now = Date.now();
       tokens = Math.min(RATE_BURST, tokens + ((now - refilledAt) / 1000) * RATE_PER_SECOND);
       refilledAt = now;
@@ -77,14 +90,16 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
             return;
           }
           clearTimeout(helloTimer);
-          volunteer = scheduler.hello(conn, msg);
+          volunteer = scheduler.batched(() => scheduler.hello(conn, msg));
           return;
         }
-        scheduler.handle(volunteer, msg);
+        const v = volunteer;
+        scheduler.batched(() => scheduler.handle(v, msg));
       } catch (e) {
         if (isStorageError(e)) {
-          // Nothing was committed. The volunteer keeps its results; closing makes it reconnect with
-          // backoff and send them again, by which time space may have been freed.
+          // The group commit was rolled back (the scheduler reloaded its state and closes every
+          // socket). The volunteer keeps its results; it reconnects with backoff and sends them
+          // again, by which time space may have been freed.
           opts.log(`storage error handling ${msg.type}: ${(e as Error).message}; asking the volunteer to retry`);
           ws.close(1011, 'master storage full; retrying');
           return;

@@ -84,6 +84,10 @@ async function complete(s: Scheduler, v: Volunteer, task: TaskAssign) {
   });
 }
 
+async function resultOf(task: TaskAssign) {
+  return { output: await output(task), stats: { ms: 1, recordsIn: 1, recordsOut: 1 } };
+}
+
 function submit(
   inputs: Record<string, string>,
   extra: Partial<{ reduces: number; taskTimeoutMs: number; maxAttempts: number; splitSize: number }> = {},
@@ -458,6 +462,68 @@ describe('failures', () => {
     assert.ok(v.conn.of('task.cancel').some((c) => c.lease === t.lease));
     assert.equal(v.conn.assigns().length, 1);
     assert.equal(s.endJob(id, 'cancelled', null), false, 'cancelling twice is refused');
+  });
+});
+
+describe('group commit', () => {
+  test('frames handled in one batch commit together, and nothing is sent before the commit', async () => {
+    const s = newScheduler();
+    const id = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1 });
+    s.jobAdded(id);
+    const { conn, v } = s.batched(() => join_(s, 1));
+    assert.equal(conn.sent.length, 0, 'welcome and assignment wait for the commit');
+    const reader = openDatabase(join(dir, 'db.sqlite'));
+    try {
+      const running = () => reader.prepare("SELECT count(*) AS n FROM attempt WHERE outcome = 'running'").get();
+      assert.deepEqual(running(), { n: 0 }, 'another connection sees nothing before the commit');
+      s.flush();
+      assert.deepEqual(running(), { n: 1 });
+      assert.deepEqual(
+        conn.sent.map((m) => m.type),
+        ['welcome', 'task.assign'],
+      );
+      const first = conn.assigns()[0]!;
+      const r = await resultOf(first);
+      s.batched(() => s.handle(v, { type: 'task.result', lease: first.lease, ...r }));
+      assert.equal(conn.of('task.ack').length, 0);
+      s.flush();
+      assert.equal(conn.of('task.ack')[0]!.outcome, 'committed');
+      assert.equal(conn.assigns().length, 2, 'the next task went out with the ack');
+    } finally {
+      reader.close();
+    }
+  });
+
+  test('a commit that fails is rolled back whole: nothing held back is sent, the state is reloaded', async () => {
+    const s = newScheduler();
+    const id = submit({ a: 'a\n' }, { reduces: 1 });
+    s.jobAdded(id);
+    const { conn, v } = join_(s, 1);
+    const t = conn.assigns()[0]!;
+    const sentBefore = conn.sent.length;
+    const r = await resultOf(t);
+    const exec = db.exec.bind(db);
+    let failed = false;
+    db.exec = ((sql: string) => {
+      if (sql === 'COMMIT' && !failed) {
+        failed = true;
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      }
+      return exec(sql);
+    }) as typeof db.exec;
+    s.batched(() => s.handle(v, { type: 'task.result', lease: t.lease, ...r }));
+    assert.throws(() => s.flush(), /disk is full/);
+    assert.equal(conn.sent.length, sentBefore, 'the ack was never sent');
+    assert.equal(conn.closedWith?.code, 1011);
+    assert.equal(s.attempts.byLease(t.lease)!.outcome, 'running', 'the commit was rolled back');
+    assert.equal(s.jobs.get(id)!.maps_done, 0);
+    // The volunteer comes back as after a restart, keeps its task and sends its result again.
+    const back = join_(s, 1, 1, { volunteerId: v.id, secret: v.secret }, [t.lease]);
+    assert.equal(back.v.id, v.id);
+    s.batched(() => s.handle(back.v, { type: 'task.result', lease: t.lease, ...r }));
+    s.flush();
+    assert.equal(back.conn.of('task.ack')[0]!.outcome, 'committed');
+    assert.equal(s.jobs.get(id)!.maps_done, 1);
   });
 });
 

@@ -44,12 +44,15 @@ export function jobRoutes(scheduler: Scheduler, maxUploadBytes: number) {
       );
       const name = typeof body['name'] === 'string' ? body['name'] : undefined;
       if (name !== undefined && name.length > 200) throw badRequest('name is longer than 200 characters');
+      const moduleText = await mod.text();
+      // Its own transaction, outside any group commit: a refused upload touches nothing else.
+      scheduler.flush();
       const id = submitJob(
         scheduler.db,
         {
           name,
           moduleName: mod.name || 'module.js',
-          module: await mod.text(),
+          module: moduleText,
           inputs,
           reduces: intField(body, 'reduces', JOB_DEFAULTS.reduces),
           splitSize: intField(body, 'splitSize', JOB_DEFAULTS.splitSize),
@@ -58,7 +61,8 @@ export function jobRoutes(scheduler: Scheduler, maxUploadBytes: number) {
         },
         scheduler.clock.now(),
       );
-      scheduler.jobAdded(id);
+      // The first wave of assignments goes out in one commit.
+      scheduler.durably(() => scheduler.jobAdded(id));
       return c.json({ id }, 201);
     },
   );
@@ -86,7 +90,7 @@ export function jobRoutes(scheduler: Scheduler, maxUploadBytes: number) {
     const j = job(c.req.param('id'));
     if (isJobFinished(j.state))
       throw badRequest(`job ${j.id} has already ${j.state === 'cancelled' ? 'been cancelled' : j.state}`);
-    scheduler.endJob(j.id, 'cancelled', 'cancelled by an admin');
+    scheduler.durably(() => scheduler.endJob(j.id, 'cancelled', 'cancelled by an admin'));
     return c.json(jobView(job(j.id)));
   });
   return app;
