@@ -24,9 +24,9 @@ import {
 } from './bench-kit.js';
 import { startBenchMaster } from './bench-master.js';
 import { BoxSampler, cpuMsOf, descendants, ProcSampler } from './proc-stats.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
 
 const TARGET_RATIO = 1.0;
-const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
 const PAGE = join(ROOT, 'dist/client/index.html');
 
 /** Runs the CLI and times it; rejects on a non-zero exit or after `timeoutMs`. */
@@ -143,17 +143,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const box = new BoxSampler();
   let browser: Browser | null = null;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     for (let i = 0; i < tabs; i++) {
       // One context per tab: each its own sessionStorage, so each is its own volunteer.
       const page = await (await browser.newContext()).newPage();

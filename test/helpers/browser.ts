@@ -9,6 +9,15 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { adminCli, apiGet, until, type MasterProc } from './cluster.js';
 
 export const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
+/** Headless Chromium as a root container allows it, quiet: no sandbox, GPU, updates or sync. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** Screenshots land here, outside the repository. */
 export const SCREENSHOT_DIR = join(tmpdir(), 'tabreduce-screenshots');
@@ -20,17 +29,7 @@ export async function launchBrowser(): Promise<Browser> {
       `Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` or set CHROMIUM_PATH to a Chromium or Chrome binary`,
     );
   }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 }
 
 export interface PageState {
@@ -98,33 +97,11 @@ export function openTabs(context: BrowserContext, m: MasterProc, n: number, quer
   return Promise.all(Array.from({ length: n }, () => openTab(context, m, query)));
 }
 
-/** The master's view of connected volunteers. */
-export interface WorkerInfo {
-  id: string;
-  connectedAt: number;
-  lastSeenAt: number;
-  threads: number;
-  running: number;
-  done: number;
-}
-
-export interface Attempt {
-  worker: string;
-  startedAt: number;
-  endedAt: number | null;
-  outcome: 'running' | 'succeeded' | 'failed' | 'lost' | 'superseded';
-  error: { name: string; message: string; stack?: string } | null;
-  backup: boolean;
-}
-
-export interface TaskInfo {
-  id: number;
-  phase: 'map' | 'reduce';
-  index: number;
-  state: string;
-  input: string | null;
-  attempts: Attempt[];
-}
+/** The master's views, as its API returns them. */
+import type { AttemptView, TaskView, WorkerView } from '../../server/views.js';
+export type WorkerInfo = WorkerView;
+export type Attempt = AttemptView;
+export type TaskInfo = TaskView;
 
 export function screenshotPath(name: string): string {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
