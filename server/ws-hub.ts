@@ -37,9 +37,11 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
     let invalid = 0;
     const send = (text: string) => {
       if (ws.readyState !== ws.OPEN) return;
-      // A client that stops reading would make the master buffer for it without end.
+      // A client that stops reading would make the master buffer for it without end. It would not
+      // read a close frame either, so the socket is cut at once; its tasks wait the usual delay.
       if (ws.bufferedAmount > opts.maxMessageBytes * 2) {
-        ws.close(1008, 'not reading');
+        opts.log(`volunteer socket stopped reading (${ws.bufferedAmount} bytes waiting); cutting it`);
+        ws.terminate();
         return;
       }
       ws.send(text);

@@ -5,16 +5,20 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import {
   adminCli,
+  apiGet,
   corpusFiles,
   EXAMPLES,
   localOutput,
   removeTempDirs,
+  sleep,
   startMaster,
   startVolunteer,
   tempDir,
@@ -348,6 +352,65 @@ test('a flood of connections from one address is capped; a flood of messages clo
     assert.equal((await fetch(`${capped.url}/healthz`)).status, 200);
   } finally {
     await capped.kill();
+  }
+});
+
+test('a client that stops reading is cut off; one that reads the same replies is not', async () => {
+  // Replies wait in the master for a reader; past 2 x --max-message of them the socket is cut.
+  const small = await startMaster({ args: ['--max-message', '16KiB'] });
+  const wsUrl = small.url.replace(/^http/, 'ws') + '/ws';
+  const join_ = async () => {
+    const ws = new WebSocket(wsUrl);
+    await new Promise<void>((ok, fail) => {
+      ws.once('open', () => ok());
+      ws.once('error', fail);
+    });
+    const welcome = new Promise<MasterMessage>((ok) =>
+      ws.once('message', (d) => ok(JSON.parse(d.toString()) as MasterMessage)),
+    );
+    ws.send(hello());
+    const w = await welcome;
+    assert.equal(w.type, 'welcome');
+    return { ws, id: (w as Extract<MasterMessage, { type: 'welcome' }>).volunteerId };
+  };
+  const connected = async (id: string) =>
+    (await apiGet<{ id: string; state: string }[]>(small, '/api/workers')).some(
+      (w) => w.id === id && w.state !== 'disconnected',
+    );
+  try {
+    const reader = await join_();
+    const stalled = await join_();
+    let replies = 0;
+    reader.ws.on('message', () => replies++);
+    // Stop reading: what the master sends piles up in the kernel's buffers, then in the master.
+    (stalled.ws as unknown as { _socket: Duplex })._socket.pause();
+    // Both send results for leases they do not hold, ~1,700 a second (under the rate limit); each is
+    // answered with a refusal of ~100 bytes. The kernel holds ~4 MiB for a socket that does not read
+    // (tcp_wmem's maximum), so the master's own buffer passes 32 KiB after about 25 s.
+    const forged = () =>
+      JSON.stringify({
+        type: 'task.result',
+        lease: randomBytes(16).toString('hex'),
+        output: [],
+        stats: { ms: 1, recordsIn: 0, recordsOut: 0 },
+      });
+    const started = Date.now();
+    let cut = false;
+    while (!cut && Date.now() - started < 100_000) {
+      for (let i = 0; i < 180; i++) {
+        for (const c of [reader, stalled]) if (c.ws.readyState === WebSocket.OPEN) c.ws.send(forged());
+      }
+      await sleep(100);
+      cut = !(await connected(stalled.id));
+    }
+    assert.ok(cut, 'the socket that stopped reading was cut');
+    assert.ok(await connected(reader.id), 'the one that reads is still connected');
+    assert.equal(reader.ws.readyState, WebSocket.OPEN);
+    assert.ok(replies > 1_000, `the reader got its refusals (${replies})`);
+    assert.equal((await fetch(`${small.url}/healthz`)).status, 200);
+    reader.ws.close();
+  } finally {
+    await small.kill();
   }
 });
 
