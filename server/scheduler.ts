@@ -335,12 +335,14 @@ export class Scheduler {
     // Inside a group commit nothing leaves before the commit: an ack or an assignment the master
     // could still roll back must never reach a volunteer.
     if (this.batch) this.batch.outbox.push([v.conn, text]);
-    else this.deliver(v.conn, text);
+    else this.deliver(v.conn, [text]);
   }
 
-  private deliver(conn: Connection, text: string): void {
+  /** Sends frames to one connection, in one write when it can; a failed send is logged, not thrown. */
+  private deliver(conn: Connection, texts: string[]): void {
     try {
-      conn.send(text);
+      if (texts.length > 1 && conn.sendAll) conn.sendAll(texts);
+      else for (const t of texts) conn.send(t);
     } catch (e) {
       this.log(`send failed: ${String(e)}`);
     }
@@ -397,16 +399,7 @@ export class Scheduler {
       if (list) list.push(text);
       else byConn.set(conn, [text]);
     }
-    for (const [conn, texts] of byConn) {
-      if (texts.length === 1 || !conn.sendAll) for (const t of texts) this.deliver(conn, t);
-      else {
-        try {
-          conn.sendAll(texts);
-        } catch (e) {
-          this.log(`send failed: ${String(e)}`);
-        }
-      }
-    }
+    for (const [conn, texts] of byConn) this.deliver(conn, texts);
   }
 
   /** Runs `fn` in a group commit of its own and makes it durable before returning: for admin requests. */
