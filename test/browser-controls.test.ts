@@ -3,58 +3,31 @@
  * same volunteer, the threads control reaches the master, a restarted master gets its tabs back, and
  * a duplicated tab does not fight its original for one identity.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
-import {
-  TEST_JOBS,
-  apiGet,
-  corpusFiles,
-  localOutput,
-  removeTempDirs,
-  sleep,
-  startMaster,
-  until,
-  type MasterProc,
-} from './helpers/cluster.js';
+import { TEST_JOBS, apiGet, corpusFiles, localOutput, sleep, until, type MasterProc } from './helpers/cluster.js';
 import {
   apiText,
-  launchBrowser,
+  browserSuite,
   openTab,
   readState,
   submitJob,
   tasksOf,
   waitConnected,
   waitJob,
-  type WorkerInfo,
 } from './helpers/browser.js';
+import type { WorkerView } from '../server/views.js';
 
-let browser: Browser;
-const masters: MasterProc[] = [];
+const { newContext, master } = browserSuite();
 
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  for (const m of masters) await m.stop();
-  removeTempDirs();
-});
-
-async function master(opts: Parameters<typeof startMaster>[0] = {}): Promise<MasterProc> {
-  const m = await startMaster(opts);
-  masters.push(m);
-  return m;
-}
-
-type WorkerRow = WorkerInfo & { state: string };
+type WorkerRow = WorkerView & { state: string };
 const workers = (m: MasterProc) => apiGet<WorkerRow[]>(m, '/api/workers');
 
 describe('volunteer controls and tab life', () => {
   it('pause stops the tab taking tasks; resume and a reload bring it back as the same volunteer', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const a = await openTab(context, m);
     const b = await openTab(context, m);
 
@@ -99,7 +72,7 @@ describe('volunteer controls and tab life', () => {
 
   it('a tab reloaded mid-task rejoins at once, and its task is handed out again without the 10 s wait', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const a = await openTab(context, m);
     const job = join(TEST_JOBS, 'slow-map.js');
     const files = corpusFiles().slice(0, 1);
@@ -120,7 +93,7 @@ describe('volunteer controls and tab life', () => {
 
   it('the threads control and ?threads=N reach the master', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const tab = await openTab(context, m, 'threads=3');
     assert.equal((await tab.state()).threads, 3);
     await until('the master to see 3 threads', async () =>
@@ -146,7 +119,7 @@ describe('volunteer controls and tab life', () => {
 
   it('tabs reconnect by themselves to a restarted master, keep their identity and finish the job', async () => {
     const first = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const tab = await openTab(context, first);
     const job = join(TEST_JOBS, 'slow-map.js');
     const files = corpusFiles().slice(0, 2);
@@ -174,7 +147,7 @@ describe('volunteer controls and tab life', () => {
 
   it('a duplicated tab gets an identity of its own', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const original = await openTab(context, m);
     const stored = await original.page.evaluate(() => sessionStorage.getItem('tabreduce.identity'));
     assert.ok(stored, 'the identity is kept in sessionStorage');

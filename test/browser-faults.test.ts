@@ -4,10 +4,9 @@
  * stall (and tabs that close) do not change the output, and a closed tab's task goes to another tab
  * after the 10-second rule.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import {
   EXAMPLES,
   TEST_JOBS,
@@ -17,31 +16,12 @@ import {
   independentWordCount,
   localOutput,
   parseOutput,
-  removeTempDirs,
   sleep,
-  startMaster,
   until,
-  type MasterProc,
 } from './helpers/cluster.js';
-import { apiText, launchBrowser, openTab, openTabs, submitJob, tasksOf, waitJob, type Tab } from './helpers/browser.js';
+import { apiText, browserSuite, openTab, openTabs, submitJob, tasksOf, waitJob, type Tab } from './helpers/browser.js';
 
-let browser: Browser;
-const masters: MasterProc[] = [];
-
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  for (const m of masters) await m.stop();
-  removeTempDirs();
-});
-
-async function master(args: string[] = []): Promise<MasterProc> {
-  const m = await startMaster({ args });
-  masters.push(m);
-  return m;
-}
+const { newContext, master } = browserSuite();
 
 function assertWordCount(out: string, files: string[]): void {
   const counts = parseOutput(out);
@@ -53,7 +33,7 @@ function assertWordCount(out: string, files: string[]): void {
 describe('browser tabs under faults', () => {
   it('with 4 tabs and maps that take 2-5 s, no map runs twice and the output is exact', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     await openTabs(context, m, 4);
     const files = corpusFiles();
     const id = await submitJob(m, [
@@ -78,7 +58,7 @@ describe('browser tabs under faults', () => {
 
   it('submit --wait returns only when all output is committed, and the output never changes afterwards', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     await openTabs(context, m, 3);
     const job = join(TEST_JOBS, 'straggler.js');
     const files = corpusFiles();
@@ -126,7 +106,7 @@ describe('browser tabs under faults', () => {
 
   it('a job module that cannot be fetched for a few seconds (a master restarting) costs no attempts', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     // The first fetches of the module fail as they would while the master is down. A worker's module
     // map remembers a failed import for its URL, so only a retry with a fresh URL can succeed.
     let refused = 0;
@@ -154,7 +134,7 @@ describe('browser tabs under faults', () => {
 
   it('crashing and stalling job code, while tabs close and open, still gives the exact output', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const tabs: Tab[] = await openTabs(context, m, 3);
     const job = join(TEST_JOBS, 'crash.js');
     const files = corpusFiles();
@@ -187,7 +167,7 @@ describe('browser tabs under faults', () => {
 
   it('a tab closed mid-task: its task starts again on another tab about 10 s later', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const [a, b] = await openTabs(context, m, 2);
     const job = join(TEST_JOBS, 'slow-map.js');
     const files = corpusFiles().slice(0, 2);

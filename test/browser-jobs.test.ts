@@ -3,11 +3,10 @@
  * side by side on different tabs in both phases. References are `tabreduce local` and counts computed
  * here independently, never the distributed run itself.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import {
   EXAMPLES,
   TEST_JOBS,
@@ -16,48 +15,20 @@ import {
   independentWordCount,
   localOutput,
   parseOutput,
-  removeTempDirs,
-  startMaster,
   until,
-  type MasterProc,
 } from './helpers/cluster.js';
-import {
-  apiText,
-  launchBrowser,
-  openTabs,
-  screenshotPath,
-  submitJob,
-  tasksOf,
-  waitJob,
-  type Attempt,
-  type TaskInfo,
-} from './helpers/browser.js';
+import { apiText, browserSuite, openTabs, screenshotPath, submitJob, tasksOf, waitJob } from './helpers/browser.js';
+import type { AttemptView, TaskView } from '../server/views.js';
 
-let browser: Browser;
-const masters: MasterProc[] = [];
-
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  for (const m of masters) await m.stop();
-  removeTempDirs();
-});
-
-async function master(): Promise<MasterProc> {
-  const m = await startMaster();
-  masters.push(m);
-  return m;
-}
+const { newContext, master } = browserSuite();
 
 /** Every attempt of every task, with its task. */
-function attempts(tasks: TaskInfo[]): (Attempt & { task: TaskInfo })[] {
+function attempts(tasks: TaskView[]): (AttemptView & { task: TaskView })[] {
   return tasks.flatMap((t) => t.attempts.map((a) => ({ ...a, task: t })));
 }
 
 /** The longest time two successful attempts of `phase` on different volunteers ran at once, ms. */
-function longestOverlap(tasks: TaskInfo[], phase: 'map' | 'reduce'): number {
+function longestOverlap(tasks: TaskView[], phase: 'map' | 'reduce'): number {
   const ok = attempts(tasks).filter((a) => a.task.phase === phase && a.outcome === 'succeeded');
   let best = 0;
   for (const a of ok) {
@@ -72,7 +43,7 @@ function longestOverlap(tasks: TaskInfo[], phase: 'map' | 'reduce'): number {
 describe('browser tabs run jobs', () => {
   it('word count with 3 tabs over the corpus is exact', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const tabs = await openTabs(context, m, 3);
     const wc = join(EXAMPLES, 'word-count.js');
     const args = ['--split-size', '256KiB', '--reduces', '5'];
@@ -107,7 +78,7 @@ describe('browser tabs run jobs', () => {
 
   it('inverted index with 2 tabs over the corpus is exact', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const tabs = await openTabs(context, m, 2);
     const ii = join(EXAMPLES, 'inverted-index.js');
     const args = ['--split-size', '256KiB', '--reduces', '3'];
@@ -139,7 +110,7 @@ describe('browser tabs run jobs', () => {
 
   it("two jobs at once on the same tabs are both exact, and one job's changed built-ins never reach the other", async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     await openTabs(context, m, 2);
     const wc = join(EXAMPLES, 'word-count.js');
     const polluter = join(TEST_JOBS, 'polluter.js');
@@ -158,7 +129,7 @@ describe('browser tabs run jobs', () => {
     assert.equal(out, await localOutput(wc, files, args));
     // They really did share the tabs at the same time.
     const [ta, tb] = await Promise.all([tasksOf(m, a), tasksOf(m, b)]);
-    const span = (ts: TaskInfo[]) => {
+    const span = (ts: TaskView[]) => {
       const all = attempts(ts);
       return [Math.min(...all.map((x) => x.startedAt)), Math.max(...all.map((x) => x.endedAt ?? 0))] as const;
     };
@@ -169,7 +140,7 @@ describe('browser tabs run jobs', () => {
 
   it('maps run side by side on two tabs, and so do reduces', async () => {
     const m = await master();
-    const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const context = await newContext({ viewport: { width: 1100, height: 900 } });
     const tabs = await openTabs(context, m, 2);
     const job = join(TEST_JOBS, 'timing.js');
     const inputs = corpusFiles().slice(0, 4);

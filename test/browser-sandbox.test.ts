@@ -3,13 +3,12 @@
  * job fails with a clear error and the same tab runs the next job; and job code cannot reach any
  * host but the master.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { readdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { basename, join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import {
   EXAMPLES,
   ROOT,
@@ -19,36 +18,17 @@ import {
   corpusFiles,
   localOutput,
   parseOutput,
-  removeTempDirs,
-  startMaster,
   tempDir,
   until,
-  type MasterProc,
 } from './helpers/cluster.js';
-import { apiText, launchBrowser, openTab, screenshotPath, submitJob, tasksOf, waitJob } from './helpers/browser.js';
+import { apiText, browserSuite, openTab, screenshotPath, submitJob, tasksOf, waitJob } from './helpers/browser.js';
 
-let browser: Browser;
-const masters: MasterProc[] = [];
-
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  for (const m of masters) await m.stop();
-  removeTempDirs();
-});
-
-async function master(): Promise<MasterProc> {
-  const m = await startMaster();
-  masters.push(m);
-  return m;
-}
+const { newContext, master } = browserSuite();
 
 describe('job code in a tab is contained', () => {
   it('runaway code fails the job with a clear error, the page stays responsive, and the tab runs the next job', async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const tab = await openTab(context, m);
     const cli = adminCli(m);
     const runaway = cli([
@@ -107,7 +87,7 @@ describe('job code in a tab is contained', () => {
 
   it("an error thrown by job code comes back from the tab's worker with its name, message and stack", async () => {
     const m = await master();
-    const context = await browser.newContext();
+    const context = await newContext();
     const tab = await openTab(context, m);
     const input = corpusFiles()[0]!;
     const id = await submitJob(m, [join(TEST_JOBS, 'throws.js'), input, '--reduces', '1', '--max-attempts', '1']);
@@ -132,7 +112,7 @@ describe('job code in a tab is contained', () => {
     const port = (other.address() as AddressInfo).port;
     try {
       const m = await master();
-      const context = await browser.newContext();
+      const context = await newContext();
       const tab = await openTab(context, m);
       const input = join(tempDir(), 'targets.txt');
       writeFileSync(input, `self /\nhttp http://127.0.0.1:${port}/steal\nws ws://127.0.0.1:${port}/socket\n`);

@@ -5,8 +5,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { adminCli, apiGet, until, type MasterProc } from './cluster.js';
+import type { TaskView } from '../../server/views.js';
+import { adminCli, apiGet, removeTempDirs, startMaster, until, type MasterProc } from './cluster.js';
 
 export const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
 /** Headless Chromium as a root container allows it, quiet: no sandbox, GPU, updates or sync. */
@@ -30,6 +32,31 @@ export async function launchBrowser(): Promise<Browser> {
     );
   }
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+/**
+ * One Chromium for a test file and the masters its tests start, all stopped when the file ends.
+ * Call at the top level of the file.
+ */
+export function browserSuite() {
+  let browser: Browser | undefined;
+  const masters: MasterProc[] = [];
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    for (const m of masters) await m.stop();
+    removeTempDirs();
+  });
+  return {
+    newContext: (options?: Parameters<Browser['newContext']>[0]) => browser!.newContext(options),
+    async master(opts: Parameters<typeof startMaster>[0] = {}): Promise<MasterProc> {
+      const m = await startMaster(opts);
+      masters.push(m);
+      return m;
+    },
+  };
 }
 
 export interface PageState {
@@ -97,12 +124,6 @@ export function openTabs(context: BrowserContext, m: MasterProc, n: number, quer
   return Promise.all(Array.from({ length: n }, () => openTab(context, m, query)));
 }
 
-/** The master's views, as its API returns them. */
-import type { AttemptView, TaskView, WorkerView } from '../../server/views.js';
-export type WorkerInfo = WorkerView;
-export type Attempt = AttemptView;
-export type TaskInfo = TaskView;
-
 export function screenshotPath(name: string): string {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   return join(SCREENSHOT_DIR, name);
@@ -122,8 +143,8 @@ export async function submitJob(m: MasterProc, args: string[]): Promise<string> 
   return r.stdout.split('\n')[0]!.trim();
 }
 
-export function tasksOf(m: MasterProc, jobId: string): Promise<TaskInfo[]> {
-  return apiGet<TaskInfo[]>(m, `/api/jobs/${jobId}/tasks`);
+export function tasksOf(m: MasterProc, jobId: string): Promise<TaskView[]> {
+  return apiGet<TaskView[]>(m, `/api/jobs/${jobId}/tasks`);
 }
 
 /** Waits for a job to end (any final state) and returns its state. */
