@@ -4,25 +4,10 @@ import assert from 'node:assert/strict';
 import { defaultThreads, readSettings, threadsUrl } from '../client/volunteer/settings.js';
 import { describe as describeTab, taskLines } from '../client/volunteer/view.js';
 import { formatBytes, formatSeconds } from '../client/volunteer/format.js';
-import type { TabSnapshot } from '../client/volunteer/wire.js';
+import { initialSnapshot, type TabSnapshot } from '../client/volunteer/wire.js';
 
 function snapshot(over: Partial<TabSnapshot> = {}): TabSnapshot {
-  return {
-    state: 'connected',
-    volunteerId: 'v1',
-    paused: false,
-    threads: 1,
-    tasks: [],
-    done: 0,
-    failed: 0,
-    bytesDone: 0,
-    lastError: null,
-    retryInMs: null,
-    computing: [],
-    computeMs: 0,
-    retryAt: null,
-    ...over,
-  };
+  return { ...initialSnapshot(), state: 'connected', volunteerId: 'v1', ...over };
 }
 
 const task = (lease: string, status: 'running' | 'reporting' = 'running') => ({

@@ -5,24 +5,10 @@
 import { proxy, wrap, type Remote } from 'comlink';
 import { claimIdentity } from './identity.js';
 import { MAX_THREADS, savePaused, sessionStore, threadsUrl, type TabSettings } from './settings.js';
-import type { Identity, SessionWorkerApi, TabSnapshot } from './wire.js';
+import { initialSnapshot, type Identity, type SessionWorkerApi, type TabSnapshot } from './wire.js';
 
 export class VolunteerTab {
-  snapshot: TabSnapshot = $state({
-    state: 'connecting',
-    volunteerId: null,
-    paused: false,
-    threads: 1,
-    tasks: [],
-    done: 0,
-    failed: 0,
-    bytesDone: 0,
-    lastError: null,
-    retryInMs: null,
-    computing: [],
-    computeMs: 0,
-    retryAt: null,
-  });
+  snapshot: TabSnapshot = $state(initialSnapshot());
   /** When the last snapshot arrived, to count processor time on between snapshots. */
   receivedAt = $state(Date.now());
   /** The page's clock, ticking for countdowns and elapsed times. */

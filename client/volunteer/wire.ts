@@ -31,6 +31,25 @@ export interface TabSnapshot extends SessionSnapshot {
   retryAt: number | null;
 }
 
+/** What the page shows before the session worker has said anything. */
+export function initialSnapshot(): TabSnapshot {
+  return {
+    state: 'connecting',
+    volunteerId: null,
+    paused: false,
+    threads: 1,
+    tasks: [],
+    done: 0,
+    failed: 0,
+    bytesDone: 0,
+    lastError: null,
+    retryInMs: null,
+    computing: [],
+    computeMs: 0,
+    retryAt: null,
+  };
+}
+
 /** The session worker's API, called by the page through Comlink. */
 export interface SessionWorkerApi {
   start(config: SessionConfig, onChange: (s: TabSnapshot) => void, saveIdentity: (id: Identity) => void): void;
