@@ -18,6 +18,12 @@ export function renderMetrics(s: Scheduler): string {
   ]);
   metric('tabreduce_results_refused_total', 'counter', 'Results refused: unknown or foreign lease.', [['', c.refused]]);
   metric('tabreduce_results_invalid_total', 'counter', 'Results refused as malformed.', [['', c.invalid]]);
+  metric('tabreduce_group_commits_total', 'counter', 'SQLite transactions that carried volunteer frames.', [
+    ['', s.commits.count],
+  ]);
+  metric('tabreduce_group_commit_seconds_total', 'counter', 'Time spent in their COMMITs.', [
+    ['', s.commits.ms / 1000],
+  ]);
   const counts = new Map<string, number>(
     (s.db.prepare('SELECT state, count(*) AS n FROM job GROUP BY state').all() as { state: string; n: number }[]).map(
       (r) => [r.state, r.n],

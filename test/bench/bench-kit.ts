@@ -201,3 +201,10 @@ export function tcpRow(before: ReturnType<typeof readTcpCounters>): Row {
     value: `${fmtInt(now.listenOverflows - before.listenOverflows)} / ${fmtInt(now.synRetrans - before.synRetrans)}`,
   };
 }
+
+/** The master's group-commit counters from /metrics: how many COMMITs, and the seconds they took. */
+export async function readCommitCounters(url: string): Promise<{ commits: number; seconds: number }> {
+  const text = await fetch(`${url}/metrics`).then((r) => r.text());
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { commits: value('tabreduce_group_commits_total'), seconds: value('tabreduce_group_commit_seconds_total') };
+}

@@ -22,6 +22,7 @@ import {
   type Row,
   tcpRow,
   commandFor,
+  readCommitCounters,
 } from './bench-kit.js';
 import { startBenchMaster, type BenchMaster } from './bench-master.js';
 import { renderProfile, summarizeProfile } from './cpu-profile.js';
@@ -128,6 +129,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     ).fleet;
     const connected = (await fleet.progress()).connected;
     ctx.log(`load: ${connected} connected; submitting ${totalTasks} tasks`);
+    const commits0 = await readCommitCounters(master.url);
     const submitAt = Date.now();
     const id = await submitJob(master, module, [input.file], { reduces: String(reduces), splitSize: '64' });
     const submittedAt = Date.now();
@@ -141,6 +143,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       if (Date.now() - submitAt > JOB_DEADLINE_MS) break;
       await sleep(250);
     }
+    const commits1 = await readCommitCounters(master.url);
     const apiMs = await apiPoll.stop();
     const healthMs = await healthPoll.stop();
     const job = await apiGet<JobView>(master, `/api/jobs/${id}`);
@@ -224,6 +227,14 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       { what: 'master peak RSS', value: fmtBytes(rss), target: `< ${fmtBytes(TARGET_RSS)}`, met: rss < TARGET_RSS },
       { what: 'master CPU during the job (% of one core)', value: `${cpu.toFixed(0)}%` },
       { what: 'master CPU per committed task', value: `${masterMsPerTask.toFixed(2)} ms` },
+      {
+        what: 'group commits during the job: count, per second, time in COMMIT',
+        value: (() => {
+          const n = commits1.commits - commits0.commits;
+          const s = commits1.seconds - commits0.seconds;
+          return `${fmtInt(n)}, ${fmtInt(n / ((end - submitAt) / 1000))}/s, ${fmtMs(s * 1000)} (${((s * 1e6) / n).toFixed(0)} µs each)`;
+        })(),
+      },
       { what: `${processes} load generators' CPU during the job`, value: `${simCpu.toFixed(0)}%` },
       {
         what: 'other programs on the box during the job',
