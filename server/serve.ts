@@ -146,7 +146,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     }
     scheduler.sweep();
   });
-  const flusher = every(5_000, 'saving last-seen times', () => scheduler.flushSeen());
+  const flusher = every(SWEEP_MS, 'saving volunteers', () => scheduler.saveVolunteers());
   const port = (server.address() as AddressInfo).port;
   const shownHost = opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host;
   const url = `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
@@ -166,9 +166,9 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
       await new Promise<void>((ok) => server.close(() => ok()));
       try {
         scheduler.flush();
-        scheduler.flushSeen();
+        scheduler.saveVolunteers(Infinity);
       } catch (e) {
-        opts.log(`could not save last-seen times at shutdown: ${toError(e).message}`);
+        opts.log(`could not save volunteers at shutdown: ${toError(e).message}`);
       }
       db.close();
     },
