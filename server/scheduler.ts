@@ -15,7 +15,7 @@ import { isStorageError } from './storage-errors.js';
 import { createAttemptStore, type AttemptRow } from './sql/attempt-store.js';
 import { createJobStore, type JobRow } from './sql/job-store.js';
 import { createOutputStore } from './sql/output-store.js';
-import { createTaskStore, type TaskRow } from './sql/task-store.js';
+import { createTaskStore, type PendingTask, type TaskRow } from './sql/task-store.js';
 import { createVolunteerStore } from './sql/volunteer-store.js';
 import { nextTaskState, type JobState, type Phase } from './states.js';
 import {
@@ -74,6 +74,8 @@ interface Lease {
   index: number;
   startedAt: number;
   backup: boolean;
+  /** Bytes of a map task's input, once read to send it; for throughput. Null after a restart. */
+  bytes: number | null;
 }
 
 export interface Volunteer {
@@ -124,6 +126,8 @@ export class Scheduler {
   readonly volunteerRows;
   readonly volunteers = new Map<string, Volunteer>();
   private readonly leases = new Map<string, Lease>();
+  /** The running leases of each task: one, or two during a backup race. */
+  private readonly taskLeases = new Map<number, Set<string>>();
   private readonly active = new Map<string, ActiveJob>();
   /** Tasks whose only running attempt passed the task timeout: they get a backup attempt. */
   private readonly needBackup = new Set<number>();
@@ -137,6 +141,9 @@ export class Scheduler {
   private batch: { outbox: [Connection, string][]; cancel: () => void } | null = null;
   private readonly commitGapMs: number;
   private lastCommitAt = -Infinity;
+  /** The two transactions of every task, prepared once (see `insertAttempt` and `commit`). */
+  private readonly assignTx;
+  private readonly commitTx;
   readonly counters = { committed: 0, superseded: 0, failed: 0, lost: 0, refused: 0, assigned: 0, invalid: 0 };
   /** Group commits made, and the milliseconds their COMMITs took (SQLite writing the WAL). */
   readonly commits = { count: 0, ms: 0 };
@@ -155,6 +162,8 @@ export class Scheduler {
     this.attempts = createAttemptStore(db);
     this.outputs = createOutputStore(db);
     this.volunteerRows = createVolunteerStore(db);
+    this.assignTx = db.transaction(this.insertAttempt.bind(this));
+    this.commitTx = db.transaction(this.commit.bind(this));
     this.recover();
   }
 
@@ -175,8 +184,7 @@ export class Scheduler {
         v.done = row?.done ?? 0;
         this.volunteers.set(v.id, v);
       }
-      v.running.add(a.lease);
-      this.leases.set(a.lease, {
+      this.track({
         lease: a.lease,
         taskId: a.task_id,
         jobId: a.job_id,
@@ -185,9 +193,8 @@ export class Scheduler {
         index: task.idx,
         startedAt: a.started_at,
         backup: a.backup === 1,
+        bytes: null,
       });
-      const job = this.active.get(a.job_id);
-      if (job) job.running++;
     }
     for (const a of this.attempts.failedOfActiveJobs()) {
       const set = this.failedOn.get(a.task_id) ?? new Set<string>();
@@ -464,6 +471,7 @@ export class Scheduler {
     for (const v of this.volunteers.values()) v.conn?.close(1011, 'master storage error; reconnect');
     this.volunteers.clear();
     this.leases.clear();
+    this.taskLeases.clear();
     this.active.clear();
     this.needBackup.clear();
     this.failedOn.clear();
@@ -518,12 +526,13 @@ export class Scheduler {
   /** Gives `v` the next task it may run: a backup first, else a pending task of the least-served job. */
   private assignOne(v: Volunteer): boolean {
     for (const taskId of this.needBackup) {
-      const holders = [...this.leases.values()].filter((l) => l.taskId === taskId);
-      if (holders.length !== 1) {
+      const holders = this.taskLeases.get(taskId);
+      if (holders?.size !== 1) {
         this.needBackup.delete(taskId);
         continue;
       }
-      if (holders[0]!.volunteerId === v.id) continue;
+      const [only] = holders;
+      if (this.leases.get(only!)?.volunteerId === v.id) continue;
       this.needBackup.delete(taskId);
       const task = this.tasks.get(taskId);
       if (task && task.state === 'running') return this.assign(v, task, true);
@@ -556,26 +565,13 @@ export class Scheduler {
     return false;
   }
 
-  private assign(v: Volunteer, task: TaskRow, backup: boolean): boolean {
+  private assign(v: Volunteer, task: TaskRow | PendingTask, backup: boolean): boolean {
     const job = this.active.get(task.job_id);
     if (!job) return false;
     const now = this.clock.now();
     const lease = newLease(now);
-    this.db
-      .transaction(() => {
-        this.attempts.insert({
-          task_id: task.id,
-          job_id: task.job_id,
-          volunteer_id: v.id,
-          lease,
-          backup: backup ? 1 : 0,
-          started_at: now,
-        });
-        this.tasks.move(task.id, task.state, nextTaskState(task.state, { type: 'assign' }));
-        if (job.state === 'queued' && this.jobs.advance(job.id, 'queued', 'mapping')) job.state = 'mapping';
-      })
-      .immediate();
-    this.leases.set(lease, {
+    this.assignTx.immediate(v, task, job, lease, backup, now);
+    const l: Lease = {
       lease,
       taskId: task.id,
       jobId: job.id,
@@ -584,16 +580,31 @@ export class Scheduler {
       index: task.idx,
       startedAt: now,
       backup,
-    });
-    v.running.add(lease);
-    job.running++;
+      bytes: null,
+    };
+    this.track(l);
     this.counters.assigned++;
-    this.sendRaw(v, this.assignMessage(job, task, lease));
+    this.sendRaw(v, this.assignMessage(job, task, l));
     this.emit({ kind: 'job', jobId: job.id });
     return true;
   }
 
-  private assignMessage(job: ActiveJob, task: TaskRow, lease: string): string {
+  /** Records a new running attempt and moves its task (and a queued job) on, in one transaction. */
+  private insertAttempt(v: Volunteer, task: TaskRow, job: ActiveJob, lease: string, backup: boolean, now: number) {
+    this.attempts.insert({
+      task_id: task.id,
+      job_id: task.job_id,
+      volunteer_id: v.id,
+      lease,
+      backup: backup ? 1 : 0,
+      started_at: now,
+    });
+    this.tasks.move(task.id, task.state, nextTaskState(task.state, { type: 'assign' }));
+    if (job.state === 'queued' && this.jobs.advance(job.id, 'queued', 'mapping')) job.state = 'mapping';
+  }
+
+  private assignMessage(job: ActiveJob, task: TaskRow | PendingTask, l: Lease): string {
+    const lease = l.lease;
     const head = {
       type: 'task.assign',
       lease,
@@ -607,7 +618,8 @@ export class Scheduler {
       hardLimitMs: job.taskTimeoutMs * HARD_LIMIT_FACTOR,
     };
     if (task.phase === 'map') {
-      const bytes = this.tasks.input(task.id) ?? Buffer.alloc(0);
+      const bytes = ('input' in task ? task.input : this.tasks.input(task.id)) ?? Buffer.alloc(0);
+      l.bytes = bytes.length;
       return JSON.stringify({ ...head, input: { key: task.input_key ?? '', value: bytes.toString('utf8') } });
     }
     // Map outputs are stored as the JSON the volunteers sent (already checked), so the reduce input
@@ -645,12 +657,43 @@ export class Scheduler {
     this.send(v, { type: 'task.ack', lease, outcome: 'refused', reason });
   }
 
-  private result(v: Volunteer, msg: TaskResultMessage): void {
-    const a = this.ownLease(v, msg.lease);
-    if (!a) return;
+  /**
+   * The lease `v` may commit under, from memory (where every running attempt is) when it is there;
+   * otherwise the database says why not and `v` is answered. Memory and database disagreeing would
+   * be a bug: then the database wins and memory takes the lease back.
+   */
+  private heldLease(v: Volunteer, lease: string): Lease | undefined {
+    const l = this.leases.get(lease);
+    if (l && l.volunteerId === v.id) return l;
+    const a = this.ownLease(v, lease);
+    if (!a) return undefined;
     const task = this.tasks.get(a.task_id)!;
-    const job = this.jobs.get(a.job_id)!;
-    const invalid = task.phase === 'map' ? checkMapOutput(msg.output, job.n_reduce) : checkReduceOutput(msg.output);
+    this.log(`lease ${lease} was running in the database but not in memory; taking it back`);
+    const back: Lease = {
+      lease,
+      taskId: a.task_id,
+      jobId: a.job_id,
+      volunteerId: a.volunteer_id,
+      phase: task.phase,
+      index: task.idx,
+      startedAt: a.started_at,
+      backup: a.backup === 1,
+      bytes: null,
+    };
+    this.track(back);
+    return back;
+  }
+
+  private result(v: Volunteer, msg: TaskResultMessage): void {
+    const l = this.heldLease(v, msg.lease);
+    if (!l) return;
+    const job = this.active.get(l.jobId);
+    if (!job) {
+      // A job that ended supersedes its running attempts; one still here is answered the same way.
+      this.supersede(v, l, 'the job is no longer running');
+      return;
+    }
+    const invalid = l.phase === 'map' ? checkMapOutput(msg.output, job.nReduce) : checkReduceOutput(msg.output);
     if (invalid) {
       // Not the job's fault: the volunteer broke the protocol. Its attempt is lost and it is dropped.
       this.counters.invalid++;
@@ -661,68 +704,89 @@ export class Scheduler {
       });
       return;
     }
-    const now = this.clock.now();
-    const cancelled: AttemptRow[] = [];
-    let bytes = 0;
-    const committed = this.db
-      .transaction(() => {
-        const ended = this.attempts.end({
-          lease: msg.lease,
-          outcome: 'succeeded',
-          at: now,
-          ms: msg.stats.ms,
-          records_in: msg.stats.recordsIn,
-          records_out: msg.stats.recordsOut,
-        });
-        if (!ended || !this.tasks.move(task.id, 'running', nextTaskState('running', { type: 'commit' }))) {
-          return false;
-        }
-        for (const other of this.attempts.runningForTask(task.id)) {
-          this.attempts.end({ lease: other.lease, outcome: 'superseded', at: now, error: errorJson(SUPERSEDED) });
-          cancelled.push(other);
-        }
-        if (task.phase === 'map') {
-          const parts = msg.output as Partition[];
-          parts.forEach((p, r) => {
-            if (p.length > 0) this.outputs.putMap(job.id, r, task.idx, JSON.stringify(p));
-          });
-          bytes = this.tasks.input(task.id)?.length ?? 0;
-          const c = this.jobs.mapDone(job.id, msg.stats.recordsOut);
-          if (c.maps_done === c.maps_total) this.jobs.advance(job.id, 'mapping', 'reducing');
-        } else {
-          this.outputs.put(job.id, task.idx, msg.output as string);
-          bytes = (msg.output as string).length;
-          const c = this.jobs.reduceDone(job.id, msg.stats.recordsOut);
-          if (c.reduces_done === c.n_reduce) {
-            this.jobs.finish(job.id, 'succeeded', now);
-            this.outputs.dropMaps(job.id);
-            this.tasks.dropInputs(job.id);
-          }
-        }
-        return true;
-      })
-      .immediate();
+    const others = [...(this.taskLeases.get(l.taskId) ?? [])].filter((other) => other !== l.lease);
+    const bytes =
+      l.phase === 'map' ? (l.bytes ?? this.tasks.input(l.taskId)?.length ?? 0) : (msg.output as string).length;
+    let outcome: CommitOutcome;
+    try {
+      outcome = this.commitTx.immediate(l, msg, others, this.clock.now());
+    } catch (e) {
+      if (!(e instanceof StaleLeaseError)) throw e;
+      outcome = null;
+    }
     this.forget(msg.lease);
-    this.failedOn.delete(task.id);
-    if (!committed) {
-      this.counters.superseded++;
-      this.attempts.end({ lease: msg.lease, outcome: 'superseded', at: now, error: errorJson(SUPERSEDED) });
-      this.send(v, { type: 'task.ack', lease: msg.lease, outcome: 'superseded', reason: 'another attempt won' });
-      this.dispatch();
+    this.failedOn.delete(l.taskId);
+    if (outcome === null) {
+      this.supersede(v, l, 'another attempt won');
       return;
     }
     this.counters.committed++;
     v.done++;
     v.bytes += bytes;
     this.send(v, { type: 'task.ack', lease: msg.lease, outcome: 'committed' });
-    for (const other of cancelled) this.cancelLease(other.lease, 'another attempt of this task finished first');
-    const moved = this.refreshJob(job.id);
-    this.emit({ kind: 'commit', jobId: job.id, phase: task.phase, bytes });
+    for (const other of others) this.cancelLease(other, 'another attempt of this task finished first');
+    if (outcome.moved) {
+      job.state = outcome.moved;
+      job.drained = false;
+      if (outcome.moved === 'succeeded') {
+        this.active.delete(job.id);
+        this.log(`job ${job.id} (${job.name}) succeeded`);
+      }
+    }
+    this.emit({ kind: 'job', jobId: job.id });
+    this.emit({ kind: 'commit', jobId: job.id, phase: l.phase, bytes });
     // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot of
     // `v` only, so refilling `v` restores that, unless the commit opened new work (the barrier).
     // A cancelled loser frees a volunteer too; only a plain commit can just refill the sender.
-    if (moved || cancelled.length > 0) this.dispatch();
+    if (outcome.moved || others.length > 0) this.dispatch();
     else this.fill(v);
+  }
+
+  /**
+   * Commits one attempt's output with its task, atomically: the task moves to succeeded only from
+   * running, the attempt ends only while running (else `StaleLeaseError` rolls the task back), and
+   * the other running attempts of the task are superseded. Returns null when the task had already
+   * left running, and the job's new state when this commit moved it (the barrier, or the end).
+   */
+  private commit(l: Lease, msg: TaskResultMessage, others: string[], now: number): CommitOutcome {
+    if (!this.tasks.move(l.taskId, 'running', nextTaskState('running', { type: 'commit' }))) return null;
+    const ended = this.attempts.end({
+      lease: l.lease,
+      outcome: 'succeeded',
+      at: now,
+      ms: msg.stats.ms,
+      records_in: msg.stats.recordsIn,
+      records_out: msg.stats.recordsOut,
+    });
+    if (!ended) throw new StaleLeaseError(l.lease);
+    for (const other of others) {
+      this.attempts.end({ lease: other, outcome: 'superseded', at: now, error: errorJson(SUPERSEDED) });
+    }
+    if (l.phase === 'map') {
+      const parts = msg.output as Partition[];
+      if (parts.some((p) => p.length > 0)) this.outputs.putMap(l.jobId, l.index, JSON.stringify(parts));
+      const c = this.jobs.mapDone(l.jobId, msg.stats.recordsOut);
+      if (c.maps_done === c.maps_total && this.jobs.advance(l.jobId, 'mapping', 'reducing')) {
+        return { moved: 'reducing' };
+      }
+      return { moved: null };
+    }
+    this.outputs.put(l.jobId, l.index, msg.output as string);
+    const c = this.jobs.reduceDone(l.jobId, msg.stats.recordsOut);
+    if (c.reduces_done < c.n_reduce) return { moved: null };
+    this.jobs.finish(l.jobId, 'succeeded', now);
+    this.outputs.dropMaps(l.jobId);
+    this.tasks.dropInputs(l.jobId);
+    return { moved: 'succeeded' };
+  }
+
+  /** Answers a result that lost: its attempt is recorded superseded, and `v` is free for more work. */
+  private supersede(v: Volunteer, l: Lease, reason: string): void {
+    this.forget(l.lease);
+    this.counters.superseded++;
+    this.attempts.end({ lease: l.lease, outcome: 'superseded', at: this.clock.now(), error: errorJson(SUPERSEDED) });
+    this.send(v, { type: 'task.ack', lease: l.lease, outcome: 'superseded', reason });
+    this.dispatch();
   }
 
   /** Fills one volunteer's free slots; the cheap path after its own result. */
@@ -788,11 +852,25 @@ export class Scheduler {
     }
   }
 
+  /** Holds a running attempt in memory: by lease, by task, on its volunteer and its job. */
+  private track(l: Lease): void {
+    this.leases.set(l.lease, l);
+    const set = this.taskLeases.get(l.taskId);
+    if (set) set.add(l.lease);
+    else this.taskLeases.set(l.taskId, new Set([l.lease]));
+    this.volunteers.get(l.volunteerId)?.running.add(l.lease);
+    const job = this.active.get(l.jobId);
+    if (job) job.running++;
+  }
+
   /** Drops a lease from memory; returns whether it was there. */
   private forget(lease: string): boolean {
     const l = this.leases.get(lease);
     if (!l) return false;
     this.leases.delete(lease);
+    const set = this.taskLeases.get(l.taskId);
+    set?.delete(lease);
+    if (set?.size === 0) this.taskLeases.delete(l.taskId);
     this.volunteers.get(l.volunteerId)?.running.delete(lease);
     const job = this.active.get(l.jobId);
     if (job) job.running--;
@@ -964,6 +1042,17 @@ export class Scheduler {
 
 /** How often a connected volunteer's last-seen time and done count reach the database. */
 const VOLUNTEER_SAVE_MS = 30_000;
+
+/** What a commit did: null when the task had already left running. */
+type CommitOutcome = { moved: 'reducing' | 'succeeded' | null } | null;
+
+/** The attempt ended (superseded or lost) between the task's move and its own end: undo the commit. */
+class StaleLeaseError extends Error {
+  constructor(lease: string) {
+    super(`lease ${lease} is no longer running`);
+    this.name = 'StaleLeaseError';
+  }
+}
 
 const SUPERSEDED: SerializedError = { name: 'Superseded', message: 'another attempt of this task committed first' };
 

@@ -11,6 +11,11 @@ export interface TaskRow {
   failures: number;
 }
 
+/** A pending task with its input, read in the same step as it is picked: it is about to be sent. */
+export interface PendingTask extends TaskRow {
+  input: Buffer | null;
+}
+
 const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures';
 
 export function createTaskStore(db: Db) {
@@ -18,9 +23,9 @@ export function createTaskStore(db: Db) {
     VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input)`);
   const get = db.prepare(`SELECT ${COLUMNS} FROM task WHERE id = ?`);
   const input = db.prepare('SELECT input FROM task WHERE id = ?').pluck();
-  const nextPending = db.prepare(`SELECT ${COLUMNS} FROM task
+  const nextPending = db.prepare(`SELECT ${COLUMNS}, input FROM task
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' ORDER BY idx LIMIT 1`);
-  const nextPendingAfter = db.prepare(`SELECT ${COLUMNS} FROM task
+  const nextPendingAfter = db.prepare(`SELECT ${COLUMNS}, input FROM task
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' AND idx > @idx ORDER BY idx LIMIT 1`);
   const setState = db.prepare('UPDATE task SET state = @state WHERE id = @id AND state = @from');
   const addFailure = db.prepare('UPDATE task SET failures = failures + 1 WHERE id = ? RETURNING failures').pluck();
@@ -34,9 +39,9 @@ export function createTaskStore(db: Db) {
       insert.run(t),
     get: (id: number) => get.get(id) as TaskRow | undefined,
     input: (id: number) => input.get(id) as Buffer | null,
-    nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as TaskRow | undefined,
+    nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as PendingTask | undefined,
     nextPendingAfter: (jobId: string, phase: Phase, idx: number) =>
-      nextPendingAfter.get({ job_id: jobId, phase, idx }) as TaskRow | undefined,
+      nextPendingAfter.get({ job_id: jobId, phase, idx }) as PendingTask | undefined,
     /** Moves a task from `from` to `state`; false when it was no longer in `from`. */
     move: (id: number, from: TaskState, state: TaskState) => {
       if (from === state) return true;

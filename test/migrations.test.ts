@@ -1,0 +1,68 @@
+/**
+ * Migrations on real SQLite files: a new database gets every one, a second run changes nothing, and
+ * a database made by an older version keeps the work of its unfinished jobs.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate, openDatabase } from '../server/db.js';
+import { createOutputStore } from '../server/sql/output-store.js';
+import { ROOT, tempDir, removeTempDirs } from './helpers/cluster.js';
+
+after(removeTempDirs);
+
+const MIGRATIONS = join(ROOT, 'migrations');
+const files = readdirSync(MIGRATIONS)
+  .filter((f) => /^\d{4}_.*\.sql$/.test(f))
+  .sort();
+
+/** A database as the version that had migrations up to `version` left it. */
+function databaseAt(version: number) {
+  const db = new Database(join(tempDir(), 'old.db'));
+  for (const f of files.filter((f) => Number(f.slice(0, 4)) <= version)) {
+    db.exec(readFileSync(join(MIGRATIONS, f), 'utf8'));
+  }
+  db.pragma(`user_version = ${version}`);
+  return db;
+}
+
+test('a new database gets every migration, and migrating again changes nothing', () => {
+  const db = openDatabase(join(tempDir(), 'new.db'));
+  const latest = Number(files.at(-1)!.slice(0, 4));
+  assert.equal(db.pragma('user_version', { simple: true }), latest);
+  assert.equal(migrate(db), latest);
+  assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+  db.close();
+});
+
+test('map outputs stored one row per partition (before 0003) move to one row per map task', () => {
+  const db = databaseAt(2);
+  db.prepare(
+    `INSERT INTO job (id, name, state, created_at, module_name, module, n_reduce, split_size,
+      task_timeout_ms, max_attempts, maps_total, input_bytes)
+     VALUES (?, 'wc', ?, 0, 'wc.js', '', 3, 64, 10000, 4, 3, 10)`,
+  ).run('running-job', 'reducing');
+  const put = db.prepare('INSERT INTO map_output (job_id, part, map_idx, data) VALUES (?, ?, ?, ?)');
+  // Map 0 emitted into partitions 0 and 2, map 1 into partition 2 only, map 2 into none.
+  put.run('running-job', 0, 0, JSON.stringify([['a', ['1', '1']]]));
+  put.run('running-job', 2, 0, JSON.stringify([['c', ['1']]]));
+  put.run('running-job', 2, 1, JSON.stringify([['c', ['é😀\t"q"']]]));
+  const before = (part: number) =>
+    db
+      .prepare('SELECT data FROM map_output WHERE job_id = ? AND part = ? ORDER BY map_idx')
+      .pluck()
+      .all('running-job', part) as string[];
+  const expected = [0, 1, 2].map((p) => before(p).map((t) => JSON.parse(t) as unknown));
+
+  assert.equal(migrate(db), Number(files.at(-1)!.slice(0, 4)));
+  const outputs = createOutputStore(db);
+  const after = [0, 1, 2].map((p) => outputs.reduceInput('running-job', p).map((t) => JSON.parse(t) as unknown));
+  assert.deepEqual(after, expected);
+  assert.deepEqual(after[1], []);
+  assert.equal(db.prepare('SELECT count(*) FROM map_result').pluck().get(), 2);
+  assert.equal(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'map_output'").pluck().get(), 0);
+  assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+  db.close();
+});
