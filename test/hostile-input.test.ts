@@ -95,6 +95,22 @@ test('malformed frames get an error reply and are otherwise ignored', async () =
   await healthy();
 });
 
+test('heartbeats write nothing: no group commit, however many arrive', async () => {
+  const commits = async () =>
+    Number(/^tabreduce_group_commits_total (\d+)$/m.exec(await (await fetch(`${m.url}/metrics`)).text())?.[1]);
+  const c = await rawClient();
+  c.ws.send(hello());
+  await c.next('welcome');
+  await sleep(50);
+  const before = await commits();
+  assert.ok(before >= 1, 'the hello was committed');
+  for (let i = 0; i < 200; i++) c.ws.send(JSON.stringify({ type: 'heartbeat', running: [] }));
+  await sleep(200);
+  assert.equal(await commits(), before);
+  assert.equal(c.closed(), null);
+  c.ws.close();
+});
+
 test('fuzzed frames never crash the master; a flood of invalid frames closes the socket', async () => {
   const samples = fc.sample(
     fc.oneof(

@@ -10,6 +10,7 @@ import { Scheduler, HARD_LIMIT_FACTOR, type Connection, type Volunteer } from '.
 import { submitJob } from '../server/submit-job.js';
 import { runMap, runReduce, asJobModule, type Partition } from '../shared/engine.js';
 import type { MasterMessage, TaskAssign } from '../shared/protocol.js';
+import { defaultPartition } from '../shared/partition.js';
 import { tempDir, removeTempDirs } from './helpers/cluster.js';
 
 const WORDS = `
@@ -86,6 +87,15 @@ async function complete(s: Scheduler, v: Volunteer, task: TaskAssign) {
 
 async function resultOf(task: TaskAssign) {
   return { output: await output(task), stats: { ms: 1, recordsIn: 1, recordsOut: 1 } };
+}
+
+/** A result for a map task of one word, without awaiting the engine. */
+function r0(task: TaskAssign) {
+  const parts: Partition[] = Array.from({ length: task.nReduce }, () => []);
+  if (task.phase !== 'map') throw new Error('r0 is for map tasks');
+  const word = task.input.value.trim();
+  parts[defaultPartition(word, task.nReduce)]!.push([word, ['1']]);
+  return { output: parts, stats: { ms: 1, recordsIn: 1, recordsOut: 1 } };
 }
 
 function submit(
@@ -524,6 +534,80 @@ describe('group commit', () => {
     s.flush();
     assert.equal(back.conn.of('task.ack')[0]!.outcome, 'committed');
     assert.equal(s.jobs.get(id)!.maps_done, 1);
+  });
+});
+
+describe('group commit pacing', () => {
+  test('an idle master commits at the end of the turn; a busy one at most every commitGapMs', async () => {
+    const s = new Scheduler(db, { clock, commitGapMs: 200 });
+    const id = submit({ a: 'a\n', b: 'b\n', c: 'c\n' }, { reduces: 1 });
+    s.jobAdded(id);
+    const { conn, v } = s.batched(() => join_(s, 1));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(s.commits.count, 1, 'the first group committed at the end of its turn');
+    assert.equal(conn.assigns().length, 1);
+    const first = conn.assigns()[0]!;
+    const committedAt = performance.now();
+    s.batched(() => s.handle(v, { type: 'task.result', lease: first.lease, ...r0(first) }));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(s.commits.count, 1, 'the next group waits for the gap');
+    assert.equal(conn.of('task.ack').length, 0, 'and so does its ack');
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(s.commits.count, 2);
+    assert.ok(performance.now() - committedAt >= 200);
+    assert.equal(conn.of('task.ack')[0]!.outcome, 'committed');
+    // An admin request does not wait for the gap: it commits what is open first.
+    const second = conn.assigns()[1]!;
+    s.batched(() => s.handle(v, { type: 'task.result', lease: second.lease, ...r0(second) }));
+    s.flush();
+    assert.equal(s.commits.count, 3);
+    assert.equal(conn.of('task.ack').length, 2);
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(s.commits.count, 3, 'the timer of a group flushed early commits nothing more');
+  });
+
+  test('leases are 32 hex digits, unique, and ordered by the time they were issued', () => {
+    const s = newScheduler();
+    const id = submit(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`f${i}`, `w${i}\n`])), {
+      reduces: 1,
+    });
+    s.jobAdded(id);
+    const leases: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      now += 1;
+      const { conn } = join_(s, 1);
+      leases.push(conn.assigns()[0]!.lease);
+    }
+    for (const l of leases) assert.match(l, /^[0-9a-f]{32}$/);
+    assert.equal(new Set(leases).size, leases.length);
+    assert.deepEqual([...leases].sort(), leases);
+    assert.equal(new Set(leases.map((l) => l.slice(12))).size, leases.length, 'the random part differs');
+  });
+});
+
+describe('volunteer records', () => {
+  test('done counts and last-seen times reach the database when saved, and come back with the identity', async () => {
+    let s = newScheduler();
+    const id = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1 });
+    s.jobAdded(id);
+    const { conn, v } = join_(s, 1);
+    await complete(s, v, conn.assigns()[0]!);
+    await complete(s, v, conn.assigns()[1]!);
+    assert.equal(v.done, 2);
+    assert.equal(s.volunteerRows.get(v.id)!.done, 0, 'not written once per task');
+    assert.equal(s.saveVolunteers(), 0, 'nothing is due within 30 s of the last save');
+    now += 30_000;
+    s.seen(v);
+    assert.equal(s.saveVolunteers(), 1);
+    assert.equal(s.volunteerRows.get(v.id)!.done, 2);
+    assert.equal(s.volunteerRows.get(v.id)!.last_seen_at, now);
+    await complete(s, v, conn.assigns()[2]!);
+    s.closed(v, conn);
+    assert.equal(s.volunteerRows.get(v.id)!.done, 3, 'a disconnect saves at once');
+    s = newScheduler();
+    const back = join_(s, 1, 1, { volunteerId: v.id, secret: v.secret });
+    assert.equal(back.v.id, v.id);
+    assert.equal(back.v.done, 3);
   });
 });
 
