@@ -28,7 +28,7 @@ import {
   type VolunteerMessage,
 } from '../shared/protocol.js';
 import type { Partition } from '../shared/engine.js';
-import type { SerializedError } from '../shared/errors.js';
+import { toError, type SerializedError } from '../shared/errors.js';
 
 export interface Clock {
   now(): number;
@@ -1038,9 +1038,18 @@ export class Scheduler {
     return saved;
   }
 
+  /**
+   * Best effort: it runs when sockets close, where a throw would take the master down, and a full
+   * disk must not. What it writes is for display; the next save catches up once there is space.
+   */
   private saveVolunteer(v: Volunteer): void {
     v.savedAt = this.clock.now();
-    this.volunteerRows.save(v.id, v.lastSeenAt, v.done);
+    try {
+      this.volunteerRows.save(v.id, v.lastSeenAt, v.done);
+    } catch (e) {
+      if (!isStorageError(e)) throw e;
+      this.log(`could not save volunteer ${v.id}: ${toError(e).message}`);
+    }
   }
 }
 
