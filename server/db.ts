@@ -42,9 +42,26 @@ export function migrate(db: Db): number {
   return version;
 }
 
-export function openDatabase(path: string): Db {
+/**
+ * With the WAL checkpointed by another thread (wal-checkpointer.ts), the writer checkpoints only past
+ * this many pages: 20,000 pages of 4 KiB is an 80 MB WAL, 20 times the default 1,000. It is not 0
+ * (off) for two reasons. If the checkpointer dies, the WAL must still be checkpointed and restarted
+ * by someone. And the WAL restarts from its beginning only when a write transaction starts on a
+ * fully checkpointed WAL; under sustained load the next group commit has begun before another
+ * thread's checkpoint can finish, so it is the writer's checkpoint at this size that restarts it,
+ * and that checkpoint copies only the pages the checkpointer has not yet copied.
+ */
+const WRITER_CHECKPOINT_PAGES = 20_000;
+
+export interface OpenOptions {
+  /** Another connection checkpoints the WAL: the writer's own checkpoint is only a safety net. */
+  checkpointElsewhere?: boolean;
+}
+
+export function openDatabase(path: string, opts: OpenOptions = {}): Db {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
+  if (opts.checkpointElsewhere) db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
   // WAL + NORMAL survives a SIGKILL of the master with every committed transaction intact (the WAL is
   // written before COMMIT returns); only an OS crash or power cut can lose the last commits. FULL
   // would fsync each task commit and cap dispatch at the disk's fsync rate.

@@ -12,6 +12,7 @@ import { createApp } from './app.js';
 import { createHub } from './ws-hub.js';
 import { UserError, toError } from '../shared/errors.js';
 import { isStorageError } from './storage-errors.js';
+import { startCheckpointer } from './wal-checkpointer.js';
 
 export interface ServeOptions {
   host: string;
@@ -88,7 +89,8 @@ function prepareDataDir(data: string): void {
 export async function startMaster(opts: ServeOptions): Promise<Master> {
   prepareDataDir(opts.data);
   const { token, source } = loadToken(opts.data);
-  const db = openDatabase(join(opts.data, 'tabreduce.db'));
+  const dbPath = join(opts.data, 'tabreduce.db');
+  const db = openDatabase(dbPath, { checkpointElsewhere: true });
   const scheduler = new Scheduler(db, {
     clock: opts.clock,
     reassignAfterMs: opts.reassignAfterMs,
@@ -124,6 +126,8 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     });
   });
   server.on('upgrade', (req, socket, head) => hub.upgrade(req, socket, head));
+  // Started once listening: a thread left running by a refused start would keep the process alive.
+  const checkpointer = startCheckpointer(dbPath, { log: opts.log });
   // A timer's exception would end the process; a full disk must not, so each tick is guarded.
   const every = (ms: number, what: string, fn: () => void) =>
     setInterval(() => {
@@ -170,6 +174,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
       } catch (e) {
         opts.log(`could not save volunteers at shutdown: ${toError(e).message}`);
       }
+      await checkpointer.stop();
       db.close();
     },
   };
