@@ -140,7 +140,8 @@ test('soak: jobs stay exact while tabs close, volunteers die and the master is S
       while (!finished) {
         await sleep(100);
         if (Date.now() - lastKill < 4_000) continue;
-        const ours = (await jobs()).filter((j) => ids.includes(j.id));
+        // The extra runs count too: they are there to give the killer the moments it missed.
+        const ours = (await jobs()).filter((j) => ids.includes(j.id) || extra.includes(j.id));
         const mapping = ours.find((j) => j.state === 'mapping' && j.maps.done > 0 && j.maps.done < j.maps.total - 3);
         const barrier = ours.find(
           (j) =>
