@@ -1,4 +1,4 @@
-import { serve } from '@hono/node-server';
+import { createAdaptorServer } from '@hono/node-server';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server } from 'node:http';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants } from 'node:fs';
@@ -40,6 +40,14 @@ export const SERVE_DEFAULTS = Object.freeze({
   /** Enough for a classroom or office behind one NAT; a flood from one host stops here. */
   maxPerIp: 1024,
 });
+
+/**
+ * Connections the kernel holds for the master before it accepts them. A restarted master is busy
+ * recovering while its volunteers come back: with Node's default of 511, 1,000 volunteers
+ * reconnecting overflowed the queue 284 times (`npm run bench -- recovery`), and each dropped SYN
+ * costs its volunteer a one-second retransmission. Linux caps it at net.core.somaxconn (4,096 here).
+ */
+const LISTEN_BACKLOG = 4_096;
 
 /** How often the time rules run: a tenth of the smallest delay they enforce keeps them within 10%. */
 const SWEEP_MS = 250;
@@ -109,21 +117,17 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     throw new UserError('--tls-cert and --tls-key go together: give both or neither');
   }
   const serverOptions = tls ? { cert: readFileSync(opts.tlsCert!), key: readFileSync(opts.tlsKey!) } : undefined;
-  const server = await new Promise<Server>((ok, fail) => {
-    const s = serve(
-      {
-        fetch: app.fetch,
-        hostname: opts.host,
-        port: opts.port,
-        ...(tls ? { createServer: createHttpsServer, serverOptions } : {}),
-      },
-      () => ok(s as Server),
-    ) as Server;
-    s.once('error', (e: NodeJS.ErrnoException) => {
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    ...(tls ? { createServer: createHttpsServer, serverOptions } : {}),
+  }) as Server;
+  await new Promise<void>((ok, fail) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EADDRINUSE')
         fail(new UserError(`port ${opts.port} on ${opts.host} is in use; pick another with --port`));
       else fail(e);
     });
+    server.listen({ port: opts.port, host: opts.host, backlog: LISTEN_BACKLOG }, () => ok());
   });
   server.on('upgrade', (req, socket, head) => hub.upgrade(req, socket, head));
   // Started once listening: a thread left running by a refused start would keep the process alive.
