@@ -184,17 +184,7 @@ export class Scheduler {
         v.done = row?.done ?? 0;
         this.volunteers.set(v.id, v);
       }
-      this.track({
-        lease: a.lease,
-        taskId: a.task_id,
-        jobId: a.job_id,
-        volunteerId: a.volunteer_id,
-        phase: task.phase,
-        index: task.idx,
-        startedAt: a.started_at,
-        backup: a.backup === 1,
-        bytes: null,
-      });
+      this.track(leaseOf(a, task));
     }
     for (const a of this.attempts.failedOfActiveJobs()) {
       const set = this.failedOn.get(a.task_id) ?? new Set<string>();
@@ -669,17 +659,7 @@ export class Scheduler {
     if (!a) return undefined;
     const task = this.tasks.get(a.task_id)!;
     this.log(`lease ${lease} was running in the database but not in memory; taking it back`);
-    const back: Lease = {
-      lease,
-      taskId: a.task_id,
-      jobId: a.job_id,
-      volunteerId: a.volunteer_id,
-      phase: task.phase,
-      index: task.idx,
-      startedAt: a.started_at,
-      backup: a.backup === 1,
-      bytes: null,
-    };
+    const back = leaseOf(a, task);
     this.track(back);
     return back;
   }
@@ -1068,6 +1048,21 @@ class StaleLeaseError extends Error {
 }
 
 const SUPERSEDED: SerializedError = { name: 'Superseded', message: 'another attempt of this task committed first' };
+
+/** A running attempt as memory holds it, from its row and its task's. */
+function leaseOf(a: AttemptRow, task: TaskRow): Lease {
+  return {
+    lease: a.lease,
+    taskId: a.task_id,
+    jobId: a.job_id,
+    volunteerId: a.volunteer_id,
+    phase: task.phase,
+    index: task.idx,
+    startedAt: a.started_at,
+    backup: a.backup === 1,
+    bytes: null,
+  };
+}
 
 function errorJson(e: SerializedError): string {
   return JSON.stringify(e);
