@@ -705,14 +705,7 @@ export class Scheduler {
     v.bytes += bytes;
     this.send(v, { type: 'task.ack', lease: msg.lease, outcome: 'committed' });
     for (const other of others) this.cancelLease(other, 'another attempt of this task finished first');
-    if (outcome.moved) {
-      job.state = outcome.moved;
-      job.drained = false;
-      if (outcome.moved === 'succeeded') {
-        this.active.delete(job.id);
-        this.log(`job ${job.id} (${job.name}) succeeded`);
-      }
-    }
+    if (outcome.moved) this.moveJob(job, outcome.moved);
     this.emit({ kind: 'job', jobId: job.id });
     this.emit({ kind: 'commit', jobId: job.id, phase: l.phase, bytes });
     // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot of
@@ -872,16 +865,19 @@ export class Scheduler {
     const job = this.active.get(jobId);
     if (!row || !job) return false;
     const moved = row.state !== job.state;
-    if (moved) {
-      job.state = row.state;
-      job.drained = false;
-      if (row.state === 'succeeded') {
-        this.active.delete(jobId);
-        this.log(`job ${jobId} (${row.name}) succeeded`);
-      }
-    }
+    if (moved) this.moveJob(job, row.state);
     this.emit({ kind: 'job', jobId });
     return moved;
+  }
+
+  /** A job changed phase: its pending work is new, and a finished one leaves the active set. */
+  private moveJob(job: ActiveJob, state: JobState): void {
+    job.state = state;
+    job.drained = false;
+    if (state === 'succeeded') {
+      this.active.delete(job.id);
+      this.log(`job ${job.id} (${job.name}) succeeded`);
+    }
   }
 
   /** Fails or cancels a job: open tasks are cancelled and running attempts told to stop. */
@@ -949,21 +945,17 @@ export class Scheduler {
     }
     const overdue: string[] = [];
     for (const [taskId, held] of this.taskLeases) {
-      let only: Lease | undefined;
       for (const lease of held) {
         const l = this.leases.get(lease)!;
-        only = held.size === 1 ? l : undefined;
         const job = this.active.get(l.jobId);
+        if (!job) continue;
         // The volunteer should have stopped the code at the hard limit; past that plus the
         // reassignment delay it is not reporting, so the attempt counts as lost.
-        if (job && now - l.startedAt >= job.taskTimeoutMs * HARD_LIMIT_FACTOR + this.reassignAfterMs) {
-          overdue.push(l.lease);
+        if (now - l.startedAt >= job.taskTimeoutMs * HARD_LIMIT_FACTOR + this.reassignAfterMs) overdue.push(l.lease);
+        if (held.size === 1 && now - l.startedAt >= job.taskTimeoutMs && !this.needBackup.has(taskId)) {
+          this.needBackup.add(taskId);
+          changed = true;
         }
-      }
-      const job = only && this.active.get(only.jobId);
-      if (only && job && now - only.startedAt >= job.taskTimeoutMs && !this.needBackup.has(taskId)) {
-        this.needBackup.add(taskId);
-        changed = true;
       }
     }
     if (overdue.length > 0) {
