@@ -586,28 +586,32 @@ describe('group commit pacing', () => {
 });
 
 describe('volunteer records', () => {
-  test('done counts and last-seen times reach the database when saved, and come back with the identity', async () => {
+  test('done counts are committed with each task and survive a SIGKILL; last-seen times are saved in slices', async () => {
     let s = newScheduler();
-    const id = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1 });
+    const id = submit({ a: 'a\n', b: 'b\n', c: 'c\n' }, { reduces: 1 });
     s.jobAdded(id);
     const { conn, v } = join_(s, 1);
-    await complete(s, v, conn.assigns()[0]!);
-    await complete(s, v, conn.assigns()[1]!);
-    assert.equal(v.done, 2);
-    assert.equal(s.volunteerRows.get(v.id)!.done, 0, 'not written once per task');
+    const connectedAt = now;
+    for (let i = 0; i < 3; i++) await complete(s, v, conn.assigns()[i]!);
+    assert.equal(v.done, 3);
+    assert.equal(s.volunteerRows.get(v.id)!.done, 3, 'in the transaction of each commit');
+    now += 5_000;
+    s.seen(v);
     assert.equal(s.saveVolunteers(), 0, 'nothing is due within 30 s of the last save');
+    assert.equal(s.volunteerRows.get(v.id)!.last_seen_at, connectedAt);
     now += 30_000;
     s.seen(v);
     assert.equal(s.saveVolunteers(), 1);
-    assert.equal(s.volunteerRows.get(v.id)!.done, 2);
     assert.equal(s.volunteerRows.get(v.id)!.last_seen_at, now);
-    await complete(s, v, conn.assigns()[2]!);
-    s.closed(v, conn);
-    assert.equal(s.volunteerRows.get(v.id)!.done, 3, 'a disconnect saves at once');
+    // A new scheduler on the same database with no save and no close, as after a SIGKILL.
     s = newScheduler();
     const back = join_(s, 1, 1, { volunteerId: v.id, secret: v.secret });
     assert.equal(back.v.id, v.id);
     assert.equal(back.v.done, 3);
+    now += 1_000;
+    s.seen(back.v);
+    s.closed(back.v, back.conn);
+    assert.equal(s.volunteerRows.get(v.id)!.last_seen_at, now, 'a disconnect saves at once');
   });
 });
 

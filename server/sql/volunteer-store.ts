@@ -15,13 +15,15 @@ export function createVolunteerStore(db: Db) {
     VALUES (@id, @secret, @agent, @connected_at, @last_seen_at, @threads)
     ON CONFLICT (id) DO UPDATE SET agent = @agent, last_seen_at = @last_seen_at, threads = @threads`);
   const get = db.prepare('SELECT * FROM volunteer WHERE id = ?');
-  const save = db.prepare('UPDATE volunteer SET last_seen_at = @at, done = @done WHERE id = @id');
+  const seen = db.prepare('UPDATE volunteer SET last_seen_at = ? WHERE id = ?');
+  const done = db.prepare('UPDATE volunteer SET done = done + 1 WHERE id = ?');
 
   return {
     upsert: (v: Omit<VolunteerRow, 'done'>) => upsert.run(v),
     get: (id: string) => get.get(id) as VolunteerRow | undefined,
-    /** Records when a volunteer was last heard from and how many tasks it has committed. */
-    save: (id: string, at: number, done: number) => save.run({ id, at, done }),
+    seen: (id: string, at: number) => seen.run(at, id),
+    /** Counts one more committed task, in the transaction that commits it. */
+    done: (id: string) => done.run(id),
   };
 }
 export type VolunteerStore = ReturnType<typeof createVolunteerStore>;
