@@ -17,7 +17,7 @@ import { createJobStore, type JobRow } from './sql/job-store.js';
 import { createOutputStore } from './sql/output-store.js';
 import { createTaskStore, type PendingTask, type TaskRow } from './sql/task-store.js';
 import { createVolunteerStore } from './sql/volunteer-store.js';
-import { nextTaskState, type JobState, type Phase } from './states.js';
+import { nextTaskState, type JobState, type Phase } from '../shared/states.js';
 import {
   checkMapOutput,
   checkReduceOutput,

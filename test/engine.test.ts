@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fnv1a32, defaultPartition } from '../shared/partition.js';
 import { runMap, runReduce, asJobModule, JobCodeError } from '../shared/engine.js';
 import { splitRanges, decodeUtf8 } from '../shared/split.js';
-import { nextTaskState, TASK_STATES, type TaskEvent } from '../server/states.js';
+import { nextTaskState, TASK_STATES, type TaskEvent } from '../shared/states.js';
 import {
   corpusFiles,
   EXAMPLES,

@@ -13,7 +13,7 @@ import type { JobView, TaskView, WorkerView } from '../views.js';
 import { api, apiJson, type AdminTarget } from './admin-client.js';
 import { checkReadable, readInput } from './files.js';
 import { eta, waitForJob } from './progress.js';
-import { isJobFinished } from '../states.js';
+import { isJobFinished } from '../../shared/states.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 

@@ -1,7 +1,7 @@
 import { formatDuration } from '../../shared/units.js';
 import { estimateRemainingMs, type JobView } from '../views.js';
 import { apiJson, MasterUnreachableError, type AdminTarget } from './admin-client.js';
-import { isJobFinished } from '../states.js';
+import { isJobFinished } from '../../shared/states.js';
 
 const POLL_MS = 500;
 /** Without a TTY, a progress line at most this often (and on every state change). */

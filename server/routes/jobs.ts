@@ -4,7 +4,7 @@ import { badRequest, notFound } from '../http-errors.js';
 import { JOB_DEFAULTS, submitJob, type JobInput } from '../submit-job.js';
 import { jobView, taskViews } from '../views.js';
 import type { Scheduler } from '../scheduler.js';
-import { isJobFinished } from '../states.js';
+import { isJobFinished } from '../../shared/states.js';
 
 function intField(body: Record<string, unknown>, name: string, fallback: number): number {
   const raw = body[name];

@@ -1,5 +1,5 @@
 import type { Scheduler } from '../scheduler.js';
-import { JOB_STATES } from '../states.js';
+import { JOB_STATES } from '../../shared/states.js';
 
 /** Prometheus text exposition of the master's counters and gauges. */
 export function renderMetrics(s: Scheduler): string {

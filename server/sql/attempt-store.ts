@@ -1,5 +1,5 @@
 import type { Db } from '../db.js';
-import type { AttemptOutcome } from '../states.js';
+import type { AttemptOutcome } from '../../shared/states.js';
 
 export interface AttemptRow {
   id: number;

@@ -1,5 +1,5 @@
 import type { Db } from '../db.js';
-import type { JobState } from '../states.js';
+import type { JobState } from '../../shared/states.js';
 
 export interface JobRow {
   id: string;

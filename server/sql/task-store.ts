@@ -1,5 +1,5 @@
 import type { Db } from '../db.js';
-import type { Phase, TaskState } from '../states.js';
+import type { Phase, TaskState } from '../../shared/states.js';
 
 export interface TaskRow {
   id: number;

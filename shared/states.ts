@@ -39,3 +39,35 @@ export function nextTaskState(state: TaskState, event: TaskEvent): TaskState {
       return 'cancelled';
   }
 }
+
+/**
+ * What can happen to a job. `start` is its first assignment, `maps-done` the barrier (every map
+ * committed), `reduces-done` its last reduce committed; `fail` and `cancel` end it early.
+ */
+export type JobEvent =
+  | { type: 'start' }
+  | { type: 'maps-done' }
+  | { type: 'reduces-done' }
+  | { type: 'fail' }
+  | { type: 'cancel' };
+
+/**
+ * The one place that decides a job's next state; every job transition in the master goes through
+ * it. Finished states absorb every event, and an event that does not fit the phase (a barrier while
+ * queued, the last reduce while mapping) leaves the state as it is.
+ */
+export function nextJobState(state: JobState, event: JobEvent): JobState {
+  if (isJobFinished(state)) return state;
+  switch (event.type) {
+    case 'start':
+      return state === 'queued' ? 'mapping' : state;
+    case 'maps-done':
+      return state === 'mapping' ? 'reducing' : state;
+    case 'reduces-done':
+      return state === 'reducing' ? 'succeeded' : state;
+    case 'fail':
+      return 'failed';
+    case 'cancel':
+      return 'cancelled';
+  }
+}
