@@ -25,4 +25,48 @@ export default tseslint.config(
     files: ['shared/examples/**/*.js', 'test/jobs/**/*.js'],
     rules: { '@typescript-eslint/no-unused-vars': 'off' },
   },
+  {
+    // The scheduler's rule of direction (README "Architecture"): no circles between its rooms.
+    files: ['server/scheduler/context.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['./*'], message: 'context.ts imports no sibling: the other rooms import it.' }] },
+      ],
+    },
+  },
+  {
+    files: ['server/scheduler/memory.ts', 'server/scheduler/group-commit.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [{ group: ['./*', '!./context.js'], message: 'memory and group commit import only the context.' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['server/scheduler/*.ts'],
+    ignores: [
+      'server/scheduler/index.ts',
+      'server/scheduler/context.ts',
+      'server/scheduler/memory.ts',
+      'server/scheduler/group-commit.ts',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['./*', '!./context.js', '!./memory.js', '!./group-commit.js'],
+              message:
+                'a rule imports the context, memory and group commit, never another rule; the façade orders rules.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { timingSafeEqual } from 'node:crypto';
 import { HTTPException } from 'hono/http-exception';
-import type { Scheduler } from './scheduler.js';
+import type { Scheduler } from './scheduler/index.js';
+import type { Stores } from './sql/index.js';
 import { errorResponse } from './http-errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { eventRoutes } from './routes/events.js';
@@ -25,7 +26,7 @@ function tokenMatches(expected: string, header: string | undefined): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function createApp(scheduler: Scheduler, opts: AppOptions) {
+export function createApp(scheduler: Scheduler, stores: Stores, opts: AppOptions) {
   const app = new Hono();
   const meter = new ThroughputMeter(scheduler, scheduler.clock);
 
@@ -40,16 +41,16 @@ export function createApp(scheduler: Scheduler, opts: AppOptions) {
     scheduler.flush();
     await next();
   });
-  app.route('/api/jobs', jobRoutes(scheduler, opts.maxUploadBytes));
+  app.route('/api/jobs', jobRoutes(scheduler, stores, opts.maxUploadBytes));
   app.get('/api/workers', (c) => c.json([...scheduler.volunteers.values()].map((v) => workerView(scheduler, v))));
   app.get('/api/throughput', (c) => c.json(meter.recent()));
-  app.route('/api/events', eventRoutes(scheduler, meter));
+  app.route('/api/events', eventRoutes(scheduler, stores.jobs, meter));
   app.get('/metrics', (c) => {
     c.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-    return c.body(renderMetrics(scheduler));
+    return c.body(renderMetrics(scheduler, stores));
   });
   app.get('/healthz', (c) => c.json({ ok: true }));
-  app.route('/', pageRoutes(scheduler, opts.clientDir));
+  app.route('/', pageRoutes(stores.jobs, opts.clientDir));
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((e, c) => errorResponse(e, c, opts.log));
   return app;

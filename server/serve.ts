@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { openDatabase } from './db.js';
-import { Scheduler, type Clock } from './scheduler.js';
+import { Scheduler, type Clock } from './scheduler/index.js';
+import { createStores } from './sql/index.js';
 import { createApp } from './app.js';
 import { createHub } from './ws-hub.js';
 import { UserError, toError } from '../shared/errors.js';
@@ -99,13 +100,14 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
   const { token, source } = loadToken(opts.data);
   const dbPath = join(opts.data, 'tabreduce.db');
   const db = openDatabase(dbPath, { checkpointElsewhere: true });
-  const scheduler = new Scheduler(db, {
+  const stores = createStores(db);
+  const scheduler = new Scheduler(db, stores, {
     clock: opts.clock,
     reassignAfterMs: opts.reassignAfterMs,
     heartbeatMs: opts.heartbeatMs,
     log: opts.log,
   });
-  const app = createApp(scheduler, {
+  const app = createApp(scheduler, stores, {
     token,
     clientDir: clientDir(),
     maxUploadBytes: opts.maxUploadBytes,

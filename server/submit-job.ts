@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import type { Db } from './db.js';
+import type { Stores } from './sql/index.js';
 import { checkJobModule } from './module-check.js';
-import { createJobStore } from './sql/job-store.js';
-import { createTaskStore } from './sql/task-store.js';
 import { decodeUtf8, splitRanges } from '../shared/split.js';
 import { UserError } from '../shared/errors.js';
 
@@ -74,7 +72,7 @@ export function inputKeys(names: string[]): string[] {
  * Validates a job completely (module, options, every input's encoding), then inserts the job and all
  * its tasks in one transaction: either the whole job is queued or nothing is.
  */
-export function submitJob(db: Db, spec: JobSpec, now: number): string {
+export function submitJob(stores: Stores, spec: JobSpec, now: number): string {
   checkSpec(spec);
   if (Buffer.byteLength(spec.module) > JOB_LIMITS.moduleBytes) {
     throw new UserError(`${spec.moduleName}: module is larger than ${JOB_LIMITS.moduleBytes} bytes`);
@@ -101,9 +99,8 @@ export function submitJob(db: Db, spec: JobSpec, now: number): string {
     );
   }
   const id = newJobId();
-  const jobs = createJobStore(db);
-  const tasks = createTaskStore(db);
-  db.transaction(() => {
+  const { jobs, tasks } = stores;
+  stores.transaction(() => {
     jobs.insert({
       id,
       name: spec.name?.trim() || spec.moduleName.replace(/\.m?js$/, ''),
@@ -121,7 +118,7 @@ export function submitJob(db: Db, spec: JobSpec, now: number): string {
     splits.forEach((s, idx) => tasks.insert({ job_id: id, phase: 'map', idx, input_key: s.key, input: s.bytes }));
     for (let r = 0; r < spec.reduces; r++)
       tasks.insert({ job_id: id, phase: 'reduce', idx: r, input_key: null, input: null });
-  }).immediate();
+  });
   return id;
 }
 

@@ -1,4 +1,4 @@
-import type { Clock, Scheduler } from './scheduler.js';
+import type { Clock, Scheduler } from './scheduler/index.js';
 
 export interface ThroughputSample {
   /** Start of the second, epoch ms. */

@@ -2,7 +2,7 @@
 import type { JobRow } from './sql/job-store.js';
 import type { AttemptRow } from './sql/attempt-store.js';
 import type { TaskRow } from './sql/task-store.js';
-import type { Scheduler, Volunteer } from './scheduler.js';
+import type { Scheduler, Volunteer } from './scheduler/index.js';
 import type { SerializedError } from '../shared/errors.js';
 
 export interface JobView {

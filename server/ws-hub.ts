@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseVolunteerMessage } from '../shared/protocol.js';
-import type { Connection, Scheduler, Volunteer } from './scheduler.js';
+import type { Connection, Scheduler, Volunteer } from './scheduler/index.js';
 import { isStorageError } from './storage-errors.js';
 
 export interface HubOptions {

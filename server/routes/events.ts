@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import type { Scheduler } from '../scheduler.js';
+import type { Scheduler } from '../scheduler/index.js';
+import type { JobStore } from '../sql/job-store.js';
 import { jobView, workerView } from '../views.js';
 import type { ThroughputMeter, ThroughputSample } from '../throughput.js';
 
@@ -13,7 +14,7 @@ import type { ThroughputMeter, ThroughputSample } from '../throughput.js';
  * last one sent on: a client merges samples by `t`. The list may be empty; it is sent anyway, so a
  * client that hears nothing for a few seconds knows the stream is dead.
  */
-export function eventRoutes(scheduler: Scheduler, meter: ThroughputMeter) {
+export function eventRoutes(scheduler: Scheduler, jobs: JobStore, meter: ThroughputMeter) {
   const app = new Hono();
   app.get('/', (c) =>
     streamSSE(c, async (stream) => {
@@ -28,12 +29,12 @@ export function eventRoutes(scheduler: Scheduler, meter: ThroughputMeter) {
         open = false;
         off();
       });
-      await stream.writeSSE({ event: 'jobs', data: JSON.stringify(scheduler.jobs.list(200).map(jobView)) });
+      await stream.writeSSE({ event: 'jobs', data: JSON.stringify(jobs.list(200).map(jobView)) });
       let tick = 0;
       let sentThroughput: number | null = null;
       while (open) {
         for (const id of dirtyJobs) {
-          const row = scheduler.jobs.get(id);
+          const row = jobs.get(id);
           if (row) await stream.writeSSE({ event: 'job', data: JSON.stringify(jobView(row)) });
         }
         dirtyJobs.clear();

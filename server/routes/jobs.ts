@@ -1,9 +1,10 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { badRequest, notFound } from '../http-errors.js';
-import { JOB_DEFAULTS, submitJob, type JobInput } from '../submit-job.js';
+import { JOB_DEFAULTS, type JobInput } from '../submit-job.js';
 import { jobView, taskViews } from '../views.js';
-import type { Scheduler } from '../scheduler.js';
+import type { Scheduler } from '../scheduler/index.js';
+import type { Stores } from '../sql/index.js';
 import { isJobFinished } from '../../shared/states.js';
 
 function intField(body: Record<string, unknown>, name: string, fallback: number): number {
@@ -13,9 +14,9 @@ function intField(body: Record<string, unknown>, name: string, fallback: number)
   return Number(raw);
 }
 
-export function jobRoutes(scheduler: Scheduler, maxUploadBytes: number) {
+export function jobRoutes(scheduler: Scheduler, stores: Stores, maxUploadBytes: number) {
   const app = new Hono();
-  const { jobs, tasks, attempts, outputs } = scheduler;
+  const { jobs, tasks, attempts, outputs } = stores;
   const job = (id: string) => {
     const row = jobs.get(id);
     if (!row) throw notFound(`no job ${JSON.stringify(id)}`);
@@ -44,25 +45,16 @@ export function jobRoutes(scheduler: Scheduler, maxUploadBytes: number) {
       );
       const name = typeof body['name'] === 'string' ? body['name'] : undefined;
       if (name !== undefined && name.length > 200) throw badRequest('name is longer than 200 characters');
-      const moduleText = await mod.text();
-      // Its own transaction, outside any group commit: a refused upload touches nothing else.
-      scheduler.flush();
-      const id = submitJob(
-        scheduler.db,
-        {
-          name,
-          moduleName: mod.name || 'module.js',
-          module: moduleText,
-          inputs,
-          reduces: intField(body, 'reduces', JOB_DEFAULTS.reduces),
-          splitSize: intField(body, 'splitSize', JOB_DEFAULTS.splitSize),
-          taskTimeoutMs: intField(body, 'taskTimeoutMs', JOB_DEFAULTS.taskTimeoutMs),
-          maxAttempts: intField(body, 'maxAttempts', JOB_DEFAULTS.maxAttempts),
-        },
-        scheduler.clock.now(),
-      );
-      // The first wave of assignments goes out in one commit.
-      scheduler.durably(() => scheduler.jobAdded(id));
+      const id = scheduler.submit({
+        name,
+        moduleName: mod.name || 'module.js',
+        module: await mod.text(),
+        inputs,
+        reduces: intField(body, 'reduces', JOB_DEFAULTS.reduces),
+        splitSize: intField(body, 'splitSize', JOB_DEFAULTS.splitSize),
+        taskTimeoutMs: intField(body, 'taskTimeoutMs', JOB_DEFAULTS.taskTimeoutMs),
+        maxAttempts: intField(body, 'maxAttempts', JOB_DEFAULTS.maxAttempts),
+      });
       return c.json({ id }, 201);
     },
   );
@@ -90,7 +82,7 @@ export function jobRoutes(scheduler: Scheduler, maxUploadBytes: number) {
     const j = job(c.req.param('id'));
     if (isJobFinished(j.state))
       throw badRequest(`job ${j.id} has already ${j.state === 'cancelled' ? 'been cancelled' : j.state}`);
-    scheduler.durably(() => scheduler.endJob(j.id, 'cancelled', 'cancelled by an admin'));
+    scheduler.cancel(j.id);
     return c.json(jobView(job(j.id)));
   });
   return app;

@@ -1,8 +1,9 @@
-import type { Scheduler } from '../scheduler.js';
+import type { Scheduler } from '../scheduler/index.js';
+import type { Stores } from '../sql/index.js';
 import { JOB_STATES } from '../../shared/states.js';
 
 /** Prometheus text exposition of the master's counters and gauges. */
-export function renderMetrics(s: Scheduler): string {
+export function renderMetrics(s: Scheduler, stores: Stores): string {
   const lines: string[] = [];
   const metric = (name: string, type: 'counter' | 'gauge', help: string, values: [string, number][]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -24,11 +25,7 @@ export function renderMetrics(s: Scheduler): string {
   metric('tabreduce_group_commit_seconds_total', 'counter', 'Time spent in their COMMITs.', [
     ['', s.commits.ms / 1000],
   ]);
-  const counts = new Map<string, number>(
-    (s.db.prepare('SELECT state, count(*) AS n FROM job GROUP BY state').all() as { state: string; n: number }[]).map(
-      (r) => [r.state, r.n],
-    ),
-  );
+  const counts = stores.jobs.countByState();
   metric(
     'tabreduce_jobs',
     'gauge',

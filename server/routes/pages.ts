@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
-import type { Scheduler } from '../scheduler.js';
+import type { JobStore } from '../sql/job-store.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -44,7 +44,7 @@ export function setPageHeaders(c: Context): void {
 }
 
 /** The built client (`dist/client`): `/` volunteer page, `/status` status page, hashed assets. */
-export function pageRoutes(scheduler: Scheduler, clientDir: string) {
+export function pageRoutes(jobs: JobStore, clientDir: string) {
   const app = new Hono();
   const cache = new Map<string, Buffer>();
   const file = async (c: Context, rel: string, immutable: boolean) => {
@@ -75,7 +75,7 @@ export function pageRoutes(scheduler: Scheduler, clientDir: string) {
 
   // Job code for volunteers. Public like the page itself: whoever volunteers runs it.
   app.get('/jobs/:id/module.js', (c) => {
-    const source = scheduler.jobs.module(c.req.param('id'));
+    const source = jobs.module(c.req.param('id'));
     if (source === undefined) return c.text('no such job', 404);
     setPageHeaders(c);
     c.header('content-type', 'text/javascript; charset=utf-8');

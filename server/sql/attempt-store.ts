@@ -1,5 +1,6 @@
 import type { Db } from '../db.js';
 import type { AttemptOutcome } from '../../shared/states.js';
+import type { SerializedError } from '../../shared/errors.js';
 
 export interface AttemptRow {
   id: number;
@@ -21,7 +22,7 @@ export interface AttemptEnd {
   lease: string;
   outcome: Exclude<AttemptOutcome, 'running'>;
   at: number;
-  error?: string | null;
+  error?: SerializedError | null;
   ms?: number | null;
   records_in?: number | null;
   records_out?: number | null;
@@ -47,7 +48,9 @@ export function createAttemptStore(db: Db) {
       insert.run(a),
     byLease: (lease: string) => byLease.get(lease) as AttemptRow | undefined,
     /** Ends a running attempt; false when the lease had already ended (a stale or duplicate end). */
-    end: (e: AttemptEnd) => end.run({ error: null, ms: null, records_in: null, records_out: null, ...e }).changes === 1,
+    end: (e: AttemptEnd) =>
+      end.run({ ms: null, records_in: null, records_out: null, ...e, error: e.error ? JSON.stringify(e.error) : null })
+        .changes === 1,
     relabel: (lease: string, from: AttemptOutcome, outcome: AttemptOutcome) =>
       relabel.run({ lease, from, outcome }).changes === 1,
     runningForTask: (taskId: number) => runningForTask.all(taskId) as AttemptRow[],

@@ -47,6 +47,7 @@ export function createJobStore(db: Db) {
     WHERE id = @id AND state IN ('queued', 'mapping', 'reducing')`);
   const mapDone = db.prepare(`UPDATE job SET maps_done = maps_done + 1, records_in = records_in + @records
     WHERE id = @id RETURNING maps_done, maps_total`);
+  const countByState = db.prepare('SELECT state, count(*) AS n FROM job GROUP BY state');
   const reduceDone = db.prepare(`UPDATE job SET reduces_done = reduces_done + 1,
     records_out = records_out + @records WHERE id = @id RETURNING reduces_done, n_reduce`);
 
@@ -64,6 +65,8 @@ export function createJobStore(db: Db) {
     mapDone: (id: string, records: number) => mapDone.get({ id, records }) as { maps_done: number; maps_total: number },
     reduceDone: (id: string, records: number) =>
       reduceDone.get({ id, records }) as { reduces_done: number; n_reduce: number },
+    /** How many jobs are in each state, for `/metrics`; states with no job are absent. */
+    countByState: () => new Map((countByState.all() as { state: JobState; n: number }[]).map((r) => [r.state, r.n])),
   };
 }
 export type JobStore = ReturnType<typeof createJobStore>;

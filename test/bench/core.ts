@@ -2,14 +2,14 @@
  * The master's own cost per task, without sockets, volunteers or the rest of the box: the built
  * Scheduler (dist/) on a durable SQLite file, driven in-process by fake connections that answer every
  * task.assign at once with a precomputed result, each frame parsed by the same validator as /ws.
- * CPU time per committed task is what a change to scheduler.ts or sql/* moves; it is far less
+ * CPU time per committed task is what a change to server/scheduler/ or sql/* moves; it is far less
  * sensitive to other programs on the box than the end-to-end rates.
  */
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
-import type { Connection, Scheduler as SchedulerType } from '../../server/scheduler.js';
+import type { Connection, Scheduler as SchedulerType } from '../../server/scheduler/index.js';
 import type { TaskAssign, VolunteerMessage } from '../../shared/protocol.js';
 import { fmtInt, type BenchContext, type BenchReport, type Benchmark, commandFor } from './bench-kit.js';
 
@@ -23,7 +23,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const slots = Number(ctx.options.get('slots') ?? 2);
   const splitSize = Number(ctx.options.get('split-bytes') ?? 1024);
   const { openDatabase } = await dist<typeof import('../../server/db.js')>('server/db.js');
-  const { Scheduler } = await dist<typeof import('../../server/scheduler.js')>('server/scheduler.js');
+  const { Scheduler } = await dist<typeof import('../../server/scheduler/index.js')>('server/scheduler/index.js');
+  const { createStores } = await dist<typeof import('../../server/sql/index.js')>('server/sql/index.js');
   const { submitJob } = await dist<typeof import('../../server/submit-job.js')>('server/submit-job.js');
   const { parseVolunteerMessage } = await dist<typeof import('../../shared/protocol.js')>('shared/protocol.js');
   const { runTask } = await dist<typeof import('../../shared/task-runner.js')>('shared/task-runner.js');
@@ -44,9 +45,10 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   }
 
   const db = openDatabase(join(tempDir('tabreduce-bench-core-'), 'tabreduce.db'));
-  const scheduler: SchedulerType = new Scheduler(db, {});
+  const stores = createStores(db);
+  const scheduler: SchedulerType = new Scheduler(db, stores, {});
   const id = submitJob(
-    db,
+    stores,
     {
       moduleName: basename(modulePath),
       module: readFileSync(modulePath, 'utf8'),
@@ -132,7 +134,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   }
   const wallMs = performance.now() - w0;
   const cpu = process.cpuUsage(t0);
-  const job = scheduler.jobs.get(id)!;
+  const job = stores.jobs.get(id)!;
   const cpuUs = cpu.user + cpu.system - engineUs;
   db.close();
   return {

@@ -1,0 +1,174 @@
+/**
+ * What every rule of the scheduler shares: the clock, the options, the stores, the memory records
+ * and the event listeners. It imports no sibling; memory.ts and group-commit.ts import only this
+ * file, the rule files import those, and only index.ts imports every rule.
+ */
+import type { Db } from '../db.js';
+import type { Stores } from '../sql/index.js';
+import type { JobState, Phase } from '../../shared/states.js';
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** What the scheduler needs of a volunteer's socket. */
+export interface Connection {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+  /** Sends several frames in one write when the transport can (an ack and the next assignment). */
+  sendAll?(texts: string[]): void;
+}
+
+export interface SchedulerOptions {
+  clock?: Clock;
+  /** A volunteer silent (or disconnected) this long loses its tasks. */
+  reassignAfterMs?: number;
+  heartbeatMs?: number;
+  /** Least time between two group commits (see `COMMIT_GAP_MS`). */
+  commitGapMs?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Least time between two group commits. With one COMMIT per event-loop turn, 10,000 volunteers at
+ * 2,000 tasks/s made 820 commits/s of 164 µs each (`npm run bench -- load`): a quarter of the
+ * master's CPU went to writing nearly the same WAL pages again. Spacing commits shares that cost
+ * among every frame of the gap; an idle master still commits at the end of the turn, so a lone
+ * volunteer waits no longer for its next task.
+ */
+export const COMMIT_GAP_MS = 4;
+
+/** How long a volunteer may let the job's code run, as a multiple of the job's task timeout. */
+export const HARD_LIMIT_FACTOR = 3;
+
+/** A running attempt, as memory holds it. */
+export interface Lease {
+  lease: string;
+  taskId: number;
+  jobId: string;
+  volunteerId: string;
+  phase: Phase;
+  index: number;
+  startedAt: number;
+  backup: boolean;
+  /** Bytes of a map task's input, once read to send it; for throughput. Null after a restart. */
+  bytes: number | null;
+}
+
+export interface Volunteer {
+  id: string;
+  secret: string;
+  agent: string;
+  threads: number;
+  slots: number;
+  paused: boolean;
+  connectedAt: number;
+  lastSeenAt: number;
+  /** When the socket closed; null while connected. */
+  closedAt: number | null;
+  conn: Connection | null;
+  running: Set<string>;
+  done: number;
+  /** When `lastSeenAt` was last written to the volunteer table (see `saveVolunteers`). */
+  savedAt: number;
+  /** Input bytes of tasks committed, for throughput. */
+  bytes: number;
+}
+
+export interface ActiveJob {
+  id: string;
+  name: string;
+  state: JobState;
+  nReduce: number;
+  taskTimeoutMs: number;
+  maxAttempts: number;
+  running: number;
+  /** Set when a look for pending tasks found none; cleared when a task becomes pending again. */
+  drained: boolean;
+}
+
+/** What SQLite can rebuild after a restart (recovery.ts), plus live connections. */
+export interface Memory {
+  readonly volunteers: Map<string, Volunteer>;
+  readonly leases: Map<string, Lease>;
+  /** The running leases of each task: one, or two during a backup race. */
+  readonly taskLeases: Map<number, Set<string>>;
+  readonly active: Map<string, ActiveJob>;
+  /** Tasks whose only running attempt passed the task timeout: they get a backup attempt. */
+  readonly needBackup: Set<number>;
+  /** Volunteers each task's code failed on, so a retry goes to someone else. */
+  readonly failedOn: Map<number, Set<string>>;
+}
+
+/** The open group commit: frames to send once it is durable. */
+export interface Batch {
+  outbox: [Connection, string][];
+  cancel: () => void;
+}
+
+export type SchedulerEvent =
+  | { kind: 'job'; jobId: string }
+  | { kind: 'volunteers' }
+  | { kind: 'commit'; jobId: string; phase: Phase; bytes: number };
+
+export interface Context {
+  readonly db: Db;
+  readonly stores: Stores;
+  readonly clock: Clock;
+  readonly reassignAfterMs: number;
+  readonly heartbeatMs: number;
+  readonly commitGapMs: number;
+  readonly log: (line: string) => void;
+  readonly mem: Memory;
+  readonly listeners: Set<(e: SchedulerEvent) => void>;
+  batch: Batch | null;
+  lastCommitAt: number;
+  dispatching: boolean;
+  dispatchAgain: boolean;
+  /** Rebuilds memory from the database after a group commit was rolled back; set by the façade. */
+  reload: () => void;
+  readonly counters: {
+    committed: number;
+    superseded: number;
+    failed: number;
+    lost: number;
+    refused: number;
+    assigned: number;
+    invalid: number;
+  };
+  /** Group commits made, and the milliseconds their COMMITs took (SQLite writing the WAL). */
+  readonly commits: { count: number; ms: number };
+}
+
+export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): Context {
+  return {
+    db,
+    stores,
+    clock: opts.clock ?? systemClock,
+    reassignAfterMs: opts.reassignAfterMs ?? 10_000,
+    heartbeatMs: opts.heartbeatMs ?? 2_000,
+    commitGapMs: opts.commitGapMs ?? COMMIT_GAP_MS,
+    log: opts.log ?? (() => {}),
+    mem: {
+      volunteers: new Map(),
+      leases: new Map(),
+      taskLeases: new Map(),
+      active: new Map(),
+      needBackup: new Set(),
+      failedOn: new Map(),
+    },
+    listeners: new Set(),
+    batch: null,
+    lastCommitAt: -Infinity,
+    dispatching: false,
+    dispatchAgain: false,
+    reload: () => {},
+    counters: { committed: 0, superseded: 0, failed: 0, lost: 0, refused: 0, assigned: 0, invalid: 0 },
+    commits: { count: 0, ms: 0 },
+  };
+}
+
+export function emit(ctx: Context, e: SchedulerEvent): void {
+  for (const l of ctx.listeners) l(e);
+}

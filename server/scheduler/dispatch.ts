@@ -1,0 +1,185 @@
+/**
+ * Fair dispatch: hands out tasks while volunteers have free slots, backups first, then pending tasks
+ * of the least-served job, one task per volunteer per pass so work spreads across tabs before any
+ * tab gets a second. A task whose code failed on a volunteer goes elsewhere when anyone else can
+ * take it.
+ */
+import type { Transaction } from 'better-sqlite3';
+import { newLease } from '../lease.js';
+import type { PendingTask, TaskRow } from '../sql/task-store.js';
+import { nextJobState, nextTaskState } from '../../shared/states.js';
+import { emit, HARD_LIMIT_FACTOR, type ActiveJob, type Context, type Lease, type Volunteer } from './context.js';
+import { freeSlots, track } from './memory.js';
+import { sendRaw } from './group-commit.js';
+
+/** Hands out tasks until no volunteer has a free slot or nothing waits. Re-entrant calls run once more. */
+export function dispatch(ctx: Context): void {
+  if (ctx.dispatching) {
+    ctx.dispatchAgain = true;
+    return;
+  }
+  if (!hasWork(ctx)) return;
+  ctx.dispatching = true;
+  try {
+    do {
+      ctx.dispatchAgain = false;
+      let hungry = [...ctx.mem.volunteers.values()].filter((v) => freeSlots(v) > 0);
+      // Least-loaded first, relative to its threads.
+      hungry.sort((a, b) => a.running.size / a.threads - b.running.size / b.threads);
+      while (hungry.length > 0) {
+        const next: Volunteer[] = [];
+        for (const v of hungry) {
+          if (assignOne(ctx, v) && freeSlots(v) > 0) next.push(v);
+        }
+        hungry = next;
+      }
+    } while (ctx.dispatchAgain);
+  } finally {
+    ctx.dispatching = false;
+  }
+}
+
+/** Fills one volunteer's free slots; the cheap path after its own result. */
+export function fill(ctx: Context, v: Volunteer): void {
+  if (ctx.dispatching) {
+    ctx.dispatchAgain = true;
+    return;
+  }
+  while (freeSlots(v) > 0 && assignOne(ctx, v));
+}
+
+/** Cheap check before scanning volunteers: is anything waiting to be handed out? */
+function hasWork(ctx: Context): boolean {
+  if (ctx.mem.needBackup.size > 0) return true;
+  for (const j of ctx.mem.active.values()) if (!j.drained) return true;
+  return false;
+}
+
+/** Gives `v` the next task it may run: a backup first, else a pending task of the least-served job. */
+function assignOne(ctx: Context, v: Volunteer): boolean {
+  const { needBackup, taskLeases, leases, active } = ctx.mem;
+  const tasks = ctx.stores.tasks;
+  for (const taskId of needBackup) {
+    const holders = taskLeases.get(taskId);
+    if (holders?.size !== 1) {
+      needBackup.delete(taskId);
+      continue;
+    }
+    const [only] = holders;
+    if (leases.get(only!)?.volunteerId === v.id) continue;
+    needBackup.delete(taskId);
+    const task = tasks.get(taskId);
+    if (task && task.state === 'running') return assign(ctx, v, task, true);
+  }
+  const jobs = [...active.values()]
+    .filter((j) => !j.drained && (j.state === 'queued' || j.state === 'mapping' || j.state === 'reducing'))
+    .sort((a, b) => a.running - b.running);
+  for (const job of jobs) {
+    const phase = job.state === 'reducing' ? 'reduce' : 'map';
+    let task = tasks.nextPending(job.id, phase);
+    if (!task) {
+      job.drained = true;
+      continue;
+    }
+    for (let skips = 0; task && skips < 16 && betterElsewhere(ctx, task.id, v); skips++) {
+      task = tasks.nextPendingAfter(job.id, phase, task.idx);
+    }
+    if (task && !betterElsewhere(ctx, task.id, v)) return assign(ctx, v, task, false);
+  }
+  return false;
+}
+
+function betterElsewhere(ctx: Context, taskId: number, v: Volunteer): boolean {
+  const failed = ctx.mem.failedOn.get(taskId);
+  if (!failed?.has(v.id)) return false;
+  for (const u of ctx.mem.volunteers.values()) {
+    if (u !== v && u.conn && !u.paused && !failed.has(u.id)) return true;
+  }
+  return false;
+}
+
+function assign(ctx: Context, v: Volunteer, task: TaskRow | PendingTask, backup: boolean): boolean {
+  const job = ctx.mem.active.get(task.job_id);
+  if (!job) return false;
+  const now = ctx.clock.now();
+  const lease = newLease(now);
+  assignTx(ctx).immediate(ctx, v, task, job, lease, backup, now);
+  const l: Lease = {
+    lease,
+    taskId: task.id,
+    jobId: job.id,
+    volunteerId: v.id,
+    phase: task.phase,
+    index: task.idx,
+    startedAt: now,
+    backup,
+    bytes: null,
+  };
+  track(ctx, l);
+  ctx.counters.assigned++;
+  sendRaw(ctx, v, assignMessage(ctx, job, task, l));
+  emit(ctx, { kind: 'job', jobId: job.id });
+  return true;
+}
+
+type InsertAttempt = typeof insertAttempt;
+/** Prepared once per scheduler: `db.transaction()` compiles its savepoint statements. */
+const assignTxs = new WeakMap<Context, Transaction<InsertAttempt>>();
+
+function assignTx(ctx: Context): Transaction<InsertAttempt> {
+  let tx = assignTxs.get(ctx);
+  if (!tx) {
+    tx = ctx.db.transaction(insertAttempt);
+    assignTxs.set(ctx, tx);
+  }
+  return tx;
+}
+
+/** Records a new running attempt and moves its task (and a queued job) on, in one transaction. */
+function insertAttempt(
+  ctx: Context,
+  v: Volunteer,
+  task: TaskRow,
+  job: ActiveJob,
+  lease: string,
+  backup: boolean,
+  now: number,
+): void {
+  const { attempts, tasks, jobs } = ctx.stores;
+  attempts.insert({
+    task_id: task.id,
+    job_id: task.job_id,
+    volunteer_id: v.id,
+    lease,
+    backup: backup ? 1 : 0,
+    started_at: now,
+  });
+  tasks.move(task.id, task.state, nextTaskState(task.state, { type: 'assign' }));
+  const state = nextJobState(job.state, { type: 'start' });
+  if (state !== job.state && jobs.advance(job.id, job.state, state)) job.state = state;
+}
+
+function assignMessage(ctx: Context, job: ActiveJob, task: TaskRow | PendingTask, l: Lease): string {
+  const head = {
+    type: 'task.assign',
+    lease: l.lease,
+    jobId: job.id,
+    jobName: job.name,
+    taskId: task.id,
+    phase: task.phase,
+    index: task.idx,
+    nReduce: job.nReduce,
+    moduleUrl: `/jobs/${job.id}/module.js`,
+    hardLimitMs: job.taskTimeoutMs * HARD_LIMIT_FACTOR,
+  };
+  if (task.phase === 'map') {
+    const bytes = ('input' in task ? task.input : ctx.stores.tasks.input(task.id)) ?? Buffer.alloc(0);
+    l.bytes = bytes.length;
+    return JSON.stringify({ ...head, input: { key: task.input_key ?? '', value: bytes.toString('utf8') } });
+  }
+  // Map outputs are stored as the JSON the volunteers sent (already checked), so the reduce input
+  // is spliced together without parsing it again.
+  const parts = ctx.stores.outputs.reduceInput(job.id, task.idx);
+  const json = JSON.stringify(head);
+  return `${json.slice(0, -1)},"input":[${parts.join(',')}]}`;
+}

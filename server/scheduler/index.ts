@@ -1,0 +1,248 @@
+/**
+ * The scheduler's façade: the entry points the hub, the routes and `serve.ts` call, and the order in
+ * which the rules apply. Each rule lives in a file named for it:
+ *
+ *   volunteers.ts     identity, secret, reconnect-keeps-tasks, presence
+ *   dispatch.ts       fair dispatch, backups first
+ *   lease-owner.ts    who may act on a lease (refused, superseded)
+ *   commit.ts         the exactly-once commit
+ *   settle.ts         fail-or-retry, max attempts, the end of a job
+ *   lease-sweeper.ts  the 10-second rules (reassignment, backups, the hard limit)
+ *   group-commit.ts   batched transactions and the held outbox
+ *   recovery.ts       restart
+ *
+ * SQLite is the truth; memory (memory.ts) holds only what a restart can rebuild from it, plus live
+ * connections. Time comes from the clock and the 10-second rules run in `sweep()`, so tests drive
+ * them without sleeping: advance the clock, call `sweep()`.
+ */
+import type { Db } from '../db.js';
+import type { Stores } from '../sql/index.js';
+import { submitJob, type JobSpec } from '../submit-job.js';
+import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
+import type { SerializedError } from '../../shared/errors.js';
+import {
+  createContext,
+  emit,
+  type Connection,
+  type Context,
+  type Lease,
+  type SchedulerEvent,
+  type SchedulerOptions,
+  type Volunteer,
+} from './context.js';
+import { activate, clearMemory, currentTasks } from './memory.js';
+import { batched, durably, flush, send } from './group-commit.js';
+import { recover } from './recovery.js';
+import { attach, closed, detach, excuse, saveVolunteers, seen, update, welcome } from './volunteers.js';
+import { dispatch, fill } from './dispatch.js';
+import { heldLease, ownLease } from './lease-owner.js';
+import { commitResult } from './commit.js';
+import { cancelLease, endJob, settle } from './settle.js';
+import { findDue, goneReason } from './lease-sweeper.js';
+
+export {
+  COMMIT_GAP_MS,
+  HARD_LIMIT_FACTOR,
+  systemClock,
+  type Clock,
+  type Connection,
+  type Lease,
+  type SchedulerEvent,
+  type SchedulerOptions,
+  type Volunteer,
+} from './context.js';
+
+export class Scheduler {
+  private readonly ctx: Context;
+
+  constructor(db: Db, stores: Stores, opts: SchedulerOptions = {}) {
+    const ctx = createContext(db, stores, opts);
+    ctx.reload = () => {
+      clearMemory(ctx);
+      recover(ctx);
+      emit(ctx, { kind: 'volunteers' });
+    };
+    this.ctx = ctx;
+    recover(ctx);
+  }
+
+  get clock() {
+    return this.ctx.clock;
+  }
+  get volunteers(): ReadonlyMap<string, Volunteer> {
+    return this.ctx.mem.volunteers;
+  }
+  get counters(): Readonly<Context['counters']> {
+    return this.ctx.counters;
+  }
+  get commits(): Readonly<Context['commits']> {
+    return this.ctx.commits;
+  }
+
+  on(listener: (e: SchedulerEvent) => void): () => void {
+    this.ctx.listeners.add(listener);
+    return () => this.ctx.listeners.delete(listener);
+  }
+
+  // ---------------------------------------------------------------- jobs
+
+  /** Queues a job in its own durable transaction, outside any group commit, and offers its tasks. */
+  submit(spec: JobSpec): string {
+    flush(this.ctx);
+    const id = submitJob(this.ctx.stores, spec, this.ctx.clock.now());
+    // The first wave of assignments goes out in one commit.
+    this.durably(() => this.jobAdded(id));
+    return id;
+  }
+
+  /** A job was inserted (see submit-job.ts): offer its tasks. */
+  jobAdded(id: string): void {
+    const job = this.ctx.stores.jobs.get(id);
+    if (!job) return;
+    activate(this.ctx, job);
+    emit(this.ctx, { kind: 'job', jobId: id });
+    dispatch(this.ctx);
+  }
+
+  /** Fails or cancels a job; false when it had already ended. */
+  endJob(jobId: string, state: 'failed' | 'cancelled', reason: string | null): boolean {
+    const ended = endJob(this.ctx, jobId, state, reason);
+    if (ended) dispatch(this.ctx);
+    return ended;
+  }
+
+  /** An admin cancels a job, durably. */
+  cancel(jobId: string): boolean {
+    return this.durably(() => this.endJob(jobId, 'cancelled', 'cancelled by an admin'));
+  }
+
+  // ---------------------------------------------------------------- volunteers
+
+  /** A socket sent a valid `hello`: tasks it lost are settled, then it is welcomed and filled. */
+  hello(conn: Connection, msg: HelloMessage): Volunteer {
+    const { v, gone, kept } = attach(this.ctx, conn, msg);
+    if (gone.length > 0) {
+      settle(this.ctx, gone, 'lost', { name: 'Lost', message: 'volunteer reconnected without this task' });
+    }
+    welcome(this.ctx, v, kept);
+    fill(this.ctx, v);
+    return v;
+  }
+
+  closed(v: Volunteer, conn: Connection): void {
+    closed(this.ctx, v, conn);
+  }
+
+  seen(v: Volunteer): void {
+    seen(this.ctx, v);
+  }
+
+  handle(v: Volunteer, msg: VolunteerMessage): void {
+    const ctx = this.ctx;
+    seen(ctx, v);
+    switch (msg.type) {
+      case 'hello':
+        send(ctx, v, { type: 'error', message: 'hello was already received on this connection' });
+        return;
+      case 'heartbeat':
+        return;
+      case 'volunteer.update':
+        update(ctx, v, msg);
+        fill(ctx, v);
+        return;
+      case 'task.result': {
+        const l = heldLease(ctx, v, msg.lease);
+        if (!l) return;
+        const r = commitResult(ctx, v, l, msg);
+        if (r.kind === 'invalid') {
+          this.expel(v, 'invalid task output', {
+            name: 'InvalidOutput',
+            message: `volunteer sent invalid output: ${r.reason}`,
+          });
+          return;
+        }
+        if (r.kind === 'superseded') {
+          dispatch(ctx);
+          return;
+        }
+        for (const other of r.others) cancelLease(ctx, other, 'another attempt of this task finished first');
+        // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot
+        // of `v` only, so refilling `v` restores that, unless the commit opened new work (the
+        // barrier) or cancelled a loser, which frees a volunteer too.
+        if (r.moved || r.others.length > 0) dispatch(ctx);
+        else fill(ctx, v);
+        return;
+      }
+      case 'task.fail': {
+        if (!ownLease(ctx, v, msg.lease)) return;
+        const why = { threw: 'threw', timeout: 'ran past its time limit', crashed: 'crashed its worker' }[msg.reason];
+        ctx.log(`task ${ctx.mem.leases.get(msg.lease)?.taskId} on ${v.id}: job code ${why}: ${msg.error.message}`);
+        settle(ctx, [msg.lease], 'failed', msg.error);
+        dispatch(ctx);
+        return;
+      }
+    }
+  }
+
+  /** Drops a volunteer at once; every task it holds is lost now rather than after the delay. */
+  private expel(v: Volunteer, reason: string, error: SerializedError, code = 1008): void {
+    const held = detach(this.ctx, v, code, reason);
+    if (held.length > 0) settle(this.ctx, held, 'lost', error);
+    emit(this.ctx, { kind: 'volunteers' });
+    dispatch(this.ctx);
+  }
+
+  // ---------------------------------------------------------------- group commit
+
+  batched<T>(fn: () => T): T {
+    return batched(this.ctx, fn);
+  }
+
+  flush(): void {
+    flush(this.ctx);
+  }
+
+  durably<T>(fn: () => T): T {
+    return durably(this.ctx, fn);
+  }
+
+  // ---------------------------------------------------------------- the 10-second rules
+
+  /** Applies the time rules; the server calls it a few times a second, tests call it after moving the clock. */
+  sweep(): void {
+    const ctx = this.ctx;
+    const now = ctx.clock.now();
+    const due = findDue(ctx.mem, now, ctx.reassignAfterMs);
+    for (const v of due.gone) {
+      const why = goneReason(v, now);
+      if (v.running.size > 0) ctx.log(`volunteer ${v.id} is gone (${why}); reassigning ${v.running.size} tasks`);
+      this.expel(v, 'missed heartbeats', { name: 'Lost', message: `volunteer went away (${why})` }, 4000);
+    }
+    for (const taskId of due.backups) ctx.mem.needBackup.add(taskId);
+    if (due.overdue.length > 0) {
+      for (const lease of due.overdue) cancelLease(ctx, lease, 'attempt overdue');
+      settle(ctx, due.overdue, 'lost', { name: 'Lost', message: 'volunteer did not report within the hard limit' });
+    }
+    if (due.gone.length > 0 || due.backups.length > 0 || due.overdue.length > 0) dispatch(ctx);
+  }
+
+  /** The master itself stalled `ms`: volunteers are not blamed for the silence. */
+  excuse(ms: number): void {
+    excuse(this.ctx, ms);
+  }
+
+  /** Saves volunteers' last-seen times in slices (all of them with `Infinity`, at shutdown). */
+  saveVolunteers(max = Math.max(100, Math.ceil(this.ctx.mem.volunteers.size / 100))): number {
+    return saveVolunteers(this.ctx, max);
+  }
+
+  // ---------------------------------------------------------------- views
+
+  runningLeases(): Lease[] {
+    return [...this.ctx.mem.leases.values()];
+  }
+
+  currentTasks(v: Volunteer): Lease[] {
+    return currentTasks(this.ctx, v);
+  }
+}

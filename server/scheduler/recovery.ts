@@ -1,0 +1,31 @@
+/**
+ * Restart: memory is rebuilt from SQLite, the truth. Every volunteer that held a running attempt is
+ * treated as disconnected now: it keeps its tasks if it reconnects within `reassignAfterMs`, like a
+ * tab after a network blip, and loses them to others after that (lease-sweeper.ts).
+ */
+import { activate, leaseOf, newVolunteer, noteFailure, track } from './memory.js';
+import type { Context } from './context.js';
+
+export function recover(ctx: Context): void {
+  const { jobs, tasks, attempts, volunteers } = ctx.stores;
+  const mem = ctx.mem;
+  const now = ctx.clock.now();
+  for (const job of jobs.active()) activate(ctx, job);
+  for (const a of attempts.allRunning()) {
+    const task = tasks.get(a.task_id)!;
+    if (!mem.volunteers.has(a.volunteer_id)) {
+      const row = volunteers.get(a.volunteer_id);
+      const v = newVolunteer(a.volunteer_id, row?.secret ?? '', row?.agent ?? '', row?.threads ?? 1, now);
+      v.closedAt = now;
+      v.done = row?.done ?? 0;
+      mem.volunteers.set(v.id, v);
+    }
+    track(ctx, leaseOf(a, task));
+  }
+  for (const a of attempts.failedOfActiveJobs()) noteFailure(ctx, a.task_id, a.volunteer_id);
+  if (mem.leases.size > 0) {
+    ctx.log(
+      `recovered ${mem.leases.size} running attempts; their volunteers have ${ctx.reassignAfterMs}ms to reconnect`,
+    );
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The scheduler against a real SQLite file, with fake sockets and a clock the test moves: what every
+ * test of a scheduler rule shares. `T.now` is the clock; `useScheduler()` gives each test a fresh
+ * database.
+ */
+import { beforeEach, afterEach } from 'node:test';
+import { join } from 'node:path';
+import { openDatabase, type Db } from '../../server/db.js';
+import { createStores, type Stores } from '../../server/sql/index.js';
+import { Scheduler, type Connection, type SchedulerOptions, type Volunteer } from '../../server/scheduler/index.js';
+import { submitJob } from '../../server/submit-job.js';
+import { runMap, runReduce, asJobModule, type Partition } from '../../shared/engine.js';
+import type { MasterMessage, TaskAssign } from '../../shared/protocol.js';
+import { defaultPartition } from '../../shared/partition.js';
+import { tempDir, removeTempDirs } from '../helpers/cluster.js';
+
+const WORDS = `
+export function map(key, value, emit) { for (const w of value.split(/\\s+/)) if (w) emit(w, '1'); }
+export function reduce(key, values) { return String(values.length); }
+`;
+const mod = asJobModule({
+  map: (_k: string, v: string, emit: (k: string, v: string) => void) => {
+    for (const w of v.split(/\s+/)) if (w) emit(w, '1');
+  },
+  reduce: (_k: string, vs: string[]) => String(vs.length),
+});
+
+export class FakeConn implements Connection {
+  sent: MasterMessage[] = [];
+  closedWith: { code: number; reason: string } | null = null;
+  send(text: string) {
+    this.sent.push(JSON.parse(text) as MasterMessage);
+  }
+  close(code: number, reason: string) {
+    this.closedWith = { code, reason };
+  }
+  assigns(): TaskAssign[] {
+    return this.sent.filter((m): m is TaskAssign => m.type === 'task.assign');
+  }
+  of<T extends MasterMessage['type']>(type: T) {
+    return this.sent.filter((m) => m.type === type) as Extract<MasterMessage, { type: T }>[];
+  }
+}
+
+/** The test's database, stores and clock, fresh for each test. */
+export const T = {
+  db: undefined as unknown as Db,
+  dir: '',
+  stores: undefined as unknown as Stores,
+  now: 0,
+};
+const clock = { now: () => T.now };
+
+/** Registers the hooks that give each test of the file its own database. */
+export function useScheduler(): void {
+  beforeEach(() => {
+    T.dir = tempDir();
+    T.db = openDatabase(join(T.dir, 'db.sqlite'));
+    T.stores = createStores(T.db);
+    T.now = 1_000_000;
+  });
+  afterEach(() => {
+    T.db.close();
+    removeTempDirs();
+  });
+}
+
+export function newScheduler(opts: SchedulerOptions = {}): Scheduler {
+  return new Scheduler(T.db, T.stores, { clock, reassignAfterMs: 10_000, heartbeatMs: 2_000, ...opts });
+}
+
+/** A volunteer says hello on a fake socket. */
+export function connect(
+  s: Scheduler,
+  threads = 1,
+  slots = threads,
+  ident?: { volunteerId: string; secret: string },
+  running: string[] = [],
+) {
+  const conn = new FakeConn();
+  const v = s.hello(conn, {
+    type: 'hello',
+    protocol: 1,
+    threads,
+    slots,
+    paused: false,
+    agent: 'test',
+    running,
+    ...(ident ?? {}),
+  });
+  return { conn, v };
+}
+
+export async function output(task: TaskAssign): Promise<unknown> {
+  if (task.phase === 'map') return (await runMap(mod, task.input.key, task.input.value, task.nReduce)).partitions;
+  return (await runReduce(mod, task.input as Partition[])).text;
+}
+
+/** `v` returns the right output for `task`. */
+export async function complete(s: Scheduler, v: Volunteer, task: TaskAssign) {
+  s.handle(v, {
+    type: 'task.result',
+    lease: task.lease,
+    output: await output(task),
+    stats: { ms: 1, recordsIn: 1, recordsOut: 1 },
+  });
+}
+
+export async function resultOf(task: TaskAssign) {
+  return { output: await output(task), stats: { ms: 1, recordsIn: 1, recordsOut: 1 } };
+}
+
+/** A result for a map task of one word, without awaiting the engine. */
+export function r0(task: TaskAssign) {
+  const parts: Partition[] = Array.from({ length: task.nReduce }, () => []);
+  if (task.phase !== 'map') throw new Error('r0 is for map tasks');
+  const word = task.input.value.trim();
+  parts[defaultPartition(word, task.nReduce)]!.push([word, ['1']]);
+  return { output: parts, stats: { ms: 1, recordsIn: 1, recordsOut: 1 } };
+}
+
+/** Queues a word-count job over inputs given as texts. */
+export function submit(
+  inputs: Record<string, string>,
+  extra: Partial<{ reduces: number; taskTimeoutMs: number; maxAttempts: number; splitSize: number }> = {},
+) {
+  return submitJob(
+    T.stores,
+    {
+      moduleName: 'words.js',
+      module: WORDS,
+      inputs: Object.entries(inputs).map(([name, text]) => ({ name, bytes: Buffer.from(text) })),
+      reduces: extra.reduces ?? 2,
+      splitSize: extra.splitSize ?? 1024,
+      taskTimeoutMs: extra.taskTimeoutMs ?? 10_000,
+      maxAttempts: extra.maxAttempts ?? 4,
+    },
+    T.now,
+  );
+}
