@@ -4,12 +4,12 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { asJobModule, runMap, runReduce, type Partition } from '../shared/engine.js';
-import { decodeUtf8, splitRanges } from '../shared/split.js';
-import { UserError, toError } from '../shared/errors.js';
-import { checkJobModule } from './module-check.js';
-import { inputKeys, checkSpec, JOB_DEFAULTS } from './submit-job.js';
-import { readInput } from './cli/files.js';
+import { asJobModule, runMap, runReduce, type Partition } from '../../shared/engine.js';
+import { decodeUtf8, splitRanges } from '../../shared/split.js';
+import { UserError, toError } from '../../shared/errors.js';
+import { checkJobModule } from '../module-check.js';
+import { inputKeys, checkSpec, JOB_DEFAULTS } from '../submit-job.js';
+import { readInput } from './files.js';
 
 /** The job's own code threw: reported like a failed distributed job (exit 1), with its stack. */
 export class LocalJobError extends Error {
