@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { asJobModule, runMap, runReduce, type Partition } from '../../shared/engine.js';
-import { toError } from '../../shared/errors.js';
+import { describeError, toError } from '../../shared/errors.js';
 import { checkJobModule } from '../module-check.js';
 import { checkSpec, planSplits, JOB_DEFAULTS, type JobInput } from '../submit-job.js';
 import { readInput } from './files.js';
@@ -19,10 +19,7 @@ async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    const err = toError(e);
-    const line = `${err.name}: ${err.message}`;
-    const trace = err.stack?.startsWith(line) ? err.stack.slice(line.length).replace(/^\n/, '') : err.stack;
-    throw new LocalJobError(`${what} failed: ${line}${trace ? `\n${trace}` : ''}`);
+    throw new LocalJobError(`${what} failed: ${describeError(toError(e))}`);
   }
 }
 
