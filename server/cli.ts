@@ -10,7 +10,7 @@ import { DEFAULT_SERVER, MasterError, resolveServer, resolveToken, type AdminTar
 import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
-import { LocalJobError, runLocal } from './local-run.js';
+import { LocalJobError, runLocal } from './cli/local-run.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
 

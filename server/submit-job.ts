@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import type { Stores } from './sql/index.js';
 import { checkJobModule } from './module-check.js';
 import { decodeUtf8, splitRanges } from '../shared/split.js';
-import { UserError } from '../shared/errors.js';
+import { UserError, toError } from '../shared/errors.js';
 
 export interface JobInput {
   name: string;
@@ -68,6 +68,39 @@ export function inputKeys(names: string[]): string[] {
   return keys;
 }
 
+/** One map task's input: a run of whole lines from the input named `key`. */
+export interface Split {
+  key: string;
+  bytes: Buffer;
+}
+
+/**
+ * Cuts the inputs into splits at line ends, checking each input's key and encoding on the way, for
+ * `submitJob` and `tabreduce local` alike so both run the same map tasks. The encoding is checked
+ * split by split, as `map` receives it: a whole input may be longer than the longest string V8 can
+ * hold (2^29 - 24 characters).
+ */
+export function planSplits(inputs: JobInput[], splitSize: number): { splits: Split[]; bytes: number } {
+  if (inputs.length === 0) throw new UserError('no input files given');
+  const keys = inputKeys(inputs.map((i) => i.name));
+  const splits: Split[] = [];
+  let bytes = 0;
+  inputs.forEach((input, i) => {
+    const buf = Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
+    for (const r of splitRanges(buf, splitSize)) {
+      const piece = buf.subarray(r.start, r.end);
+      try {
+        decodeUtf8(piece, `input ${input.name}`, r.start);
+      } catch (e) {
+        throw new UserError(toError(e).message);
+      }
+      splits.push({ key: keys[i]!, bytes: piece });
+    }
+    bytes += buf.length;
+  });
+  return { splits, bytes };
+}
+
 /**
  * Validates a job completely (module, options, every input's encoding), then inserts the job and all
  * its tasks in one transaction: either the whole job is queued or nothing is.
@@ -78,21 +111,7 @@ export function submitJob(stores: Stores, spec: JobSpec, now: number): string {
     throw new UserError(`${spec.moduleName}: module is larger than ${JOB_LIMITS.moduleBytes} bytes`);
   }
   checkJobModule(spec.module, spec.moduleName);
-  if (spec.inputs.length === 0) throw new UserError('no input files given');
-  const keys = inputKeys(spec.inputs.map((i) => i.name));
-  const splits: { key: string; bytes: Buffer }[] = [];
-  let inputBytes = 0;
-  spec.inputs.forEach((input, i) => {
-    const key = keys[i]!;
-    const buf = Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
-    try {
-      decodeUtf8(buf, `input ${input.name}`);
-    } catch (e) {
-      throw new UserError((e as Error).message);
-    }
-    inputBytes += buf.length;
-    for (const r of splitRanges(buf, spec.splitSize)) splits.push({ key, bytes: buf.subarray(r.start, r.end) });
-  });
+  const { splits, bytes: inputBytes } = planSplits(spec.inputs, spec.splitSize);
   if (splits.length > JOB_LIMITS.maps) {
     throw new UserError(
       `the inputs make ${splits.length} map tasks, more than ${JOB_LIMITS.maps}; use a larger --split-size`,

@@ -23,6 +23,17 @@ export function serializeError(e: unknown): SerializedError {
   return { name: err.name, message: err.message, stack: err.stack };
 }
 
+/**
+ * An error as one block of text: "Name: message", then the stack. V8 stacks open with that same line,
+ * so it is shown once; Firefox and Safari stacks open at the first frame and get it added.
+ */
+export function describeError(error: SerializedError): string {
+  const head = `${error.name}: ${error.message}`;
+  const stack = error.stack ?? '';
+  const trace = stack.startsWith(head) ? stack.slice(head.length).replace(/^\n/, '') : stack;
+  return trace ? `${head}\n${trace}` : head;
+}
+
 /** A mistake of the person at the keyboard: reported without a stack trace. */
 export class UserError extends Error {
   override name = 'UserError';

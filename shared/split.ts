@@ -36,8 +36,11 @@ export function splitRanges(bytes: Uint8Array, splitSize: number): SplitRange[] 
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Decodes UTF-8, or throws with the offset of the first bad byte's neighbourhood. */
-export function decodeUtf8(bytes: Uint8Array, what: string): string {
+/**
+ * Decodes UTF-8, or throws with the offset of the first bad byte's neighbourhood; `start` is where
+ * `bytes` begin in their file, so a split's error points into the file the admin can open.
+ */
+export function decodeUtf8(bytes: Uint8Array, what: string, start = 0): string {
   try {
     return strictUtf8.decode(bytes);
   } catch {
@@ -53,6 +56,6 @@ export function decodeUtf8(bytes: Uint8Array, what: string): string {
         hi = mid;
       }
     }
-    throw new Error(`${what} is not valid UTF-8 (bad byte near offset ${lo})`);
+    throw new Error(`${what} is not valid UTF-8 (bad byte near offset ${start + lo})`);
   }
 }

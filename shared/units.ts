@@ -35,16 +35,25 @@ export function parseSize(text: string, what = 'size'): number {
   return bytes;
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
+const BYTE_UNITS = {
+  binary: { step: 1024, names: ['KiB', 'MiB', 'GiB', 'TiB'] },
+  decimal: { step: 1000, names: ['kB', 'MB', 'GB', 'TB'] },
+} as const;
+
+/**
+ * "1.5 MiB": binary units for the admin, as `--split-size` takes them; decimal units ("1.5 MB") for
+ * a visitor, as a browser's downloads show them.
+ */
+export function formatBytes(n: number, units: keyof typeof BYTE_UNITS = 'binary'): string {
+  const { step, names } = BYTE_UNITS[units];
+  if (n < step) return `${n} B`;
+  let v = n / step;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
+  while (v >= step && i < names.length - 1) {
+    v /= step;
     i++;
   }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${names[i]}`;
 }
 
 export function formatDuration(ms: number): string {

@@ -7,6 +7,8 @@ import { fnv1a32, defaultPartition } from '../shared/partition.js';
 import { runMap, runReduce, asJobModule, JobCodeError } from '../shared/engine.js';
 import { splitRanges, decodeUtf8 } from '../shared/split.js';
 import { nextTaskState, TASK_STATES, type TaskEvent } from '../shared/states.js';
+import { UserError } from '../shared/errors.js';
+import { planSplits } from '../server/submit-job.js';
 import {
   corpusFiles,
   EXAMPLES,
@@ -112,6 +114,43 @@ test('splits end at line boundaries, never exceed the split size unless one line
   assert.throws(
     () => decodeUtf8(Buffer.from([0x61, 0x62, 0xff, 0x63]), 'input x'),
     /input x is not valid UTF-8 \(bad byte near offset 2\)/,
+  );
+});
+
+test('submit and local plan the same splits: each input cut at line ends under its base name', () => {
+  const { splits, bytes } = planSplits(
+    [
+      { name: 'dir/a.txt', bytes: Buffer.from('aa\nbb\n') },
+      { name: 'b.txt', bytes: new Uint8Array(0) },
+    ],
+    3,
+  );
+  assert.deepEqual(
+    splits.map((s) => [s.key, s.bytes.toString()]),
+    [
+      ['a.txt', 'aa\n'],
+      ['a.txt', 'bb\n'],
+      ['b.txt', ''],
+    ],
+  );
+  assert.equal(bytes, 6);
+  const userError = (why: RegExp) => (e: unknown) => e instanceof UserError && why.test(e.message);
+  // The bad byte sits in the second split; its offset counts from the start of the file.
+  assert.throws(
+    () => planSplits([{ name: 'c.txt', bytes: Buffer.from([0x61, 0x0a, 0x62, 0xff, 0x0a]) }], 2),
+    userError(/^input c\.txt is not valid UTF-8 \(bad byte near offset 3\)$/),
+  );
+  assert.throws(() => planSplits([], 64), userError(/^no input files given$/));
+  assert.throws(
+    () =>
+      planSplits(
+        [
+          { name: 'x/a.txt', bytes: new Uint8Array(0) },
+          { name: 'y/a.txt', bytes: new Uint8Array(0) },
+        ],
+        64,
+      ),
+    userError(/two inputs have the base name "a\.txt" \(x\/a\.txt and y\/a\.txt\)/),
   );
 });
 

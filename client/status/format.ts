@@ -1,5 +1,6 @@
 /** Numbers and times as the status page shows them. */
 import { formatBytes, formatDuration } from '../../shared/units.js';
+import { describeError } from '../../shared/errors.js';
 
 export { formatBytes, formatDuration };
 
@@ -35,10 +36,7 @@ export function tidyStack(text: string): string {
   return text.replace(/data:text\/javascript;base64,[A-Za-z0-9+/=]+/g, 'job-module.js');
 }
 
-/** An attempt's error as one block: V8 stacks already start with "Name: message", others do not. */
+/** An attempt's error as one block, its stack naming the job module. */
 export function errorText(e: { name: string; message: string; stack?: string }): string {
-  const head = `${e.name}: ${e.message}`;
-  if (!e.stack) return head;
-  const stack = tidyStack(e.stack);
-  return stack.startsWith(head) ? stack : `${head}\n${stack}`;
+  return describeError({ ...e, stack: e.stack && tidyStack(e.stack) });
 }

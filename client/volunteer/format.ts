@@ -1,15 +1,8 @@
 /** Numbers as a visitor reads them. */
+import { formatBytes as formatByteCount } from '../../shared/units.js';
 
 export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1000;
-    i++;
-  } while (v >= 1000 && i < units.length - 1);
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+  return formatByteCount(n, 'decimal');
 }
 
 export function formatSeconds(ms: number): string {

@@ -4,12 +4,11 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { asJobModule, runMap, runReduce, type Partition } from '../shared/engine.js';
-import { decodeUtf8, splitRanges } from '../shared/split.js';
-import { UserError, toError } from '../shared/errors.js';
-import { checkJobModule } from './module-check.js';
-import { inputKeys, checkSpec, JOB_DEFAULTS } from './submit-job.js';
-import { readInput } from './cli/files.js';
+import { asJobModule, runMap, runReduce, type Partition } from '../../shared/engine.js';
+import { describeError, toError } from '../../shared/errors.js';
+import { checkJobModule } from '../module-check.js';
+import { checkSpec, planSplits, JOB_DEFAULTS, type JobInput } from '../submit-job.js';
+import { readInput } from './files.js';
 
 /** The job's own code threw: reported like a failed distributed job (exit 1), with its stack. */
 export class LocalJobError extends Error {
@@ -20,10 +19,7 @@ async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    const err = toError(e);
-    const line = `${err.name}: ${err.message}`;
-    const trace = err.stack?.startsWith(line) ? err.stack.slice(line.length).replace(/^\n/, '') : err.stack;
-    throw new LocalJobError(`${what} failed: ${line}${trace ? `\n${trace}` : ''}`);
+    throw new LocalJobError(`${what} failed: ${describeError(toError(e))}`);
   }
 }
 
@@ -40,21 +36,16 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
   checkSpec({ moduleName: modulePath, reduces, splitSize, taskTimeoutMs: JOB_DEFAULTS.taskTimeoutMs, maxAttempts: 1 });
   const source = await readInput(modulePath, 'job module').then((b) => b.toString('utf8'));
   checkJobModule(source, modulePath);
-  if (inputPaths.length === 0) throw new UserError('no input files given');
-  const keys = inputKeys(inputPaths);
+  const inputs: JobInput[] = [];
+  for (const path of inputPaths) inputs.push({ name: path, bytes: await readInput(path, 'input file') });
+  const { splits } = planSplits(inputs, splitSize);
   const mod = asJobModule((await import(pathToFileURL(resolve(modulePath)).href)) as Record<string, unknown>);
 
-  const splits: { key: string; value: string }[] = [];
-  for (const [i, path] of inputPaths.entries()) {
-    const bytes = await readInput(path, 'input file');
-    for (const r of splitRanges(bytes, splitSize)) {
-      splits.push({ key: keys[i]!, value: decodeUtf8(bytes.subarray(r.start, r.end), `input ${path}`) });
-    }
-  }
   const byPartition: Partition[][] = Array.from({ length: reduces }, () => []);
   for (const [i, s] of splits.entries()) {
+    // The master hands a volunteer its split decoded the same way.
     const { partitions } = await guarded(`map task ${i} (input ${JSON.stringify(s.key)})`, () =>
-      runMap(mod, s.key, s.value, reduces),
+      runMap(mod, s.key, s.bytes.toString('utf8'), reduces),
     );
     partitions.forEach((p, r) => byPartition[r]!.push(p));
     opts.onProgress?.(i + 1, splits.length, 'map');
