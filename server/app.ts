@@ -1,9 +1,9 @@
 import { Hono } from 'hono';
-import { timingSafeEqual } from 'node:crypto';
 import { HTTPException } from 'hono/http-exception';
 import type { Scheduler } from './scheduler/index.js';
 import type { Stores } from './sql/index.js';
 import { errorResponse } from './http-errors.js';
+import { safeEqual } from './secrets.js';
 import { jobRoutes } from './routes/jobs.js';
 import { eventRoutes } from './routes/events.js';
 import { renderMetrics } from './routes/metrics.js';
@@ -19,11 +19,7 @@ export interface AppOptions {
 }
 
 function tokenMatches(expected: string, header: string | undefined): boolean {
-  const m = /^Bearer (.+)$/.exec(header ?? '');
-  if (!m) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(m[1]!);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return safeEqual(expected, /^Bearer (.+)$/.exec(header ?? '')?.[1]);
 }
 
 export function createApp(scheduler: Scheduler, stores: Stores, opts: AppOptions) {

@@ -5,7 +5,7 @@
  * the job. Failing or cancelling a job cancels its open tasks and tells running attempts to stop.
  */
 import type { TaskRow } from '../sql/task-store.js';
-import type { SerializedError } from '../../shared/errors.js';
+import { describeError, type SerializedError } from '../../shared/errors.js';
 import { nextJobState, nextTaskState } from '../../shared/states.js';
 import { emit, type Context } from './context.js';
 import { forget, noteFailure, refreshJob } from './memory.js';
@@ -94,8 +94,5 @@ export function cancelLease(ctx: Context, lease: string, reason: string): void {
 function describeFailure(task: TaskRow, failures: number, error: SerializedError): string {
   const input = task.phase === 'map' ? ` (input ${JSON.stringify(task.input_key)})` : ` (partition ${task.idx})`;
   const head = `${task.phase} task ${task.idx}${input} failed ${failures} time${failures === 1 ? '' : 's'}`;
-  const line = `${error.name}: ${error.message}`;
-  // V8 stacks begin with "Name: message"; show that line once.
-  const trace = error.stack?.startsWith(line) ? error.stack.slice(line.length).replace(/^\n/, '') : error.stack;
-  return `${head}: ${line}${trace ? `\n${trace}` : ''}`;
+  return `${head}: ${describeError(error)}`;
 }

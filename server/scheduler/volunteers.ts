@@ -3,7 +3,8 @@
  * or a reconnect keeps its tasks), or gets a new one; closes, signs of life and stalls are noted
  * here for the lease sweeper, and last-seen times reach the volunteer table in slices.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { safeEqual } from '../secrets.js';
 import { isStorageError } from '../storage-errors.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError } from '../../shared/errors.js';
@@ -27,10 +28,10 @@ export function attach(
   const { volunteers } = ctx.mem;
   const now = ctx.clock.now();
   let v = msg.volunteerId ? volunteers.get(msg.volunteerId) : undefined;
-  if (v && !secretMatches(v.secret, msg.secret)) v = undefined;
+  if (v && !safeEqual(v.secret, msg.secret)) v = undefined;
   if (!v && msg.volunteerId && msg.secret) {
     const row = ctx.stores.volunteers.get(msg.volunteerId);
-    if (row && secretMatches(row.secret, msg.secret)) {
+    if (row && safeEqual(row.secret, msg.secret)) {
       v = newVolunteer(row.id, row.secret, row.agent, row.threads, now);
       v.done = row.done;
       volunteers.set(v.id, v);
@@ -153,9 +154,4 @@ function saveVolunteer(ctx: Context, v: Volunteer): void {
     if (!isStorageError(e)) throw e;
     ctx.log(`could not save volunteer ${v.id}: ${toError(e).message}`);
   }
-}
-
-function secretMatches(expected: string, given: string | undefined): boolean {
-  if (!given || given.length !== expected.length || expected.length === 0) return false;
-  return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
 }
