@@ -45,11 +45,7 @@ export function nextTaskState(state: TaskState, event: TaskEvent): TaskState {
  * committed), `reduces-done` its last reduce committed; `fail` and `cancel` end it early.
  */
 export type JobEvent =
-  | { type: 'start' }
-  | { type: 'maps-done' }
-  | { type: 'reduces-done' }
-  | { type: 'fail' }
-  | { type: 'cancel' };
+  { type: 'start' } | { type: 'maps-done' } | { type: 'reduces-done' } | { type: 'fail' } | { type: 'cancel' };
 
 /**
  * The one place that decides a job's next state; every job transition in the master goes through
