@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { fnv1a32, defaultPartition } from '../shared/partition.js';
 import { runMap, runReduce, asJobModule, JobCodeError } from '../shared/engine.js';
 import { splitRanges, decodeUtf8 } from '../shared/split.js';
-import { nextTaskState, TASK_STATES, type TaskEvent } from '../shared/states.js';
 import {
   corpusFiles,
   EXAMPLES,
@@ -113,31 +112,6 @@ test('splits end at line boundaries, never exceed the split size unless one line
     () => decodeUtf8(Buffer.from([0x61, 0x62, 0xff, 0x63]), 'input x'),
     /input x is not valid UTF-8 \(bad byte near offset 2\)/,
   );
-});
-
-test('task state transitions: terminal states absorb everything; settle retries or fails', () => {
-  const events: TaskEvent[] = [
-    { type: 'assign' },
-    { type: 'commit' },
-    { type: 'cancel' },
-    { type: 'settle', othersRunning: 0, failures: 1, maxAttempts: 4 },
-    { type: 'settle', othersRunning: 1, failures: 4, maxAttempts: 4 },
-    { type: 'settle', othersRunning: 0, failures: 4, maxAttempts: 4 },
-  ];
-  const expected: Record<string, string[]> = {
-    pending: ['running', 'pending', 'cancelled', 'pending', 'pending', 'pending'],
-    running: ['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed'],
-    succeeded: Array(6).fill('succeeded'),
-    failed: Array(6).fill('failed'),
-    cancelled: Array(6).fill('cancelled'),
-  };
-  for (const state of TASK_STATES) {
-    assert.deepEqual(
-      events.map((e) => nextTaskState(state, e)),
-      expected[state],
-      `from ${state}`,
-    );
-  }
 });
 
 test('the engine, through tabreduce local, counts the corpus words exactly', async () => {
