@@ -1,11 +1,5 @@
 import type { Clock, Scheduler } from './scheduler/index.js';
-
-export interface ThroughputSample {
-  /** Start of the second, epoch ms. */
-  t: number;
-  tasks: number;
-  bytes: number;
-}
+import type { ThroughputSample } from '../shared/api.js';
 
 /** Committed tasks and input bytes per second over the last `keepSeconds`. */
 export class ThroughputMeter {

@@ -17,7 +17,7 @@ import {
   waitConnected,
   waitJob,
 } from './helpers/browser.js';
-import type { WorkerView } from '../server/views.js';
+import type { WorkerView } from '../shared/api.js';
 
 const { newContext, master } = browserSuite();
 

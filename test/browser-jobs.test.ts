@@ -18,7 +18,7 @@ import {
   until,
 } from './helpers/cluster.js';
 import { apiText, browserSuite, openTabs, screenshotPath, submitJob, tasksOf, waitJob } from './helpers/browser.js';
-import type { AttemptView, TaskView } from '../server/views.js';
+import type { AttemptView, TaskView } from '../shared/api.js';
 
 const { newContext, master } = browserSuite();
 

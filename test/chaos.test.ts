@@ -25,7 +25,7 @@ import {
   type VolunteerProc,
 } from './helpers/cluster.js';
 import { launchBrowser, openTab, type Tab } from './helpers/browser.js';
-import type { JobView, TaskView } from '../server/views.js';
+import type { JobView, TaskView } from '../shared/api.js';
 
 after(removeTempDirs);
 

@@ -27,7 +27,7 @@ import {
   type VolunteerProc,
 } from './helpers/cluster.js';
 import { progressLine } from '../server/cli/progress.js';
-import type { JobView } from '../server/views.js';
+import type { JobView } from '../shared/api.js';
 
 const COMMANDS = ['serve', 'submit', 'status', 'wait', 'result', 'cancel', 'workers', 'local', 'volunteer'];
 const WORD_COUNT = join(EXAMPLES, 'word-count.js');

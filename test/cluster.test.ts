@@ -25,7 +25,7 @@ import {
   type MasterProc,
   type VolunteerProc,
 } from './helpers/cluster.js';
-import type { JobView, TaskView } from '../server/views.js';
+import type { JobView, TaskView } from '../shared/api.js';
 
 after(removeTempDirs);
 

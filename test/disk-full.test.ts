@@ -24,7 +24,7 @@ import {
   until,
   sleep,
 } from './helpers/cluster.js';
-import type { JobView } from '../server/views.js';
+import type { JobView } from '../shared/api.js';
 
 const mounts: string[] = [];
 after(() => {

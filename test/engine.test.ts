@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { fnv1a32, defaultPartition } from '../shared/partition.js';
 import { runMap, runReduce, asJobModule, JobCodeError } from '../shared/engine.js';
 import { splitRanges, decodeUtf8 } from '../shared/split.js';
-import { nextTaskState, TASK_STATES, type TaskEvent } from '../shared/states.js';
 import { UserError } from '../shared/errors.js';
 import { planSplits } from '../server/submit-job.js';
 import {
@@ -152,31 +151,6 @@ test('submit and local plan the same splits: each input cut at line ends under i
       ),
     userError(/two inputs have the base name "a\.txt" \(x\/a\.txt and y\/a\.txt\)/),
   );
-});
-
-test('task state transitions: terminal states absorb everything; settle retries or fails', () => {
-  const events: TaskEvent[] = [
-    { type: 'assign' },
-    { type: 'commit' },
-    { type: 'cancel' },
-    { type: 'settle', othersRunning: 0, failures: 1, maxAttempts: 4 },
-    { type: 'settle', othersRunning: 1, failures: 4, maxAttempts: 4 },
-    { type: 'settle', othersRunning: 0, failures: 4, maxAttempts: 4 },
-  ];
-  const expected: Record<string, string[]> = {
-    pending: ['running', 'pending', 'cancelled', 'pending', 'pending', 'pending'],
-    running: ['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed'],
-    succeeded: Array(6).fill('succeeded'),
-    failed: Array(6).fill('failed'),
-    cancelled: Array(6).fill('cancelled'),
-  };
-  for (const state of TASK_STATES) {
-    assert.deepEqual(
-      events.map((e) => nextTaskState(state, e)),
-      expected[state],
-      `from ${state}`,
-    );
-  }
 });
 
 test('the engine, through tabreduce local, counts the corpus words exactly', async () => {

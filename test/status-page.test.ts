@@ -25,7 +25,7 @@ import { SseParser } from '../client/status/sse.js';
 import { TimelineBuilder } from '../client/status/timeline-model.js';
 import { mergeSamples } from '../client/status/samples.js';
 import { roomySpan } from '../client/status/scale.js';
-import type { JobView, TaskView } from '../server/views.js';
+import type { JobView, TaskView } from '../shared/api.js';
 
 let master: MasterProc;
 let volunteer: VolunteerProc;

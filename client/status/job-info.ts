@@ -1,6 +1,5 @@
 /** What the page derives from a JobView, in one place so the list and the job page agree. */
-import type { JobView } from '../../server/views.js';
-import { estimateRemainingMs } from '../../server/views.js';
+import { estimateRemainingMs, type JobView } from '../../shared/api.js';
 import { formatDuration } from './format.js';
 
 export function isActive(job: JobView): boolean {

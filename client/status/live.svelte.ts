@@ -2,8 +2,7 @@
  * The status page's live view of the master: jobs, volunteers and throughput, kept current by the
  * `/api/events` stream. One instance per page; components read its fields, which are runes.
  */
-import type { JobView, WorkerView } from '../../server/views.js';
-import type { ThroughputSample } from '../../server/throughput.js';
+import type { JobView, ThroughputSample, WorkerView } from '../../shared/api.js';
 import { SseParser, type SseEvent } from './sse.js';
 import { TokenRefusedError, apiFetch, apiJson, saveToken, savedToken } from './api.js';
 import { mergeSamples } from './samples.js';

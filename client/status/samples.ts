@@ -1,4 +1,4 @@
-import type { ThroughputSample } from '../../server/throughput.js';
+import type { ThroughputSample } from '../../shared/api.js';
 
 /** Samples kept for the throughput plot: the master keeps ten minutes, so do we. */
 export const KEEP_THROUGHPUT_MS = 10 * 60_000;

@@ -1,5 +1,5 @@
 /** The task grid's cells: one per task, with what its tooltip says. */
-import type { TaskView } from '../../server/views.js';
+import type { TaskView } from '../../shared/api.js';
 
 export interface Cell {
   id: number;

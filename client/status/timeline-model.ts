@@ -1,5 +1,5 @@
 /** The Gantt chart's geometry in time: rows, lanes and bars from a job's tasks and attempts. */
-import type { AttemptView, JobView, TaskView } from '../../server/views.js';
+import type { AttemptView, JobView, TaskView } from '../../shared/api.js';
 import { formatDuration, shortId } from './format.js';
 
 export interface Bar {

@@ -9,7 +9,7 @@ import { parseDuration, parseSize, formatBytes, formatDuration } from '../../sha
 import { UserError } from '../../shared/errors.js';
 import { checkJobModule } from '../module-check.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import type { JobView, TaskView, WorkerView } from '../views.js';
+import type { JobView, TaskView, WorkerView } from '../../shared/api.js';
 import { api, apiJson, type AdminTarget } from './admin-client.js';
 import { checkReadable, readInput } from './files.js';
 import { eta, waitForJob } from './progress.js';

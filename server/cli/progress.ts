@@ -1,5 +1,5 @@
 import { formatDuration } from '../../shared/units.js';
-import { estimateRemainingMs, type JobView } from '../views.js';
+import { estimateRemainingMs, type JobView } from '../../shared/api.js';
 import { apiJson, MasterUnreachableError, type AdminTarget } from './admin-client.js';
 import { isJobFinished } from '../../shared/states.js';
 

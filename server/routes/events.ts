@@ -3,7 +3,8 @@ import { streamSSE } from 'hono/streaming';
 import type { Scheduler } from '../scheduler/index.js';
 import type { JobStore } from '../sql/job-store.js';
 import { jobView, workerView } from '../views.js';
-import type { ThroughputMeter, ThroughputSample } from '../throughput.js';
+import type { ThroughputMeter } from '../throughput.js';
+import type { ThroughputSample } from '../../shared/api.js';
 
 /**
  * Server-sent events for the status page: `jobs` (full list) on connect, then `job` for each job that

@@ -16,7 +16,7 @@ import {
   tempDir,
   type VolunteerProc,
 } from '../helpers/cluster.js';
-import type { JobView, TaskView } from '../../server/views.js';
+import type { JobView, TaskView } from '../../shared/api.js';
 import {
   fmtBytes,
   fmtInt,

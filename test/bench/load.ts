@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { apiGet, EXAMPLES, localOutput, tempDir } from '../helpers/cluster.js';
-import type { JobView, TaskView } from '../../server/views.js';
+import type { JobView, TaskView } from '../../shared/api.js';
 import {
   fmtBytes,
   fmtInt,

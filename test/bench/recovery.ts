@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { apiGet, EXAMPLES, localOutput, tempDir } from '../helpers/cluster.js';
-import type { JobView, TaskView } from '../../server/views.js';
+import type { JobView, TaskView } from '../../shared/api.js';
 import {
   fmtInt,
   fmtMs,

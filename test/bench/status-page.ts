@@ -25,7 +25,7 @@ import {
   type Benchmark,
   type Row,
 } from './bench-kit.js';
-import type { JobView, TaskView } from '../../server/views.js';
+import type { JobView, TaskView } from '../../shared/api.js';
 
 /** A frame later than this is one a person notices as a stutter (three missed 60 Hz frames). */
 const JANK_MS = 50;

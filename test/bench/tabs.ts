@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'n
 import { basename, join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { apiGet, CLI, corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
-import type { JobView, TaskView, WorkerView } from '../../server/views.js';
+import type { JobView, TaskView, WorkerView } from '../../shared/api.js';
 import {
   fmtBytes,
   fmtInt,

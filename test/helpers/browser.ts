@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { TaskView } from '../../server/views.js';
+import type { TaskView } from '../../shared/api.js';
 import { adminCli, apiGet, removeTempDirs, startMaster, until, type MasterProc } from './cluster.js';
 
 export const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';

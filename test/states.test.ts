@@ -1,0 +1,91 @@
+/** The transition functions of shared/states.ts, every state against every event. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  JOB_STATES,
+  nextJobState,
+  nextTaskState,
+  TASK_STATES,
+  type JobEvent,
+  type JobState,
+  type TaskEvent,
+} from '../shared/states.js';
+
+test('task state transitions: terminal states absorb everything; settle retries or fails', () => {
+  const events: TaskEvent[] = [
+    { type: 'assign' },
+    { type: 'commit' },
+    { type: 'cancel' },
+    { type: 'settle', othersRunning: 0, failures: 1, maxAttempts: 4 },
+    { type: 'settle', othersRunning: 1, failures: 4, maxAttempts: 4 },
+    { type: 'settle', othersRunning: 0, failures: 4, maxAttempts: 4 },
+  ];
+  const expected: Record<string, string[]> = {
+    pending: ['running', 'pending', 'cancelled', 'pending', 'pending', 'pending'],
+    running: ['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed'],
+    succeeded: Array(6).fill('succeeded'),
+    failed: Array(6).fill('failed'),
+    cancelled: Array(6).fill('cancelled'),
+  };
+  for (const state of TASK_STATES) {
+    assert.deepEqual(
+      events.map((e) => nextTaskState(state, e)),
+      expected[state],
+      `from ${state}`,
+    );
+  }
+});
+
+test('job state transitions: each phase advances on its own event only; finished states absorb everything', () => {
+  // Typed as a full record, so a new state or event fails to compile until its row or column is here.
+  const expected: Record<JobState, Record<JobEvent['type'], JobState>> = {
+    queued: {
+      start: 'mapping',
+      'maps-done': 'queued',
+      'reduces-done': 'queued',
+      fail: 'failed',
+      cancel: 'cancelled',
+    },
+    mapping: {
+      start: 'mapping',
+      'maps-done': 'reducing',
+      'reduces-done': 'mapping',
+      fail: 'failed',
+      cancel: 'cancelled',
+    },
+    reducing: {
+      start: 'reducing',
+      'maps-done': 'reducing',
+      'reduces-done': 'succeeded',
+      fail: 'failed',
+      cancel: 'cancelled',
+    },
+    succeeded: {
+      start: 'succeeded',
+      'maps-done': 'succeeded',
+      'reduces-done': 'succeeded',
+      fail: 'succeeded',
+      cancel: 'succeeded',
+    },
+    failed: {
+      start: 'failed',
+      'maps-done': 'failed',
+      'reduces-done': 'failed',
+      fail: 'failed',
+      cancel: 'failed',
+    },
+    cancelled: {
+      start: 'cancelled',
+      'maps-done': 'cancelled',
+      'reduces-done': 'cancelled',
+      fail: 'cancelled',
+      cancel: 'cancelled',
+    },
+  };
+  assert.deepEqual(Object.keys(expected), [...JOB_STATES]);
+  for (const state of JOB_STATES) {
+    for (const [type, next] of Object.entries(expected[state])) {
+      assert.equal(nextJobState(state, { type } as JobEvent), next, `${state} on ${type}`);
+    }
+  }
+});
