@@ -26,11 +26,17 @@ const serializedError = z.strictObject({
   stack: z.string().max(20_000).optional(),
 });
 
+/**
+ * Most records one task may report: 2^31 - 1. Summed over a job's at most 200,000 map and 10,000
+ * reduce tasks that stays below 2^53, so no volunteer's figure can overflow a job's counters.
+ */
+export const MAX_TASK_RECORDS = 2 ** 31 - 1;
+
 export const taskStats = z.strictObject({
   /** Wall time spent in the job's code, milliseconds. */
   ms: z.number().min(0).max(1e9),
-  recordsIn: z.int().min(0),
-  recordsOut: z.int().min(0),
+  recordsIn: z.int().min(0).max(MAX_TASK_RECORDS),
+  recordsOut: z.int().min(0).max(MAX_TASK_RECORDS),
 });
 export type TaskStats = z.infer<typeof taskStats>;
 
@@ -72,8 +78,11 @@ const result = z.strictObject({
 const failure = z.strictObject({
   type: z.literal('task.fail'),
   lease,
-  /** `threw`: the job's code threw; `timeout`: it ran past the hard limit; `crashed`: its worker died. */
-  reason: z.enum(['threw', 'timeout', 'crashed']),
+  /**
+   * `threw`: the job's code threw; `timeout`: it ran past the hard limit; `crashed`: its worker died;
+   * `too-large`: its output would not fit in one message to the master (`welcome.maxMessageBytes`).
+   */
+  reason: z.enum(['threw', 'timeout', 'crashed', 'too-large']),
   error: serializedError,
 });
 
@@ -115,6 +124,8 @@ export type MasterMessage =
       heartbeatMs: number;
       /** Leases from `hello.running` that the master still counts as this volunteer's. */
       kept: string[];
+      /** Largest frame the master accepts (`serve --max-message`): a larger result is reported as too large. */
+      maxMessageBytes?: number;
     }
   | TaskAssign
   | { type: 'task.cancel'; lease: string; reason: string }
@@ -183,6 +194,56 @@ export function checkMapOutput(output: unknown, nReduce: number): string | null 
     }
   }
   return null;
+}
+
+/**
+ * A result's output already parsed and checked off the master's main thread (server/frame-parser.ts):
+ * the phase it is shaped for, its stored form (a map's partitions as JSON, a reduce's text), and
+ * what the commit still needs to know without parsing it again.
+ */
+export interface CheckedOutput {
+  checked: true;
+  kind: 'map' | 'reduce';
+  /** Map: the partitions as JSON text. Reduce: the output text itself. */
+  text: string;
+  /** Map: how many partitions it has (the job's reduces, for a valid one). */
+  partitions: number;
+  /** Map: whether every partition is empty (nothing to store). */
+  empty: boolean;
+  /** Why the output is malformed for either phase, or null. */
+  error: string | null;
+}
+
+export function isCheckedOutput(output: unknown): output is CheckedOutput {
+  return typeof output === 'object' && output !== null && (output as CheckedOutput).checked === true;
+}
+
+/**
+ * Checks an output for whichever phase its shape fits, counting a map's partitions from the output
+ * itself: done where the job (and so its number of reduces) is not known, the commit then compares.
+ */
+export function checkOutput(output: unknown): CheckedOutput {
+  if (typeof output === 'string') {
+    return {
+      checked: true,
+      kind: 'reduce',
+      text: output,
+      partitions: 0,
+      empty: output === '',
+      error: checkReduceOutput(output),
+    };
+  }
+  const partitions = Array.isArray(output) ? output.length : 0;
+  const error = checkMapOutput(output, partitions);
+  const parts = (error ? [] : output) as unknown[][];
+  return {
+    checked: true,
+    kind: 'map',
+    text: error ? '' : JSON.stringify(output),
+    partitions,
+    empty: parts.every((p) => p.length === 0),
+    error,
+  };
 }
 
 export function checkReduceOutput(output: unknown): string | null {

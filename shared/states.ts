@@ -18,7 +18,7 @@ export function isJobFinished(state: JobState): boolean {
 export type TaskEvent =
   | { type: 'assign' }
   | { type: 'commit' }
-  | { type: 'settle'; othersRunning: number; failures: number; maxAttempts: number }
+  | { type: 'settle'; othersRunning: number; failures: number; maxAttempts: number; losses: number; maxLosses: number }
   | { type: 'cancel' };
 
 /**
@@ -34,7 +34,7 @@ export function nextTaskState(state: TaskState, event: TaskEvent): TaskState {
       return state === 'running' ? 'succeeded' : state;
     case 'settle':
       if (state !== 'running' || event.othersRunning > 0) return state;
-      return event.failures >= event.maxAttempts ? 'failed' : 'pending';
+      return event.failures >= event.maxAttempts || event.losses >= event.maxLosses ? 'failed' : 'pending';
     case 'cancel':
       return 'cancelled';
   }

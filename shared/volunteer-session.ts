@@ -24,7 +24,7 @@ export interface SocketLike {
 export class TaskFailure extends Error {
   override name = 'TaskFailure';
   constructor(
-    readonly reason: 'threw' | 'timeout' | 'crashed',
+    readonly reason: 'threw' | 'timeout' | 'crashed' | 'too-large',
     readonly error: SerializedError,
   ) {
     super(error.message);
@@ -103,6 +103,8 @@ export class VolunteerSession {
   private volunteerId: string | null = null;
   private secret: string | null = null;
   private heartbeatMs = 2000;
+  /** The master's frame limit, from `welcome`; null when it did not say. */
+  private maxMessageBytes: number | null = null;
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private retryInMs: number | null = null;
@@ -272,6 +274,7 @@ export class VolunteerSession {
         this.secret = msg.secret;
         this.opts.identity?.save(msg.volunteerId, msg.secret);
         this.heartbeatMs = msg.heartbeatMs;
+        this.maxMessageBytes = msg.maxMessageBytes ?? null;
         const kept = new Set(msg.kept);
         for (const lease of [...this.held.keys()]) if (!kept.has(lease)) this.drop(lease);
         // Results finished while disconnected go out now.
@@ -342,29 +345,68 @@ export class VolunteerSession {
     this.opts.executor.run(task).then(
       (r) => {
         if (this.held.get(task.lease) !== h) return;
+        const frame = `{"type":"task.result","lease":"${task.lease}","stats":${JSON.stringify(r.stats)},"output":${r.outputJson}}`;
+        const size = this.maxMessageBytes === null ? 0 : utf8Length(frame, this.maxMessageBytes);
+        if (this.maxMessageBytes !== null && size > this.maxMessageBytes) {
+          // Sent, it would close the socket and come back forever; reported, the job fails naming the limit.
+          const limit = this.maxMessageBytes;
+          this.fail(task, h, new TaskFailure('too-large', tooLarge(task, size, limit)));
+          return;
+        }
         h.assign = null;
         h.status = 'reporting';
-        h.resultFrame = `{"type":"task.result","lease":"${task.lease}","stats":${JSON.stringify(r.stats)},"output":${r.outputJson}}`;
+        h.resultFrame = frame;
         this.send(h.resultFrame);
         this.changed();
       },
       (e: unknown) => {
         if (this.held.get(task.lease) !== h) return;
-        const f = e instanceof TaskFailure ? e : new TaskFailure('threw', serializeError(e));
-        this.failed++;
-        this.lastError = `${task.jobName} ${task.phase} ${task.index}: ${f.error.message}`;
-        const frame = JSON.stringify({ type: 'task.fail', lease: task.lease, reason: f.reason, error: f.error });
-        // The master does not acknowledge failures; one that cannot be sent now goes out on reconnect.
-        if (this.send(frame)) {
-          this.held.delete(task.lease);
-        } else {
-          h.assign = null;
-          h.status = 'reporting';
-          h.resultFrame = frame;
-          h.unacknowledged = true;
-        }
-        this.changed();
+        this.fail(task, h, e instanceof TaskFailure ? e : new TaskFailure('threw', serializeError(e)));
       },
     );
   }
+
+  private fail(task: TaskAssign, h: Held, f: TaskFailure): void {
+    this.failed++;
+    this.lastError = `${task.jobName} ${task.phase} ${task.index}: ${f.error.message}`;
+    const frame = JSON.stringify({ type: 'task.fail', lease: task.lease, reason: f.reason, error: f.error });
+    // The master does not acknowledge failures; one that cannot be sent now goes out on reconnect.
+    if (this.send(frame)) {
+      this.held.delete(task.lease);
+    } else {
+      h.assign = null;
+      h.status = 'reporting';
+      h.resultFrame = frame;
+      h.unacknowledged = true;
+    }
+    this.changed();
+  }
+}
+
+function tooLarge(task: TaskAssign, size: number, limit: number): SerializedError {
+  return {
+    name: 'OutputTooLarge',
+    message:
+      `the ${task.phase} output is ${size} bytes as a message, over the master's limit of ${limit} bytes; ` +
+      `raise it with \`tabreduce serve --max-message\`, or make the task's output smaller (a smaller --split-size, or a combine function)`,
+  };
+}
+
+/**
+ * The UTF-8 length of `text` when it may exceed `limit`; a string of at most limit / 3 UTF-16 units
+ * cannot, and is not counted (its UTF-16 length is returned, which is no more than `limit`).
+ */
+export function utf8Length(text: string, limit: number): number {
+  if (text.length * 3 <= limit) return text.length;
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }

@@ -16,16 +16,18 @@ test('task state transitions: terminal states absorb everything; settle retries 
     { type: 'assign' },
     { type: 'commit' },
     { type: 'cancel' },
-    { type: 'settle', othersRunning: 0, failures: 1, maxAttempts: 4 },
-    { type: 'settle', othersRunning: 1, failures: 4, maxAttempts: 4 },
-    { type: 'settle', othersRunning: 0, failures: 4, maxAttempts: 4 },
+    { type: 'settle', othersRunning: 0, failures: 1, maxAttempts: 4, losses: 11, maxLosses: 12 },
+    { type: 'settle', othersRunning: 1, failures: 4, maxAttempts: 4, losses: 0, maxLosses: 12 },
+    { type: 'settle', othersRunning: 0, failures: 4, maxAttempts: 4, losses: 0, maxLosses: 12 },
+    { type: 'settle', othersRunning: 0, failures: 0, maxAttempts: 4, losses: 12, maxLosses: 12 },
+    { type: 'settle', othersRunning: 1, failures: 0, maxAttempts: 4, losses: 12, maxLosses: 12 },
   ];
   const expected: Record<string, string[]> = {
-    pending: ['running', 'pending', 'cancelled', 'pending', 'pending', 'pending'],
-    running: ['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed'],
-    succeeded: Array(6).fill('succeeded'),
-    failed: Array(6).fill('failed'),
-    cancelled: Array(6).fill('cancelled'),
+    pending: ['running', 'pending', 'cancelled', 'pending', 'pending', 'pending', 'pending', 'pending'],
+    running: ['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed', 'failed', 'running'],
+    succeeded: Array(8).fill('succeeded'),
+    failed: Array(8).fill('failed'),
+    cancelled: Array(8).fill('cancelled'),
   };
   for (const state of TASK_STATES) {
     assert.deepEqual(

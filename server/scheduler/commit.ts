@@ -5,7 +5,13 @@
  * duplicate or losing result changes nothing and is recorded `superseded`.
  */
 import type { Transaction } from 'better-sqlite3';
-import { checkMapOutput, checkReduceOutput, type TaskResultMessage } from '../../shared/protocol.js';
+import {
+  checkMapOutput,
+  checkReduceOutput,
+  isCheckedOutput,
+  type CheckedOutput,
+  type TaskResultMessage,
+} from '../../shared/protocol.js';
 import type { Partition } from '../../shared/engine.js';
 import type { SerializedError } from '../../shared/errors.js';
 import { nextJobState, nextTaskState, type JobState } from '../../shared/states.js';
@@ -29,7 +35,12 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
   const job = ctx.mem.active.get(l.jobId);
   // A job that ended supersedes its running attempts; one still here is answered the same way.
   if (!job) return supersede(ctx, v, l, 'the job is no longer running');
-  const invalid = l.phase === 'map' ? checkMapOutput(msg.output, job.nReduce) : checkReduceOutput(msg.output);
+  const checked = isCheckedOutput(msg.output) ? msg.output : null;
+  const invalid = checked
+    ? checkedError(checked, l.phase, job.nReduce)
+    : l.phase === 'map'
+      ? checkMapOutput(msg.output, job.nReduce)
+      : checkReduceOutput(msg.output);
   if (invalid) {
     // Not the job's fault: the volunteer broke the protocol.
     ctx.counters.invalid++;
@@ -38,7 +49,9 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
   }
   const others = [...(ctx.mem.taskLeases.get(l.taskId) ?? [])].filter((other) => other !== l.lease);
   const bytes =
-    l.phase === 'map' ? (l.bytes ?? ctx.stores.tasks.input(l.taskId)?.length ?? 0) : (msg.output as string).length;
+    l.phase === 'map'
+      ? (l.bytes ?? ctx.stores.tasks.input(l.taskId)?.length ?? 0)
+      : (checked?.text ?? (msg.output as string)).length;
   let moved: JobState | null | undefined;
   try {
     moved = commitTx(ctx).immediate(ctx, job, l, msg, others, ctx.clock.now());
@@ -96,27 +109,34 @@ function commitInTx(
 ): JobState | null | undefined {
   const { tasks, attempts, jobs, outputs, volunteers } = ctx.stores;
   if (!tasks.move(l.taskId, 'running', nextTaskState('running', { type: 'commit' }))) return undefined;
+  const checked = isCheckedOutput(msg.output) ? msg.output : null;
+  // A reduce's records out are its output's lines, counted here, not taken on the volunteer's word.
+  const recordsOut = l.phase === 'reduce' ? countLines(checked?.text ?? (msg.output as string)) : msg.stats.recordsOut;
   const ended = attempts.end({
     lease: l.lease,
     outcome: 'succeeded',
     at: now,
     ms: msg.stats.ms,
     records_in: msg.stats.recordsIn,
-    records_out: msg.stats.recordsOut,
+    records_out: recordsOut,
   });
   if (!ended) throw new StaleLeaseError(l.lease);
   volunteers.done(l.volunteerId);
   for (const other of others) attempts.end({ lease: other, outcome: 'superseded', at: now, error: SUPERSEDED });
   if (l.phase === 'map') {
-    const parts = msg.output as Partition[];
-    if (parts.some((p) => p.length > 0)) outputs.putMap(l.jobId, l.index, JSON.stringify(parts));
+    if (checked) {
+      if (!checked.empty) outputs.putMap(l.jobId, l.index, checked.text);
+    } else {
+      const parts = msg.output as Partition[];
+      if (parts.some((p) => p.length > 0)) outputs.putMap(l.jobId, l.index, JSON.stringify(parts));
+    }
     const c = jobs.mapDone(l.jobId, msg.stats.recordsOut);
     if (c.maps_done < c.maps_total) return null;
     const state = nextJobState(job.state, { type: 'maps-done' });
     return state !== job.state && jobs.advance(l.jobId, job.state, state) ? state : null;
   }
-  outputs.put(l.jobId, l.index, msg.output as string);
-  const c = jobs.reduceDone(l.jobId, msg.stats.recordsOut);
+  outputs.put(l.jobId, l.index, checked?.text ?? (msg.output as string));
+  const c = jobs.reduceDone(l.jobId, recordsOut);
   if (c.reduces_done < c.n_reduce) return null;
   const state = nextJobState(job.state, { type: 'reduces-done' });
   if (state !== 'succeeded') return null;
@@ -124,6 +144,21 @@ function commitInTx(
   outputs.dropMaps(l.jobId);
   tasks.dropInputs(l.jobId);
   return state;
+}
+
+/** Checks an output parsed off-thread against the task it is for. */
+function checkedError(c: CheckedOutput, phase: 'map' | 'reduce', nReduce: number): string | null {
+  if (phase === 'map') {
+    if (c.kind !== 'map' || c.partitions !== nReduce) return `map output must be an array of ${nReduce} partitions`;
+    return c.error;
+  }
+  return c.kind === 'reduce' ? c.error : 'reduce output must be a string';
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** The attempt ended (superseded or lost) between the task's move and its own end: undo the commit. */

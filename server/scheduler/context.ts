@@ -27,6 +27,8 @@ export interface SchedulerOptions {
   heartbeatMs?: number;
   /** Least time between two group commits (see `COMMIT_GAP_MS`). */
   commitGapMs?: number;
+  /** Largest frame the hub accepts, told to volunteers so they report a larger result as too large. */
+  maxMessageBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -41,6 +43,13 @@ export const COMMIT_GAP_MS = 4;
 
 /** How long a volunteer may let the job's code run, as a multiple of the job's task timeout. */
 export const HARD_LIMIT_FACTOR = 3;
+
+/**
+ * Lost attempts a task may have, as a multiple of the job's max attempts, before it fails as "could
+ * not be delivered or returned": a task whose input or output breaks the transport, or that crashes
+ * every tab it reaches, would otherwise go round the volunteers for ever.
+ */
+export const LOSS_FACTOR = 3;
 
 /** A running attempt, as memory holds it. */
 export interface Lease {
@@ -59,6 +68,8 @@ export interface Lease {
 export interface Volunteer {
   id: string;
   secret: string;
+  /** The address its socket came from; '' for a volunteer known only from the database. */
+  address: string;
   agent: string;
   threads: number;
   slots: number;
@@ -69,7 +80,10 @@ export interface Volunteer {
   closedAt: number | null;
   conn: Connection | null;
   running: Set<string>;
+  /** Tasks it committed, ever: it may hold one more than this at once (see `capacity`). */
   done: number;
+  /** Results it sent for leases it does not hold; they count toward the hub's invalid-message budget. */
+  refused: number;
   /** When `lastSeenAt` was last written to the volunteer table (see `saveVolunteers`). */
   savedAt: number;
   /** Input bytes of tasks committed, for throughput. */
@@ -88,6 +102,12 @@ export interface ActiveJob {
   drained: boolean;
 }
 
+/** Who ended a task's attempts badly: the identities and the addresses they came from. */
+export interface Blame {
+  ids: Set<string>;
+  addresses: Set<string>;
+}
+
 /** What SQLite can rebuild after a restart (recovery.ts), plus live connections. */
 export interface Memory {
   readonly volunteers: Map<string, Volunteer>;
@@ -97,8 +117,10 @@ export interface Memory {
   readonly active: Map<string, ActiveJob>;
   /** Tasks whose only running attempt passed the task timeout: they get a backup attempt. */
   readonly needBackup: Set<number>;
-  /** Volunteers each task's code failed on, so a retry goes to someone else. */
-  readonly failedOn: Map<number, Set<string>>;
+  /** Volunteers each task's code failed on, so a retry goes to someone else and a repeat counts once. */
+  readonly failedOn: Map<number, Blame>;
+  /** Volunteers each task was lost on, so that a repeat counts once toward the loss cap. */
+  readonly lostOn: Map<number, Blame>;
 }
 
 /** The open group commit: frames to send once it is durable. */
@@ -119,6 +141,7 @@ export interface Context {
   readonly reassignAfterMs: number;
   readonly heartbeatMs: number;
   readonly commitGapMs: number;
+  readonly maxMessageBytes: number | null;
   readonly log: (line: string) => void;
   readonly mem: Memory;
   readonly listeners: Set<(e: SchedulerEvent) => void>;
@@ -149,6 +172,7 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
     reassignAfterMs: opts.reassignAfterMs ?? 10_000,
     heartbeatMs: opts.heartbeatMs ?? 2_000,
     commitGapMs: opts.commitGapMs ?? COMMIT_GAP_MS,
+    maxMessageBytes: opts.maxMessageBytes ?? null,
     log: opts.log ?? (() => {}),
     mem: {
       volunteers: new Map(),
@@ -157,6 +181,7 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
       active: new Map(),
       needBackup: new Set(),
       failedOn: new Map(),
+      lostOn: new Map(),
     },
     listeners: new Set(),
     batch: null,

@@ -9,7 +9,7 @@ import { newLease } from '../lease.js';
 import type { PendingTask, TaskRow } from '../sql/task-store.js';
 import { nextJobState, nextTaskState } from '../../shared/states.js';
 import { emit, HARD_LIMIT_FACTOR, type ActiveJob, type Context, type Lease, type Volunteer } from './context.js';
-import { freeSlots, track } from './memory.js';
+import { betterElsewhere, freeSlots, shownThreads, track } from './memory.js';
 import { sendRaw } from './group-commit.js';
 
 /** Hands out tasks until no volunteer has a free slot or nothing waits. Re-entrant calls run once more. */
@@ -24,8 +24,8 @@ export function dispatch(ctx: Context): void {
     do {
       ctx.dispatchAgain = false;
       let hungry = [...ctx.mem.volunteers.values()].filter((v) => freeSlots(v) > 0);
-      // Least-loaded first, relative to its threads.
-      hungry.sort((a, b) => a.running.size / a.threads - b.running.size / b.threads);
+      // Least-loaded first, relative to the threads it has shown by its work.
+      hungry.sort((a, b) => a.running.size / shownThreads(a) - b.running.size / shownThreads(b));
       while (hungry.length > 0) {
         const next: Volunteer[] = [];
         for (const v of hungry) {
@@ -57,7 +57,7 @@ function hasWork(ctx: Context): boolean {
 
 /** Gives `v` the next task it may run: a backup first, else a pending task of the least-served job. */
 function assignOne(ctx: Context, v: Volunteer): boolean {
-  const { needBackup, taskLeases, leases, active } = ctx.mem;
+  const { needBackup, taskLeases, leases, active, failedOn } = ctx.mem;
   const tasks = ctx.stores.tasks;
   for (const taskId of needBackup) {
     const holders = taskLeases.get(taskId);
@@ -81,19 +81,11 @@ function assignOne(ctx: Context, v: Volunteer): boolean {
       job.drained = true;
       continue;
     }
-    for (let skips = 0; task && skips < 16 && betterElsewhere(ctx, task.id, v); skips++) {
+    // A task that failed on this volunteer (or its address) is retried elsewhere when anyone else can take it.
+    for (let skips = 0; task && skips < 16 && betterElsewhere(ctx, failedOn.get(task.id), v); skips++) {
       task = tasks.nextPendingAfter(job.id, phase, task.idx);
     }
-    if (task && !betterElsewhere(ctx, task.id, v)) return assign(ctx, v, task, false);
-  }
-  return false;
-}
-
-function betterElsewhere(ctx: Context, taskId: number, v: Volunteer): boolean {
-  const failed = ctx.mem.failedOn.get(taskId);
-  if (!failed?.has(v.id)) return false;
-  for (const u of ctx.mem.volunteers.values()) {
-    if (u !== v && u.conn && !u.paused && !failed.has(u.id)) return true;
+    if (task && !betterElsewhere(ctx, failedOn.get(task.id), v)) return assign(ctx, v, task, false);
   }
   return false;
 }
@@ -150,6 +142,7 @@ function insertAttempt(
     task_id: task.id,
     job_id: task.job_id,
     volunteer_id: v.id,
+    address: v.address,
     lease,
     backup: backup ? 1 : 0,
     started_at: now,

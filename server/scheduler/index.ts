@@ -118,9 +118,9 @@ export class Scheduler {
 
   // ---------------------------------------------------------------- volunteers
 
-  /** A socket sent a valid `hello`: tasks it lost are settled, then it is welcomed and filled. */
-  hello(conn: Connection, msg: HelloMessage): Volunteer {
-    const { v, gone, kept } = attach(this.ctx, conn, msg);
+  /** A socket from `address` sent a valid `hello`: tasks it lost are settled, then it is welcomed and filled. */
+  hello(conn: Connection, msg: HelloMessage, address = ''): Volunteer {
+    const { v, gone, kept } = attach(this.ctx, conn, msg, address);
     if (gone.length > 0) {
       settle(this.ctx, gone, 'lost', { name: 'Lost', message: 'volunteer reconnected without this task' });
     }
@@ -175,13 +175,26 @@ export class Scheduler {
       }
       case 'task.fail': {
         if (!ownLease(ctx, v, msg.lease)) return;
-        const why = { threw: 'threw', timeout: 'ran past its time limit', crashed: 'crashed its worker' }[msg.reason];
+        const why = {
+          threw: 'threw',
+          timeout: 'ran past its time limit',
+          crashed: 'crashed its worker',
+          'too-large': 'made an output too large to send',
+        }[msg.reason];
         ctx.log(`task ${ctx.mem.leases.get(msg.lease)?.taskId} on ${v.id}: job code ${why}: ${msg.error.message}`);
         settle(ctx, [msg.lease], 'failed', msg.error);
         dispatch(ctx);
         return;
       }
     }
+  }
+
+  /**
+   * Handling `v`'s frame threw something other than a storage error (a bug, or input no check
+   * foresaw): the attempt it named ends lost and `v` is dropped, rather than leave the lease running.
+   */
+  dropAfterError(v: Volunteer, e: Error): void {
+    this.expel(v, 'the master could not handle a message', { name: 'Lost', message: `master error: ${e.message}` });
   }
 
   /** Drops a volunteer at once; every task it holds is lost now rather than after the delay. */

@@ -48,5 +48,6 @@ export function heldLease(ctx: Context, v: Volunteer, lease: string): Lease | un
 
 function refuse(ctx: Context, v: Volunteer, lease: string, reason: string): void {
   ctx.counters.refused++;
+  v.refused++;
   send(ctx, v, { type: 'task.ack', lease, outcome: 'refused', reason });
 }

@@ -7,12 +7,20 @@ import type { AttemptRow } from '../sql/attempt-store.js';
 import type { JobRow } from '../sql/job-store.js';
 import type { TaskRow } from '../sql/task-store.js';
 import type { JobState } from '../../shared/states.js';
-import { emit, type ActiveJob, type Context, type Lease, type Volunteer } from './context.js';
+import { emit, type ActiveJob, type Blame, type Context, type Lease, type Volunteer } from './context.js';
 
-export function newVolunteer(id: string, secret: string, agent: string, threads: number, now: number): Volunteer {
+export function newVolunteer(
+  id: string,
+  secret: string,
+  agent: string,
+  threads: number,
+  now: number,
+  address = '',
+): Volunteer {
   return {
     id,
     secret,
+    address,
     agent,
     threads,
     slots: threads,
@@ -23,15 +31,30 @@ export function newVolunteer(id: string, secret: string, agent: string, threads:
     conn: null,
     running: new Set(),
     done: 0,
+    refused: 0,
     savedAt: now,
     bytes: 0,
   };
 }
 
+/**
+ * Tasks a volunteer may hold at once: the slots it claims, but no more than one beyond the tasks it
+ * has ever committed. A new identity costs nothing to make, so it holds one task until it has shown
+ * work; an honest tab doubles its share every task-length (1, 2, 4, 8…) until it reaches its claim.
+ */
+export function capacity(v: Volunteer): number {
+  return Math.min(v.slots, 1 + v.done);
+}
+
+/** The threads a volunteer has shown by its work, not the ones it claims: dispatch weighs by these. */
+export function shownThreads(v: Volunteer): number {
+  return Math.max(1, Math.min(v.threads, 1 + v.done));
+}
+
 /** Tasks a volunteer can take now: none while disconnected or paused. */
 export function freeSlots(v: Volunteer): number {
   if (!v.conn || v.paused) return 0;
-  return v.slots - v.running.size;
+  return capacity(v) - v.running.size;
 }
 
 export function activate(ctx: Context, job: JobRow): void {
@@ -110,11 +133,46 @@ export function forget(ctx: Context, lease: string): boolean {
   return true;
 }
 
-/** Remembers that a task's code failed on a volunteer, so its retry goes elsewhere when it can. */
-export function noteFailure(ctx: Context, taskId: number, volunteerId: string): void {
-  const set = ctx.mem.failedOn.get(taskId) ?? new Set<string>();
-  set.add(volunteerId);
-  ctx.mem.failedOn.set(taskId, set);
+/**
+ * Records that a task's attempt failed (or was lost) on a volunteer, and says whether it counts
+ * toward the task's limit. A first failure from an identity and an address counts. A repeat from
+ * the same identity counts only when no other identity could take the task; a new identity on an
+ * address that already failed it counts only when no volunteer on another address could. So no one
+ * party, however many identities it makes on one address, can spend a task's attempts alone, while a
+ * job with a single volunteer (or a single address) still fails when its code does.
+ */
+export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volunteerId: string, address: string) {
+  let b = on.get(taskId);
+  if (!b) {
+    b = { ids: new Set(), addresses: new Set() };
+    on.set(taskId, b);
+  }
+  const repeatId = b.ids.has(volunteerId);
+  const repeatAddress = b.addresses.has(address);
+  b.ids.add(volunteerId);
+  b.addresses.add(address);
+  if (!repeatId && !repeatAddress) return true;
+  for (const u of ctx.mem.volunteers.values()) {
+    if (u.id === volunteerId || !u.conn || u.paused) continue;
+    if (repeatId ? !b.ids.has(u.id) : !b.addresses.has(u.address)) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether a task that ended badly on `v`'s identity or address is better run by someone else now:
+ * after `v` itself, by any other identity; after another identity on `v`'s address, by a volunteer on
+ * an address the task has not ended badly on.
+ */
+export function betterElsewhere(ctx: Context, b: Blame | undefined, v: Volunteer): boolean {
+  if (!b) return false;
+  const byId = b.ids.has(v.id);
+  if (!byId && !b.addresses.has(v.address)) return false;
+  for (const u of ctx.mem.volunteers.values()) {
+    if (u === v || !u.conn || u.paused || b.ids.has(u.id)) continue;
+    if (byId || !b.addresses.has(u.address)) return true;
+  }
+  return false;
 }
 
 /** Forgets everything; recovery.ts then rebuilds it from the database. */
@@ -126,6 +184,7 @@ export function clearMemory(ctx: Context): void {
   mem.active.clear();
   mem.needBackup.clear();
   mem.failedOn.clear();
+  mem.lostOn.clear();
 }
 
 /** The running attempts of one volunteer, for the views. */

@@ -3,7 +3,7 @@
  * treated as disconnected now: it keeps its tasks if it reconnects within `reassignAfterMs`, like a
  * tab after a network blip, and loses them to others after that (lease-sweeper.ts).
  */
-import { activate, leaseOf, newVolunteer, noteFailure, track } from './memory.js';
+import { activate, blame, leaseOf, newVolunteer, track } from './memory.js';
 import type { Context } from './context.js';
 
 export function recover(ctx: Context): void {
@@ -22,7 +22,9 @@ export function recover(ctx: Context): void {
     }
     track(ctx, leaseOf(a, task));
   }
-  for (const a of attempts.failedOfActiveJobs()) noteFailure(ctx, a.task_id, a.volunteer_id);
+  for (const a of attempts.blamedOfActiveJobs()) {
+    blame(ctx, a.outcome === 'failed' ? mem.failedOn : mem.lostOn, a.task_id, a.volunteer_id, a.address);
+  }
   if (mem.leases.size > 0) {
     ctx.log(
       `recovered ${mem.leases.size} running attempts; their volunteers have ${ctx.reassignAfterMs}ms to reconnect`,

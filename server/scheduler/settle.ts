@@ -5,10 +5,11 @@
  * the job. Failing or cancelling a job cancels its open tasks and tells running attempts to stop.
  */
 import type { TaskRow } from '../sql/task-store.js';
+import type { AttemptRow } from '../sql/attempt-store.js';
 import { describeError, type SerializedError } from '../../shared/errors.js';
 import { nextJobState, nextTaskState } from '../../shared/states.js';
-import { emit, type Context } from './context.js';
-import { forget, noteFailure, refreshJob } from './memory.js';
+import { emit, LOSS_FACTOR, type Context } from './context.js';
+import { blame, forget, refreshJob } from './memory.js';
 import { send } from './group-commit.js';
 
 /** Ends running attempts without a result; the caller dispatches afterwards. */
@@ -22,16 +23,27 @@ export function settle(ctx: Context, leaseIds: string[], outcome: 'failed' | 'lo
       if (!a || !attempts.end({ lease, outcome, at: now, error })) continue;
       const task = tasks.get(a.task_id)!;
       const job = jobs.get(a.job_id)!;
-      const failures = outcome === 'failed' ? tasks.addFailure(task.id) : task.failures;
-      if (outcome === 'failed') noteFailure(ctx, task.id, a.volunteer_id);
+      const failed = outcome === 'failed';
+      // Repeats from one identity or one address count once while someone else can decide.
+      const counts = blame(ctx, failed ? ctx.mem.failedOn : ctx.mem.lostOn, task.id, a.volunteer_id, a.address);
+      const failures = failed && counts ? tasks.addFailure(task.id) : task.failures;
+      const losses = !failed && counts ? tasks.addLoss(task.id) : task.losses;
+      const maxLosses = job.max_attempts * LOSS_FACTOR;
       const state = nextTaskState(task.state, {
         type: 'settle',
         othersRunning: attempts.runningForTask(task.id).length,
         failures,
         maxAttempts: job.max_attempts,
+        losses,
+        maxLosses,
       });
       tasks.move(task.id, task.state, state);
-      if (state === 'failed') failedJobs.set(job.id, describeFailure(task, failures, error));
+      if (state === 'failed') {
+        const why = failed
+          ? describeFailure(task, failures, error)
+          : describeLosses(task, losses, attempts.forTask(task.id));
+        failedJobs.set(job.id, why);
+      }
       if (state === 'pending') {
         const aj = ctx.mem.active.get(job.id);
         if (aj) aj.drained = false;
@@ -67,12 +79,13 @@ export function endJob(ctx: Context, jobId: string, state: 'failed' | 'cancelled
   });
   if (!ended) return false;
   for (const a of running) cancelLease(ctx, a.lease, `job ${state}`);
-  const { active, needBackup, failedOn } = ctx.mem;
+  const { active, needBackup, failedOn, lostOn } = ctx.mem;
   active.delete(jobId);
-  for (const taskId of [...needBackup, ...failedOn.keys()]) {
+  for (const taskId of [...needBackup, ...failedOn.keys(), ...lostOn.keys()]) {
     if (tasks.get(taskId)?.job_id === jobId) {
       needBackup.delete(taskId);
       failedOn.delete(taskId);
+      lostOn.delete(taskId);
     }
   }
   ctx.log(`job ${jobId} ${state}${reason ? `: ${reason.split('\n')[0]}` : ''}`);
@@ -91,8 +104,25 @@ export function cancelLease(ctx: Context, lease: string, reason: string): void {
   if (v) send(ctx, v, { type: 'task.cancel', lease, reason });
 }
 
-function describeFailure(task: TaskRow, failures: number, error: SerializedError): string {
+function taskName(task: TaskRow): string {
   const input = task.phase === 'map' ? ` (input ${JSON.stringify(task.input_key)})` : ` (partition ${task.idx})`;
-  const head = `${task.phase} task ${task.idx}${input} failed ${failures} time${failures === 1 ? '' : 's'}`;
-  return `${head}: ${describeError(error)}`;
+  return `${task.phase} task ${task.idx}${input}`;
+}
+
+function describeFailure(task: TaskRow, failures: number, error: SerializedError): string {
+  return `${taskName(task)} failed ${failures} time${failures === 1 ? '' : 's'}: ${describeError(error)}`;
+}
+
+/** The task went round the volunteers without a result: say so, with each attempt's story. */
+function describeLosses(task: TaskRow, losses: number, history: AttemptRow[]): string {
+  const lines = history.slice(-20).map((a) => {
+    const why = a.error ? (JSON.parse(a.error) as SerializedError).message : '';
+    return `  ${a.outcome} on volunteer ${a.volunteer_id}${a.address ? ` (${a.address})` : ''}${why ? `: ${why}` : ''}`;
+  });
+  const more = history.length > 20 ? [`  (${history.length - 20} earlier attempts not shown)`] : [];
+  return [
+    `${taskName(task)} could not be delivered or returned: its attempts were lost ${losses} times on different volunteers`,
+    ...more,
+    ...lines,
+  ].join('\n');
 }

@@ -24,6 +24,7 @@ export function attach(
   ctx: Context,
   conn: Connection,
   msg: HelloMessage,
+  address: string,
 ): { v: Volunteer; gone: string[]; kept: string[] } {
   const { volunteers } = ctx.mem;
   const now = ctx.clock.now();
@@ -44,6 +45,7 @@ export function attach(
     v.conn.close(4001, 'replaced by a newer connection');
   }
   v.conn = conn;
+  v.address = address;
   v.closedAt = null;
   v.lastSeenAt = now;
   v.agent = msg.agent;
@@ -66,7 +68,14 @@ export function attach(
 
 /** Tells an attached volunteer who it is and which of its tasks it keeps. */
 export function welcome(ctx: Context, v: Volunteer, kept: string[]): void {
-  send(ctx, v, { type: 'welcome', volunteerId: v.id, secret: v.secret, heartbeatMs: ctx.heartbeatMs, kept });
+  send(ctx, v, {
+    type: 'welcome',
+    volunteerId: v.id,
+    secret: v.secret,
+    heartbeatMs: ctx.heartbeatMs,
+    kept,
+    ...(ctx.maxMessageBytes === null ? {} : { maxMessageBytes: ctx.maxMessageBytes }),
+  });
   ctx.log(`volunteer ${v.id} connected (${v.threads} threads${kept.length ? `, kept ${kept.length} tasks` : ''})`);
   emit(ctx, { kind: 'volunteers' });
 }

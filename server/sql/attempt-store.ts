@@ -7,6 +7,8 @@ export interface AttemptRow {
   task_id: number;
   job_id: string;
   volunteer_id: string;
+  /** The address the volunteer connected from when it took the attempt. */
+  address: string;
   lease: string;
   backup: number;
   started_at: number;
@@ -29,8 +31,8 @@ export interface AttemptEnd {
 }
 
 export function createAttemptStore(db: Db) {
-  const insert = db.prepare(`INSERT INTO attempt (task_id, job_id, volunteer_id, lease, backup, started_at, outcome)
-    VALUES (@task_id, @job_id, @volunteer_id, @lease, @backup, @started_at, 'running')`);
+  const insert = db.prepare(`INSERT INTO attempt (task_id, job_id, volunteer_id, address, lease, backup, started_at,
+    outcome) VALUES (@task_id, @job_id, @volunteer_id, @address, @lease, @backup, @started_at, 'running')`);
   const byLease = db.prepare('SELECT * FROM attempt WHERE lease = ?');
   // Every end names the lease and only moves a running attempt: zero rows changed = stale.
   const end = db.prepare(`UPDATE attempt SET outcome = @outcome, ended_at = @at, error = @error, ms = @ms,
@@ -40,12 +42,14 @@ export function createAttemptStore(db: Db) {
   const runningForJob = db.prepare(`SELECT * FROM attempt WHERE job_id = ? AND outcome = 'running'`);
   const allRunning = db.prepare(`SELECT * FROM attempt WHERE outcome = 'running'`);
   const forJob = db.prepare('SELECT * FROM attempt WHERE job_id = ? ORDER BY id');
-  const failedOfActiveJobs = db.prepare(`SELECT a.* FROM attempt a JOIN job j ON j.id = a.job_id
-    WHERE a.outcome = 'failed' AND j.state IN ('queued', 'mapping', 'reducing')`);
+  const blamedOfActiveJobs = db.prepare(`SELECT a.* FROM attempt a JOIN job j ON j.id = a.job_id
+    WHERE a.outcome IN ('failed', 'lost') AND j.state IN ('queued', 'mapping', 'reducing')`);
+  const forTask = db.prepare('SELECT * FROM attempt WHERE task_id = ? ORDER BY id');
 
   return {
-    insert: (a: Pick<AttemptRow, 'task_id' | 'job_id' | 'volunteer_id' | 'lease' | 'backup' | 'started_at'>) =>
-      insert.run(a),
+    insert: (
+      a: Pick<AttemptRow, 'task_id' | 'job_id' | 'volunteer_id' | 'address' | 'lease' | 'backup' | 'started_at'>,
+    ) => insert.run(a),
     byLease: (lease: string) => byLease.get(lease) as AttemptRow | undefined,
     /** Ends a running attempt; false when the lease had already ended (a stale or duplicate end). */
     end: (e: AttemptEnd) =>
@@ -57,7 +61,9 @@ export function createAttemptStore(db: Db) {
     runningForJob: (jobId: string) => runningForJob.all(jobId) as AttemptRow[],
     allRunning: () => allRunning.all() as AttemptRow[],
     forJob: (jobId: string) => forJob.all(jobId) as AttemptRow[],
-    failedOfActiveJobs: () => failedOfActiveJobs.all() as AttemptRow[],
+    /** Failed and lost attempts of unfinished jobs: who a retry should avoid, rebuilt after a restart. */
+    blamedOfActiveJobs: () => blamedOfActiveJobs.all() as AttemptRow[],
+    forTask: (taskId: number) => forTask.all(taskId) as AttemptRow[],
   };
 }
 export type AttemptStore = ReturnType<typeof createAttemptStore>;

@@ -9,6 +9,7 @@ export interface TaskRow {
   state: TaskState;
   input_key: string | null;
   failures: number;
+  losses: number;
 }
 
 /** A pending task with its input, read in the same step as it is picked: it is about to be sent. */
@@ -16,7 +17,7 @@ export interface PendingTask extends TaskRow {
   input: Buffer | null;
 }
 
-const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures';
+const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures, losses';
 
 export function createTaskStore(db: Db) {
   const insert = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input)
@@ -29,6 +30,7 @@ export function createTaskStore(db: Db) {
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' AND idx > @idx ORDER BY idx LIMIT 1`);
   const setState = db.prepare('UPDATE task SET state = @state WHERE id = @id AND state = @from');
   const addFailure = db.prepare('UPDATE task SET failures = failures + 1 WHERE id = ? RETURNING failures').pluck();
+  const addLoss = db.prepare('UPDATE task SET losses = losses + 1 WHERE id = ? RETURNING losses').pluck();
   const cancelOpen = db.prepare(`UPDATE task SET state = 'cancelled'
     WHERE job_id = ? AND state IN ('pending', 'running')`);
   const forJob = db.prepare(`SELECT ${COLUMNS} FROM task WHERE job_id = ? ORDER BY phase, idx`);
@@ -48,6 +50,7 @@ export function createTaskStore(db: Db) {
       return setState.run({ id, from, state }).changes === 1;
     },
     addFailure: (id: number) => addFailure.get(id) as number,
+    addLoss: (id: number) => addLoss.get(id) as number,
     cancelOpen: (jobId: string) => cancelOpen.run(jobId).changes,
     forJob: (jobId: string) => forJob.all(jobId) as TaskRow[],
     dropInputs: (jobId: string) => dropInputs.run(jobId),

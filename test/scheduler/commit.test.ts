@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { T, useScheduler, newScheduler, connect, output, complete, submit } from './harness.js';
+import { checkOutput } from '../../shared/protocol.js';
 
 useScheduler();
 
@@ -30,11 +31,12 @@ test('reduces are not handed out before every map has committed', async () => {
   const id = submit({ a: 'a\n', b: 'b\n', c: 'c\n' });
   s.jobAdded(id);
   const one = connect(s, 1, 5);
+  // A new identity holds one task; each commit earns it one more, up to its 5 slots.
+  await complete(s, one.v, one.conn.assigns()[0]!);
   assert.deepEqual(
     one.conn.assigns().map((t) => t.phase),
     ['map', 'map', 'map'],
   );
-  await complete(s, one.v, one.conn.assigns()[0]!);
   await complete(s, one.v, one.conn.assigns()[1]!);
   assert.equal(one.conn.assigns().length, 3, 'no reduce while a map is still running');
   await complete(s, one.v, one.conn.assigns()[2]!);
@@ -116,4 +118,31 @@ test('malformed output is refused: the attempt is lost, the volunteer dropped, t
   s.closed(bad.v, bad.conn);
   const good = connect(s, 1);
   assert.equal(good.conn.assigns()[0]!.taskId, t.taskId);
+});
+
+test('an output checked off the event loop commits as the same output would, and a wrong shape is refused', async () => {
+  const s = newScheduler();
+  const id = submit({ a: 'x y x\n' }, { reduces: 2 });
+  s.jobAdded(id);
+  const { conn, v } = connect(s, 1);
+  const map = conn.assigns()[0]!;
+  const stats = { ms: 1, recordsIn: 1, recordsOut: 3 };
+  s.handle(v, { type: 'task.result', lease: map.lease, output: checkOutput(await output(map)), stats });
+  assert.equal(conn.of('task.ack')[0]!.outcome, 'committed');
+  // One slot: each reduce is assigned as the one before it commits.
+  for (let i = 1; i < conn.assigns().length; i++) {
+    const reduce = conn.assigns()[i]!;
+    s.handle(v, { type: 'task.result', lease: reduce.lease, output: checkOutput(await output(reduce)), stats });
+  }
+  assert.equal(T.stores.jobs.get(id)!.state, 'succeeded');
+  assert.equal(T.stores.outputs.all(id).join('').split('\n').filter(Boolean).sort().join(','), 'x\t2,y\t1');
+
+  const other = submit({ b: 'z\n' }, { reduces: 2 });
+  s.jobAdded(other);
+  const t = conn.assigns().at(-1)!;
+  assert.equal(t.jobId, other);
+  // One partition where the job has two: refused like the same output parsed on the event loop.
+  s.handle(v, { type: 'task.result', lease: t.lease, output: checkOutput([[['z', ['1']]]]), stats });
+  assert.equal(conn.closedWith?.code, 1008);
+  assert.equal(T.stores.attempts.byLease(t.lease)!.outcome, 'lost');
 });

@@ -80,3 +80,15 @@ test('leases are 32 hex digits, unique, and ordered by the time they were issued
   assert.deepEqual([...leases].sort(), leases);
   assert.equal(new Set(leases.map((l) => l.slice(12))).size, leases.length, 'the random part differs');
 });
+
+test('a new identity holds one task until it has committed one, whatever threads it claims', async () => {
+  const s = newScheduler();
+  const id = submit(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `w${i}\n`])), { reduces: 1 });
+  s.jobAdded(id);
+  const greedy = connect(s, 256, 512);
+  assert.equal(greedy.conn.assigns().length, 1);
+  await complete(s, greedy.v, greedy.conn.assigns()[0]!);
+  assert.equal(greedy.conn.assigns().length, 3, 'one commit earns one more slot: two running now');
+  const honest = connect(s, 1);
+  assert.equal(honest.conn.assigns().length, 1, 'a newcomer still gets work beside it');
+});

@@ -69,26 +69,32 @@ export function newScheduler(opts: SchedulerOptions = {}): Scheduler {
   return new Scheduler(T.db, T.stores, { clock, reassignAfterMs: 10_000, heartbeatMs: 2_000, ...opts });
 }
 
-/** A volunteer says hello on a fake socket. */
+/** A volunteer says hello on a fake socket, from 127.0.0.1 unless `address` says otherwise. */
 export function connect(
   s: Scheduler,
   threads = 1,
   slots = threads,
   ident?: { volunteerId: string; secret: string },
   running: string[] = [],
+  address = '127.0.0.1',
 ) {
   const conn = new FakeConn();
-  const v = s.hello(conn, {
-    type: 'hello',
-    protocol: 1,
-    threads,
-    slots,
-    paused: false,
-    agent: 'test',
-    running,
-    ...(ident ?? {}),
-  });
+  const v = s.hello(
+    conn,
+    { type: 'hello', protocol: 1, threads, slots, paused: false, agent: 'test', running, ...(ident ?? {}) },
+    address,
+  );
   return { conn, v };
+}
+
+/** A volunteer from `address` with one slot. */
+export function connectFrom(s: Scheduler, address: string) {
+  return connect(s, 1, 1, undefined, [], address);
+}
+
+/** `v` reports that the job's code threw on `task`. */
+export function failTask(s: Scheduler, v: Volunteer, task: TaskAssign, message = 'boom') {
+  s.handle(v, { type: 'task.fail', lease: task.lease, reason: 'threw', error: { name: 'Error', message } });
 }
 
 export async function output(task: TaskAssign): Promise<unknown> {
