@@ -63,7 +63,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the master: API, volunteer page, status page',
     usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
                 [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
-                [--max-upload 1GiB] [--max-message 64MiB] [--max-per-ip 1024]
+                [--max-upload 1GiB] [--max-message 16MiB] [--max-per-ip 1024]
 
 Keeps jobs in SQLite under --data; a restart on the same directory resumes them.
 The admin token is TABREDUCE_TOKEN if set, else DATA/admin-token (created once, mode 0600).

@@ -11,6 +11,7 @@ import { Scheduler, type Clock } from './scheduler/index.js';
 import { createStores } from './sql/index.js';
 import { createApp } from './app.js';
 import { createHub } from './ws-hub.js';
+import { createFrameParser } from './frame-parser.js';
 import { UserError, toError } from '../shared/errors.js';
 import { isStorageError } from './storage-errors.js';
 import { startCheckpointer } from './wal-checkpointer.js';
@@ -37,7 +38,13 @@ export const SERVE_DEFAULTS = Object.freeze({
   reassignAfterMs: 10_000,
   heartbeatMs: 2_000,
   maxUploadBytes: 1024 ** 3,
-  maxMessageBytes: 64 * 1024 ** 2,
+  /**
+   * Results travel in frames. A map output of a 4 MiB split is well under 1 MiB for the word count
+   * (combined) and at most ~5 MiB for a grep that keeps every line; 16 MiB leaves room, while every
+   * frame still costs the event loop a few milliseconds to receive (`npm run bench -- frames`). A
+   * larger result fails its task naming this flag.
+   */
+  maxMessageBytes: 16 * 1024 ** 2,
   /** Enough for a classroom or office behind one NAT; a flood from one host stops here. */
   maxPerIp: 1024,
 });
@@ -105,6 +112,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     clock: opts.clock,
     reassignAfterMs: opts.reassignAfterMs,
     heartbeatMs: opts.heartbeatMs,
+    maxMessageBytes: opts.maxMessageBytes,
     log: opts.log,
   });
   const app = createApp(scheduler, stores, {
@@ -113,7 +121,13 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     maxUploadBytes: opts.maxUploadBytes,
     log: opts.log,
   });
-  const hub = createHub(scheduler, { maxMessageBytes: opts.maxMessageBytes, maxPerIp: opts.maxPerIp, log: opts.log });
+  const parser = createFrameParser({ log: opts.log });
+  const hub = createHub(scheduler, {
+    maxMessageBytes: opts.maxMessageBytes,
+    maxPerIp: opts.maxPerIp,
+    parser,
+    log: opts.log,
+  });
   const tls = opts.tlsCert && opts.tlsKey;
   if ((opts.tlsCert && !opts.tlsKey) || (!opts.tlsCert && opts.tlsKey)) {
     throw new UserError('--tls-cert and --tls-key go together: give both or neither');
@@ -181,6 +195,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
         opts.log(`could not save volunteers at shutdown: ${toError(e).message}`);
       }
       await checkpointer.stop();
+      await parser.close();
       db.close();
     },
   };
