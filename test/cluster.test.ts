@@ -145,23 +145,27 @@ test('a volunteer SIGKILLed mid-task: its attempt is lost and the task re-runs e
 });
 
 test('a hung task gets a backup attempt after the task timeout; only one output is committed', async () => {
-  // The first attempt of map 0 starts before DEADLINE and hangs; the backup starts after it and runs.
-  const deadline = Date.now() + 2_500;
   const dir = tempDir();
   const module = join(dir, 'hang-once.js');
-  writeFileSync(
-    module,
-    `const DEADLINE = ${deadline};
+  writeFileSync(join(dir, 'a.txt'), 'alpha beta alpha\n');
+  writeFileSync(join(dir, 'b.txt'), 'beta gamma\n');
+  await withCluster(2, async (m) => {
+    // The first attempt of map 0 starts before DEADLINE and hangs; the backup starts after it and
+    // runs. The deadline is set once both volunteers are connected, however long a busy box took.
+    await until('two volunteers', async () => {
+      const workers = await apiGet<{ state: string }[]>(m, '/api/workers');
+      return workers.filter((w) => w.state === 'connected').length === 2;
+    });
+    writeFileSync(
+      module,
+      `const DEADLINE = ${Date.now() + 2_500};
 export async function map(key, value, emit) {
   if (key === 'a.txt' && Date.now() < DEADLINE) await new Promise((r) => setTimeout(r, 60000));
   for (const w of value.split(/\\s+/)) if (w) emit(w, '1');
 }
 export function reduce(key, values) { return String(values.length); }
 `,
-  );
-  writeFileSync(join(dir, 'a.txt'), 'alpha beta alpha\n');
-  writeFileSync(join(dir, 'b.txt'), 'beta gamma\n');
-  await withCluster(2, async (m) => {
+    );
     const run = adminCli(m);
     const r = await run([
       'submit',
