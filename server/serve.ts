@@ -14,6 +14,7 @@ import { createHub } from './ws-hub.js';
 import { UserError, toError } from '../shared/errors.js';
 import { isStorageError } from './storage-errors.js';
 import { startCheckpointer } from './wal-checkpointer.js';
+import { lockDataDir } from './data-lock.js';
 
 export interface ServeOptions {
   host: string;
@@ -97,6 +98,16 @@ function prepareDataDir(data: string): void {
 
 export async function startMaster(opts: ServeOptions): Promise<Master> {
   prepareDataDir(opts.data);
+  const lock = lockDataDir(opts.data);
+  try {
+    return await startLocked(opts, () => lock.release());
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Master> {
   const { token, source } = loadToken(opts.data);
   const dbPath = join(opts.data, 'tabreduce.db');
   const db = openDatabase(dbPath, { checkpointElsewhere: true });
@@ -182,6 +193,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
       }
       await checkpointer.stop();
       db.close();
+      unlock();
     },
   };
 }
