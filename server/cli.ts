@@ -10,6 +10,7 @@ import { DEFAULT_SERVER, MasterError, resolveServer, resolveToken, type AdminTar
 import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
+import { parseOrigin } from './origin-check.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
@@ -63,14 +64,19 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the master: API, volunteer page, status page',
     usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
                 [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
-                [--max-upload 1GiB] [--max-message 64MiB] [--max-per-ip 1024]
+                [--max-upload 1GiB] [--max-message 64MiB] [--max-per-ip 1024] [--allow-origin URL]...
 
-Keeps jobs in SQLite under --data; a restart on the same directory resumes them.
+Keeps jobs in SQLite under --data; a restart on the same directory resumes them. One master
+per data directory: it holds DATA/lock while it runs.
 The admin token is TABREDUCE_TOKEN if set, else DATA/admin-token (created once, mode 0600).
+Browsers may open the volunteer socket only from the master's own pages (the origin they
+were loaded from, as the request's Host names it); --allow-origin URL (repeatable) admits
+pages on another origin, such as a proxy that rewrites Host.
 
 Examples:
   tabreduce serve
-  tabreduce serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem`,
+  tabreduce serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem
+  tabreduce serve --allow-origin https://compute.example.org`,
     options: {
       host: { type: 'string' },
       port: { type: 'string' },
@@ -82,6 +88,7 @@ Examples:
       'max-upload': { type: 'string' },
       'max-message': { type: 'string' },
       'max-per-ip': { type: 'string' },
+      'allow-origin': { type: 'string', multiple: true },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -234,6 +241,7 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
       ? parseSize(String(f['max-message']), '--max-message')
       : SERVE_DEFAULTS.maxMessageBytes,
     maxPerIp: intFlag(f['max-per-ip'], 'max-per-ip', SERVE_DEFAULTS.maxPerIp),
+    allowOrigins: ((f['allow-origin'] as string[] | undefined) ?? []).map((o) => parseOrigin(o)),
     log,
   });
   process.stdout.write(

@@ -15,6 +15,7 @@ import { UserError, toError } from '../shared/errors.js';
 import { isStorageError } from './storage-errors.js';
 import { startCheckpointer } from './wal-checkpointer.js';
 import { lockDataDir } from './data-lock.js';
+import { createOriginGate, isLoopbackName } from './origin-check.js';
 
 export interface ServeOptions {
   host: string;
@@ -27,6 +28,8 @@ export interface ServeOptions {
   maxUploadBytes: number;
   maxMessageBytes: number;
   maxPerIp: number;
+  /** Origins, besides the master's own, whose pages may volunteer (`--allow-origin`, normalised). */
+  allowOrigins: readonly string[];
   log: (line: string) => void;
   clock?: Clock;
 }
@@ -124,7 +127,12 @@ async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Mast
     maxUploadBytes: opts.maxUploadBytes,
     log: opts.log,
   });
-  const hub = createHub(scheduler, { maxMessageBytes: opts.maxMessageBytes, maxPerIp: opts.maxPerIp, log: opts.log });
+  const hub = createHub(scheduler, {
+    maxMessageBytes: opts.maxMessageBytes,
+    maxPerIp: opts.maxPerIp,
+    log: opts.log,
+    admitOrigin: createOriginGate({ allowed: opts.allowOrigins, loopbackOnly: isLoopbackName(opts.host) }, opts.log),
+  });
   const tls = opts.tlsCert && opts.tlsKey;
   if ((opts.tlsCert && !opts.tlsKey) || (!opts.tlsCert && opts.tlsKey)) {
     throw new UserError('--tls-cert and --tls-key go together: give both or neither');

@@ -14,6 +14,7 @@ import { WebSocket } from 'ws';
 import {
   adminCli,
   apiGet,
+  cli,
   corpusFiles,
   EXAMPLES,
   localOutput,
@@ -327,6 +328,80 @@ test('after all that, an empty input, CRLF lines and a file without a final newl
     assert.match(out.stdout, /^qxtwo\t2$/m);
   } finally {
     await v.kill();
+  }
+  await healthy();
+});
+
+/** Opens `/ws` of `base` as a page on `origin` would; the master's answer: open, or its refusal. */
+function upgrade(
+  base: string,
+  headers: Record<string, string> = {},
+): Promise<'open' | { status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const ws = new WebSocket(base.replace(/^http/, 'ws') + '/ws', { headers });
+    ws.once('open', () => {
+      ws.close();
+      ok('open');
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once('error', fail);
+  });
+}
+
+test("a page on another origin cannot open /ws; Node volunteers, the master's own pages and --allow-origin ones can", async () => {
+  const evil = await upgrade(m.url, { origin: 'http://evil.example' });
+  assert.deepEqual(evil, {
+    status: 403,
+    body: `origin http://evil.example may not volunteer here: it is not this master's (127.0.0.1:${m.port}); its operator can admit it with tabreduce serve --allow-origin http://evil.example\n`,
+  });
+  assert.equal(await upgrade(m.url), 'open', 'no Origin: a Node volunteer');
+  assert.equal(await upgrade(m.url, { origin: m.url }), 'open', "the master's own page");
+  // A browser at localhost sends Host and Origin both as localhost.
+  const local = `http://localhost:${m.port}`;
+  assert.equal(await upgrade(m.url, { origin: local, host: `localhost:${m.port}` }), 'open');
+  for (const [headers, why] of [
+    [{ origin: local }, /not this master's \(127\.0\.0\.1:\d+\)/],
+    [{ origin: 'null' }, /origin "null" may not volunteer here/],
+    [{ origin: `http://127.0.0.1.evil.example:${m.port}` }, /not this master's/],
+    // DNS rebinding: evil.example resolved to 127.0.0.1, so Host and Origin agree on a name that is
+    // not the master's own. A master on loopback only knows loopback names.
+    [
+      { origin: `http://evil.example:${m.port}`, host: `evil.example:${m.port}` },
+      /listens on loopback only, and evil\.example is not a loopback name/,
+    ],
+  ] as [Record<string, string>, RegExp][]) {
+    const r = await upgrade(m.url, headers);
+    assert.ok(r !== 'open', `refused: ${JSON.stringify(headers)}`);
+    assert.equal(r.status, 403);
+    assert.match(r.body, why);
+  }
+
+  const allowing = await startMaster({
+    args: ['--allow-origin', 'http://evil.example/', '--allow-origin', 'https://b.example:8443'],
+  });
+  try {
+    assert.equal(await upgrade(allowing.url, { origin: 'http://evil.example' }), 'open');
+    assert.equal(await upgrade(allowing.url, { origin: 'https://b.example:8443' }), 'open');
+    assert.equal(await upgrade(allowing.url, { origin: allowing.url }), 'open');
+    assert.equal(((await upgrade(allowing.url, { origin: 'https://evil.example' })) as { status: number }).status, 403);
+  } finally {
+    await allowing.kill();
+  }
+  for (const [value, why] of [
+    [
+      'evil.example',
+      /--allow-origin: "evil\.example" is not an origin: give scheme, host and port as in http:\/\/host:8080/,
+    ],
+    ['ftp://evil.example', /--allow-origin: "ftp:\/\/evil\.example" is not an origin/],
+    ['http://evil.example/page', /--allow-origin: "http:\/\/evil\.example\/page" is not an origin/],
+  ] as [string, RegExp][]) {
+    const r = await cli(['serve', '--port', '0', '--data', tempDir(), '--allow-origin', value], { timeoutMs: 15_000 });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, why);
   }
   await healthy();
 });
