@@ -136,8 +136,8 @@ Examples:
     `tabreduce wait JOB [--json]
 
 Shows the job's progress on stderr until it ends. Exits 0 if it succeeded, 1 if it failed or was
-cancelled. Ctrl-C stops waiting, not the job (exit 130). If the master restarts meanwhile, waits
-for it to come back for up to 2 minutes. --json prints the finished job on stdout.
+cancelled. Ctrl-C stops waiting, not the job (exit 130). If the master is not up yet, or restarts
+meanwhile, waits up to 2 minutes for it to answer. --json prints the finished job on stdout.
 
 Examples:
   tabreduce wait k3xq7w2m9pza
