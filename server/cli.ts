@@ -11,6 +11,7 @@ import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
 import { parseOrigin } from './origin-check.js';
+import { stripControls } from './cli/terminal-text.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
@@ -218,8 +219,9 @@ Example:
 
 async function serveCommand(_args: string[], f: Flags): Promise<number> {
   const quiet = f['quiet'] === true;
+  // Log lines quote volunteers (their failures' messages): shown, not acted on by the terminal.
   const log = (line: string) => {
-    if (!quiet) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+    if (!quiet) process.stdout.write(`${new Date().toISOString()} ${stripControls(line, { multiline: true })}\n`);
   };
   const portText = (f['port'] as string | undefined) ?? String(SERVE_DEFAULTS.port);
   if (!/^\d+$/.test(portText) || Number(portText) > 65535)
@@ -292,7 +294,7 @@ async function volunteerCommand(_args: string[], f: Flags): Promise<number> {
   if (threads < 1 || threads > 256) throw new UserError('--threads must be from 1 to 256');
   const quiet = f['quiet'] === true;
   const log = (line: string) => {
-    if (!quiet) process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    if (!quiet) process.stderr.write(`${new Date().toISOString()} ${stripControls(line, { multiline: true })}\n`);
   };
   let lastState = '';
   const v = startNodeVolunteer({
@@ -371,17 +373,19 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     const err = toError(e);
+    // Messages may quote the master's replies and job code's errors.
+    const print = (text: string) => process.stderr.write(`tabreduce: ${stripControls(text, { multiline: true })}\n`);
     if (err instanceof UserError) {
-      process.stderr.write(`tabreduce: ${err.message}\n`);
+      print(err.message);
       process.exitCode = 2;
     } else if (err instanceof LocalJobError) {
-      process.stderr.write(`tabreduce: ${err.message}\n`);
+      print(err.message);
       process.exitCode = 1;
     } else if (err instanceof MasterError) {
-      process.stderr.write(`tabreduce: ${err.message}\n`);
+      print(err.message);
       process.exitCode = 3;
     } else {
-      process.stderr.write(`tabreduce: internal error: ${err.stack ?? err.message}\n`);
+      print(`internal error: ${err.stack ?? err.message}`);
       process.exitCode = 3;
     }
   },

@@ -40,8 +40,8 @@ after(async () => {
 });
 
 /** A raw protocol client: collects every frame the master sends and how the socket closed. */
-async function rawClient() {
-  const ws = new WebSocket(m.url.replace(/^http/, 'ws') + '/ws');
+async function rawClient(base = m.url) {
+  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/ws');
   const got: MasterMessage[] = [];
   let closed: { code: number; reason: string } | null = null;
   ws.on('message', (d) => got.push(JSON.parse(d.toString()) as MasterMessage));
@@ -330,6 +330,75 @@ test('after all that, an empty input, CRLF lines and a file without a final newl
     await v.kill();
   }
   await healthy();
+});
+
+/** Terminal controls: C0 but newline and tab, DEL, C1, and the bidi overrides that reorder a line. */
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
+test("what volunteers say reaches the admin's terminal without escape sequences; --json keeps it exactly", async () => {
+  // Clear the screen, home the cursor, retitle the window, overwrite the line with a fake verdict,
+  // an 8-bit CSI, a terminal reset, and a right-to-left override.
+  const hostile = 'boom\x1b[2J\x1b[H\x1b]0;pwned\x07\rjob succeeded\x9b31m\x1bc\u202eevil\x00';
+  const stack = `Error: ${hostile}\n    at map (job.js:1:1)\r\n\tat \x1b[1mrun\x1b[0m (engine.js:2:2)`;
+  const agent = `Mozilla/5.0 \x1b]0;owned\x1b\\\x1b[31mred\x1b[0m\nfake row\x85`;
+  const h = await startMaster();
+  try {
+    const c = await rawClient(h.url);
+    c.ws.send(hello({ agent, slots: 1, paused: false }));
+    await c.next('welcome');
+    const run = adminCli(h);
+    const sub = await run(['submit', join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--max-attempts', '1']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    const task = (await c.next('task.assign')) as Extract<MasterMessage, { type: 'task.assign' }>;
+    c.ws.send(
+      JSON.stringify({
+        type: 'task.fail',
+        lease: task.lease,
+        reason: 'threw',
+        error: { name: 'Error', message: hostile, stack },
+      }),
+    );
+    const [wait, status, workers, statusJson, workersJson] = await Promise.all([
+      run(['wait', id]),
+      run(['wait', id]).then(() => run(['status', id])),
+      run(['workers']),
+      run(['wait', id]).then(() => run(['status', id, '--json'])),
+      run(['workers', '--json']),
+    ]);
+    assert.equal(wait.code, 1);
+    for (const [what, text] of [
+      ['wait', wait.stderr],
+      ['status', status.stdout],
+      ['workers', workers.stdout],
+      ['status --json', statusJson.stdout],
+      ['workers --json', workersJson.stdout],
+    ]) {
+      assert.doesNotMatch(text!, CONTROLS, `${what} prints no control character`);
+    }
+    // The words stay; only what a terminal would act on goes. A stack keeps its lines.
+    assert.match(
+      wait.stderr,
+      /failed 1 time: Error: boomjob succeededevil\n {4}at map \(job\.js:1:1\)\n\tat run \(engine\.js:2:2\)\n$/,
+    );
+    assert.match(status.stdout, /\nfailed +map 0 \(\S+\) on [0-9a-f]{16}: boom job succeededevil\n/);
+    assert.match(workers.stdout, /Mozilla\/5\.0 red fake row\n$/, 'one row per volunteer, whatever the agent says');
+    // JSON escapes what it must and the rest is escaped too (DEL, C1, bidi), so scripts get the
+    // volunteer's text exactly.
+    const detail = JSON.parse(statusJson.stdout) as {
+      tasks: { attempts: { error: { message: string; stack: string } | null }[] }[];
+    };
+    const failed = detail.tasks.flatMap((t) => t.attempts).find((a) => a.error)!;
+    assert.equal(failed.error!.message, hostile);
+    assert.equal(failed.error!.stack, stack);
+    assert.equal((JSON.parse(workersJson.stdout) as { agent: string }[])[0]!.agent, agent);
+    // The master's own log quotes the failure too, on the operator's terminal.
+    assert.match(h.output(), /job code threw: boomjob succeededevil\n/);
+    assert.doesNotMatch(h.output(), CONTROLS);
+    c.ws.close();
+  } finally {
+    await h.kill();
+  }
 });
 
 /** Opens `/ws` of `base` as a page on `origin` would; the master's answer: open, or its refusal. */
