@@ -460,6 +460,10 @@ test("a page on another origin cannot open /ws; Node volunteers, the master's ow
   } finally {
     await allowing.kill();
   }
+  assert.match(
+    (await cli(['serve', '--help'])).stdout,
+    /\[--allow-origin URL\]\.\.\.[\s\S]*--allow-origin URL \(repeatable\)/,
+  );
   for (const [value, why] of [
     [
       'evil.example',
