@@ -10,6 +10,8 @@ import { DEFAULT_SERVER, MasterError, resolveServer, resolveToken, type AdminTar
 import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
+import { parseOrigin } from './origin-check.js';
+import { stripControls } from './cli/terminal-text.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
@@ -63,14 +65,19 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the master: API, volunteer page, status page',
     usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
                 [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
-                [--max-upload 1GiB] [--max-message 16MiB] [--max-per-ip 1024]
+                [--max-upload 1GiB] [--max-message 16MiB] [--max-per-ip 1024] [--allow-origin URL]...
 
-Keeps jobs in SQLite under --data; a restart on the same directory resumes them.
+Keeps jobs in SQLite under --data; a restart on the same directory resumes them. One master
+per data directory: it holds DATA/lock while it runs.
 The admin token is TABREDUCE_TOKEN if set, else DATA/admin-token (created once, mode 0600).
+Browsers may open the volunteer socket only from the master's own pages (the origin they
+were loaded from, as the request's Host names it); --allow-origin URL (repeatable) admits
+pages on another origin, such as a proxy that rewrites Host.
 
 Examples:
   tabreduce serve
-  tabreduce serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem`,
+  tabreduce serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem
+  tabreduce serve --allow-origin https://compute.example.org`,
     options: {
       host: { type: 'string' },
       port: { type: 'string' },
@@ -82,6 +89,7 @@ Examples:
       'max-upload': { type: 'string' },
       'max-message': { type: 'string' },
       'max-per-ip': { type: 'string' },
+      'allow-origin': { type: 'string', multiple: true },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -129,8 +137,8 @@ Examples:
     `tabreduce wait JOB [--json]
 
 Shows the job's progress on stderr until it ends. Exits 0 if it succeeded, 1 if it failed or was
-cancelled. Ctrl-C stops waiting, not the job (exit 130). If the master restarts meanwhile, waits
-for it to come back for up to 2 minutes. --json prints the finished job on stdout.
+cancelled. Ctrl-C stops waiting, not the job (exit 130). If the master is not up yet, or restarts
+meanwhile, waits up to 2 minutes for it to answer. --json prints the finished job on stdout.
 
 Examples:
   tabreduce wait k3xq7w2m9pza
@@ -211,8 +219,9 @@ Example:
 
 async function serveCommand(_args: string[], f: Flags): Promise<number> {
   const quiet = f['quiet'] === true;
+  // Log lines quote volunteers (their failures' messages): shown, not acted on by the terminal.
   const log = (line: string) => {
-    if (!quiet) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+    if (!quiet) process.stdout.write(`${new Date().toISOString()} ${stripControls(line, { multiline: true })}\n`);
   };
   const portText = (f['port'] as string | undefined) ?? String(SERVE_DEFAULTS.port);
   if (!/^\d+$/.test(portText) || Number(portText) > 65535)
@@ -234,6 +243,7 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
       ? parseSize(String(f['max-message']), '--max-message')
       : SERVE_DEFAULTS.maxMessageBytes,
     maxPerIp: intFlag(f['max-per-ip'], 'max-per-ip', SERVE_DEFAULTS.maxPerIp),
+    allowOrigins: ((f['allow-origin'] as string[] | undefined) ?? []).map((o) => parseOrigin(o)),
     log,
   });
   process.stdout.write(
@@ -284,7 +294,7 @@ async function volunteerCommand(_args: string[], f: Flags): Promise<number> {
   if (threads < 1 || threads > 256) throw new UserError('--threads must be from 1 to 256');
   const quiet = f['quiet'] === true;
   const log = (line: string) => {
-    if (!quiet) process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    if (!quiet) process.stderr.write(`${new Date().toISOString()} ${stripControls(line, { multiline: true })}\n`);
   };
   let lastState = '';
   const v = startNodeVolunteer({
@@ -363,17 +373,19 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     const err = toError(e);
+    // Messages may quote the master's replies and job code's errors.
+    const print = (text: string) => process.stderr.write(`tabreduce: ${stripControls(text, { multiline: true })}\n`);
     if (err instanceof UserError) {
-      process.stderr.write(`tabreduce: ${err.message}\n`);
+      print(err.message);
       process.exitCode = 2;
     } else if (err instanceof LocalJobError) {
-      process.stderr.write(`tabreduce: ${err.message}\n`);
+      print(err.message);
       process.exitCode = 1;
     } else if (err instanceof MasterError) {
-      process.stderr.write(`tabreduce: ${err.message}\n`);
+      print(err.message);
       process.exitCode = 3;
     } else {
-      process.stderr.write(`tabreduce: internal error: ${err.stack ?? err.message}\n`);
+      print(`internal error: ${err.stack ?? err.message}`);
       process.exitCode = 3;
     }
   },

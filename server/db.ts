@@ -21,23 +21,30 @@ function migrationsDir(): string {
 
 /**
  * Applies `migrations/NNNN_*.sql` above `PRAGMA user_version`, each in its own transaction that also
- * bumps `user_version`, so a crash mid-migration leaves the previous version intact.
+ * bumps `user_version`, so a crash mid-migration leaves the previous version intact. The version is
+ * read again inside each (immediate, so write-locked) transaction: another process that migrated
+ * the same file since the first read has already done the work, and it is not done twice.
  */
 export function migrate(db: Db): number {
   const dir = migrationsDir();
   const files = readdirSync(dir)
     .filter((f) => /^\d{4}_.*\.sql$/.test(f))
     .sort();
-  let version = db.pragma('user_version', { simple: true }) as number;
+  const readVersion = () => db.pragma('user_version', { simple: true }) as number;
+  let version = readVersion();
   for (const file of files) {
     const n = Number(file.slice(0, 4));
     if (n <= version) continue;
     const sql = readFileSync(`${dir}/${file}`, 'utf8');
-    db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${n}`);
-    }).immediate();
-    version = n;
+    version = db
+      .transaction(() => {
+        const current = readVersion();
+        if (current >= n) return current;
+        db.exec(sql);
+        db.pragma(`user_version = ${n}`);
+        return n;
+      })
+      .immediate();
   }
   return version;
 }

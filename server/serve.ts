@@ -15,6 +15,8 @@ import { createFrameParser } from './frame-parser.js';
 import { UserError, toError } from '../shared/errors.js';
 import { isStorageError } from './storage-errors.js';
 import { startCheckpointer } from './wal-checkpointer.js';
+import { lockDataDir } from './data-lock.js';
+import { createOriginGate, isLoopbackName } from './origin-check.js';
 
 export interface ServeOptions {
   host: string;
@@ -27,6 +29,8 @@ export interface ServeOptions {
   maxUploadBytes: number;
   maxMessageBytes: number;
   maxPerIp: number;
+  /** Origins, besides the master's own, whose pages may volunteer (`--allow-origin`, normalised). */
+  allowOrigins: readonly string[];
   log: (line: string) => void;
   clock?: Clock;
 }
@@ -104,6 +108,16 @@ function prepareDataDir(data: string): void {
 
 export async function startMaster(opts: ServeOptions): Promise<Master> {
   prepareDataDir(opts.data);
+  const lock = lockDataDir(opts.data);
+  try {
+    return await startLocked(opts, () => lock.release());
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Master> {
   const { token, source } = loadToken(opts.data);
   const dbPath = join(opts.data, 'tabreduce.db');
   const db = openDatabase(dbPath, { checkpointElsewhere: true });
@@ -127,6 +141,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
     maxPerIp: opts.maxPerIp,
     parser,
     log: opts.log,
+    admitOrigin: createOriginGate({ allowed: opts.allowOrigins, loopbackOnly: isLoopbackName(opts.host) }, opts.log),
   });
   const tls = opts.tlsCert && opts.tlsKey;
   if ((opts.tlsCert && !opts.tlsKey) || (!opts.tlsCert && opts.tlsKey)) {
@@ -197,6 +212,7 @@ export async function startMaster(opts: ServeOptions): Promise<Master> {
       await checkpointer.stop();
       await parser.close();
       db.close();
+      unlock();
     },
   };
 }

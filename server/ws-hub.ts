@@ -6,6 +6,7 @@ import { parseVolunteerMessage, type Parsed, type VolunteerMessage } from '../sh
 import type { FrameParser } from './frame-parser.js';
 import type { Connection, Scheduler, Volunteer } from './scheduler/index.js';
 import { isStorageError } from './storage-errors.js';
+import type { OriginGate } from './origin-check.js';
 
 export interface HubOptions {
   /** Largest frame a volunteer may send; larger ones close the socket with 1009. */
@@ -15,6 +16,8 @@ export interface HubOptions {
   /** Parses large frames off the event loop. */
   parser: FrameParser;
   log: (line: string) => void;
+  /** Which pages may open `/ws` (origin-check.ts); refused ones get 403. */
+  admitOrigin: OriginGate;
 }
 
 /** A socket that has not said hello within this long is closed (slowloris guard). */
@@ -268,6 +271,14 @@ export function createHub(scheduler: Scheduler, opts: HubOptions) {
       const path = (req.url ?? '').split('?')[0];
       if (path !== '/ws') {
         socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
+        return;
+      }
+      const refusal = opts.admitOrigin(req.headers.origin, req.headers.host);
+      if (refusal !== null) {
+        const body = `${refusal}\n`;
+        socket.end(
+          `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
         return;
       }
       const ip = req.socket.remoteAddress ?? '?';

@@ -107,6 +107,8 @@ export class VolunteerSession {
   private maxMessageBytes: number | null = null;
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Starts the backoff over once this connection has lasted (see `welcome`). */
+  private stableTimer: ReturnType<typeof setTimeout> | null = null;
   private retryInMs: number | null = null;
   private attempt = 0;
   private readonly held = new Map<string, Held>();
@@ -183,8 +185,10 @@ export class VolunteerSession {
   private clearTimers(): void {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.stableTimer) clearTimeout(this.stableTimer);
     this.heartbeatTimer = null;
     this.retryTimer = null;
+    this.stableTimer = null;
   }
 
   private open(): void {
@@ -229,7 +233,9 @@ export class VolunteerSession {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (this.stableTimer) clearTimeout(this.stableTimer);
       this.heartbeatTimer = null;
+      this.stableTimer = null;
       if (ev.reason) this.lastError = `master closed the connection: ${ev.reason}`;
       if (ev.code === REPLACED) {
         // Another tab took this identity (browsers copy sessionStorage into a duplicated tab): the
@@ -242,10 +248,14 @@ export class VolunteerSession {
     };
   }
 
+  private backoff(): { minMs: number; maxMs: number } {
+    return this.opts.backoff ?? { minMs: 500, maxMs: 10_000 };
+  }
+
   /** Exponential backoff with full jitter, so a restarted master is not hit by every volunteer at once. */
   private scheduleReconnect(): void {
     this.state = 'reconnecting';
-    const { minMs, maxMs } = this.opts.backoff ?? { minMs: 500, maxMs: 10_000 };
+    const { minMs, maxMs } = this.backoff();
     const cap = Math.min(maxMs, minMs * 2 ** this.attempt);
     this.attempt++;
     this.retryInMs = Math.round(minMs / 2 + Math.random() * (cap - minMs / 2));
@@ -268,7 +278,13 @@ export class VolunteerSession {
     switch (msg.type) {
       case 'welcome': {
         this.state = 'connected';
-        this.attempt = 0;
+        // A welcome alone does not start the backoff over: a master that welcomes and drops at once
+        // (storage full, a proxy's rule) would get over two reconnects a second for ever. A connection
+        // that lasted the longest wait (maxMs: 10 s, five heartbeats, in Node; 5 s in a tab) costs
+        // the master no more hellos than waiting out the cap does, so then the backoff starts over;
+        // so it does after an acknowledged result, which shows the master is doing real work.
+        if (this.stableTimer) clearTimeout(this.stableTimer);
+        this.stableTimer = setTimeout(() => (this.attempt = 0), this.backoff().maxMs);
         this.lastError = null;
         this.volunteerId = msg.volunteerId;
         this.secret = msg.secret;
@@ -297,6 +313,7 @@ export class VolunteerSession {
         this.changed();
         return;
       case 'task.ack': {
+        this.attempt = 0;
         const h = this.held.get(msg.lease);
         if (h) {
           this.held.delete(msg.lease);

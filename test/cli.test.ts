@@ -18,6 +18,7 @@ import {
   corpusFiles,
   localOutput,
   removeTempDirs,
+  sleep,
   startMaster,
   startVolunteer,
   tempDir,
@@ -331,6 +332,29 @@ describe('waiting', () => {
     assert.match(
       w.stderr(),
       new RegExp(`master unreachable for \\S+; still waiting for job ${id} \\(Ctrl-C to stop\\)\\n`),
+    );
+    assert.match(w.stderr(), new RegExp(`job ${id} succeeded in `));
+  });
+
+  test('wait started before the master is up waits for it, then follows the job to the end', async () => {
+    await helper?.kill();
+    helper = null;
+    const id = await queuedJob();
+    const { port, data, url, token } = master;
+    await master.kill();
+    const w = spawnCli(process.execPath, [CLI, 'wait', id, '--server', url], { TABREDUCE_TOKEN: token });
+    await until('the waiter to say it waits', () => w.stderr().includes('waiting for the master'), 30_000, 50);
+    await sleep(3_000);
+    assert.equal(w.proc.exitCode, null, 'still waiting after 3 s');
+    master = await startMaster({ port, data });
+    run = adminCli(master);
+    helper = startVolunteer(master.url, 2);
+    assert.equal(await w.exited, 0, w.stderr());
+    assert.match(
+      w.stderr(),
+      new RegExp(
+        `^waiting for the master at ${url} to answer \\(\\S+ so far, up to 2m00s\\); job ${id} \\(Ctrl-C to stop\\)\\n`,
+      ),
     );
     assert.match(w.stderr(), new RegExp(`job ${id} succeeded in `));
   });

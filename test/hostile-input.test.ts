@@ -13,6 +13,7 @@ import { WebSocket } from 'ws';
 import {
   adminCli,
   apiGet,
+  cli,
   corpusFiles,
   EXAMPLES,
   localOutput,
@@ -38,8 +39,8 @@ after(async () => {
 });
 
 /** A raw protocol client: collects every frame the master sends and how the socket closed. */
-async function rawClient() {
-  const ws = new WebSocket(m.url.replace(/^http/, 'ws') + '/ws');
+async function rawClient(base = m.url) {
+  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/ws');
   const got: MasterMessage[] = [];
   let closed: { code: number; reason: string } | null = null;
   ws.on('message', (d) => got.push(JSON.parse(d.toString()) as MasterMessage));
@@ -326,6 +327,153 @@ test('after all that, an empty input, CRLF lines and a file without a final newl
     assert.match(out.stdout, /^qxtwo\t2$/m);
   } finally {
     await v.kill();
+  }
+  await healthy();
+});
+
+/** Terminal controls: C0 but newline and tab, DEL, C1, and the bidi overrides that reorder a line. */
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
+test("what volunteers say reaches the admin's terminal without escape sequences; --json keeps it exactly", async () => {
+  // Clear the screen, home the cursor, retitle the window, overwrite the line with a fake verdict,
+  // an 8-bit CSI, a terminal reset, and a right-to-left override.
+  const hostile = 'boom\x1b[2J\x1b[H\x1b]0;pwned\x07\rjob succeeded\x9b31m\x1bc\u202eevil\x00';
+  const stack = `Error: ${hostile}\n    at map (job.js:1:1)\r\n\tat \x1b[1mrun\x1b[0m (engine.js:2:2)`;
+  const agent = `Mozilla/5.0 \x1b]0;owned\x1b\\\x1b[31mred\x1b[0m\nfake row\x85`;
+  const h = await startMaster();
+  try {
+    const c = await rawClient(h.url);
+    c.ws.send(hello({ agent, slots: 1, paused: false }));
+    await c.next('welcome');
+    const run = adminCli(h);
+    const sub = await run(['submit', join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--max-attempts', '1']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    const task = (await c.next('task.assign')) as Extract<MasterMessage, { type: 'task.assign' }>;
+    c.ws.send(
+      JSON.stringify({
+        type: 'task.fail',
+        lease: task.lease,
+        reason: 'threw',
+        error: { name: 'Error', message: hostile, stack },
+      }),
+    );
+    const [wait, status, workers, statusJson, workersJson] = await Promise.all([
+      run(['wait', id]),
+      run(['wait', id]).then(() => run(['status', id])),
+      run(['workers']),
+      run(['wait', id]).then(() => run(['status', id, '--json'])),
+      run(['workers', '--json']),
+    ]);
+    assert.equal(wait.code, 1);
+    for (const [what, text] of [
+      ['wait', wait.stderr],
+      ['status', status.stdout],
+      ['workers', workers.stdout],
+      ['status --json', statusJson.stdout],
+      ['workers --json', workersJson.stdout],
+    ]) {
+      assert.doesNotMatch(text!, CONTROLS, `${what} prints no control character`);
+    }
+    // The words stay; only what a terminal would act on goes. A stack keeps its lines.
+    assert.match(
+      wait.stderr,
+      /failed 1 time: Error: boomjob succeededevil\n {4}at map \(job\.js:1:1\)\n\tat run \(engine\.js:2:2\)\n$/,
+    );
+    assert.match(status.stdout, /\nfailed +map 0 \(\S+\) on [0-9a-f]{16}: boom job succeededevil\n/);
+    assert.match(workers.stdout, /Mozilla\/5\.0 red fake row\n$/, 'one row per volunteer, whatever the agent says');
+    // JSON escapes what it must and the rest is escaped too (DEL, C1, bidi), so scripts get the
+    // volunteer's text exactly.
+    const detail = JSON.parse(statusJson.stdout) as {
+      tasks: { attempts: { error: { message: string; stack: string } | null }[] }[];
+    };
+    const failed = detail.tasks.flatMap((t) => t.attempts).find((a) => a.error)!;
+    assert.equal(failed.error!.message, hostile);
+    assert.equal(failed.error!.stack, stack);
+    assert.equal((JSON.parse(workersJson.stdout) as { agent: string }[])[0]!.agent, agent);
+    // The master's own log quotes the failure too, on the operator's terminal.
+    assert.match(h.output(), /job code threw: boomjob succeededevil\n/);
+    assert.doesNotMatch(h.output(), CONTROLS);
+    c.ws.close();
+  } finally {
+    await h.kill();
+  }
+});
+
+/** Opens `/ws` of `base` as a page on `origin` would; the master's answer: open, or its refusal. */
+function upgrade(
+  base: string,
+  headers: Record<string, string> = {},
+): Promise<'open' | { status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const ws = new WebSocket(base.replace(/^http/, 'ws') + '/ws', { headers });
+    ws.once('open', () => {
+      ws.close();
+      ok('open');
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once('error', fail);
+  });
+}
+
+test("a page on another origin cannot open /ws; Node volunteers, the master's own pages and --allow-origin ones can", async () => {
+  const evil = await upgrade(m.url, { origin: 'http://evil.example' });
+  assert.deepEqual(evil, {
+    status: 403,
+    body: `origin http://evil.example may not volunteer here: it is not this master's (127.0.0.1:${m.port}); its operator can admit it with tabreduce serve --allow-origin http://evil.example\n`,
+  });
+  assert.equal(await upgrade(m.url), 'open', 'no Origin: a Node volunteer');
+  assert.equal(await upgrade(m.url, { origin: m.url }), 'open', "the master's own page");
+  // A browser at localhost sends Host and Origin both as localhost.
+  const local = `http://localhost:${m.port}`;
+  assert.equal(await upgrade(m.url, { origin: local, host: `localhost:${m.port}` }), 'open');
+  for (const [headers, why] of [
+    [{ origin: local }, /not this master's \(127\.0\.0\.1:\d+\)/],
+    [{ origin: 'null' }, /origin "null" may not volunteer here/],
+    [{ origin: `http://127.0.0.1.evil.example:${m.port}` }, /not this master's/],
+    // DNS rebinding: evil.example resolved to 127.0.0.1, so Host and Origin agree on a name that is
+    // not the master's own. A master on loopback only knows loopback names.
+    [
+      { origin: `http://evil.example:${m.port}`, host: `evil.example:${m.port}` },
+      /listens on loopback only, and evil\.example is not a loopback name/,
+    ],
+  ] as [Record<string, string>, RegExp][]) {
+    const r = await upgrade(m.url, headers);
+    assert.ok(r !== 'open', `refused: ${JSON.stringify(headers)}`);
+    assert.equal(r.status, 403);
+    assert.match(r.body, why);
+  }
+
+  const allowing = await startMaster({
+    args: ['--allow-origin', 'http://evil.example/', '--allow-origin', 'https://b.example:8443'],
+  });
+  try {
+    assert.equal(await upgrade(allowing.url, { origin: 'http://evil.example' }), 'open');
+    assert.equal(await upgrade(allowing.url, { origin: 'https://b.example:8443' }), 'open');
+    assert.equal(await upgrade(allowing.url, { origin: allowing.url }), 'open');
+    assert.equal(((await upgrade(allowing.url, { origin: 'https://evil.example' })) as { status: number }).status, 403);
+  } finally {
+    await allowing.kill();
+  }
+  assert.match(
+    (await cli(['serve', '--help'])).stdout,
+    /\[--allow-origin URL\]\.\.\.[\s\S]*--allow-origin URL \(repeatable\)/,
+  );
+  for (const [value, why] of [
+    [
+      'evil.example',
+      /--allow-origin: "evil\.example" is not an origin: give scheme, host and port as in http:\/\/host:8080/,
+    ],
+    ['ftp://evil.example', /--allow-origin: "ftp:\/\/evil\.example" is not an origin/],
+    ['http://evil.example/page', /--allow-origin: "http:\/\/evil\.example\/page" is not an origin/],
+  ] as [string, RegExp][]) {
+    const r = await cli(['serve', '--port', '0', '--data', tempDir(), '--allow-origin', value], { timeoutMs: 15_000 });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, why);
   }
   await healthy();
 });

@@ -66,3 +66,27 @@ test('map outputs stored one row per partition (before 0003) move to one row per
   assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
   db.close();
 });
+
+test('a migration another process applied between the version read and the transaction is not run twice', () => {
+  const path = join(tempDir(), 'raced.db');
+  const db = new Database(path);
+  const other = new Database(path);
+  const latest = Number(files.at(-1)!.slice(0, 4));
+  // The other process migrates right after this one has read user_version (0), before its first
+  // transaction begins: the window two masters starting together on one file would share.
+  const read = db.pragma.bind(db);
+  let raced = false;
+  db.pragma = ((source: string, options?: Database.PragmaOptions) => {
+    const value = read(source, options);
+    if (source === 'user_version' && !raced) {
+      raced = true;
+      assert.equal(migrate(other), latest);
+    }
+    return value;
+  }) as typeof db.pragma;
+  assert.equal(migrate(db), latest);
+  assert.equal(read('user_version', { simple: true }), latest);
+  assert.equal(read('integrity_check', { simple: true }), 'ok');
+  other.close();
+  db.close();
+});

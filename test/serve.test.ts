@@ -47,3 +47,22 @@ test('an unusable data directory or a taken port is refused with a clear message
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--reassign-after: "ten" is not a duration/);
 });
+
+test('a second master on the same --data is refused, naming the lock and its holder; a SIGKILLed master leaves no lock', async () => {
+  const m = await startMaster();
+  const second = await cli(['serve', '--port', '0', '--data', m.data], { timeoutMs: 15_000 });
+  assert.equal(second.code, 2, second.stderr);
+  assert.equal(
+    second.stderr,
+    `tabreduce: the data directory ${m.data} is in use by another master (pid ${m.proc.pid}), which holds its lock ${join(m.data, 'lock')}; stop that master, or pass another --data\n`,
+  );
+  assert.equal((await fetch(`${m.url}/healthz`)).status, 200, 'the first master is undisturbed');
+  await m.kill();
+  // The lock died with the process: the next master starts at once on the same data.
+  const next = await startMaster({ data: m.data });
+  assert.equal((await fetch(`${next.url}/healthz`)).status, 200);
+  assert.equal(await next.stop(), 0);
+  // And one stopped cleanly releases it too.
+  const third = await startMaster({ data: m.data });
+  await third.stop();
+});

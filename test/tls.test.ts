@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
+import { WebSocket } from 'ws';
 import {
   cli,
   corpusFiles,
@@ -17,7 +18,7 @@ import {
 
 after(removeTempDirs);
 
-test('a master with --tls-cert/--tls-key serves HTTPS and WSS; a job runs end to end over TLS', async () => {
+test('a master with --tls-cert/--tls-key serves HTTPS and WSS to its own pages; a job runs end to end over TLS', async () => {
   const dir = tempDir();
   const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
     keyType: 'ec',
@@ -46,6 +47,20 @@ test('a master with --tls-cert/--tls-key serves HTTPS and WSS; a job runs end to
       env: { ...env, TABREDUCE_TOKEN: m.token },
     });
     assert.equal(out.stdout, await localOutput(join(EXAMPLES, 'word-count.js'), files, ['--reduces', '2']));
+    // A page of this master (Origin https://127.0.0.1:PORT, as the browser loaded it) may open
+    // the volunteer socket over WSS; a page elsewhere may not.
+    const upgrade = (origin: string) =>
+      new Promise<number>((ok, fail) => {
+        const ws = new WebSocket(`${m.url.replace(/^https/, 'wss')}/ws`, { ca: pems.cert, headers: { origin } });
+        ws.once('open', () => {
+          ws.close();
+          ok(101);
+        });
+        ws.once('unexpected-response', (_req, res) => ok(res.statusCode ?? 0));
+        ws.once('error', fail);
+      });
+    assert.equal(await upgrade(m.url), 101);
+    assert.equal(await upgrade('https://evil.example'), 403);
     // Plain HTTP to the TLS port is not served.
     await assert.rejects(fetch(m.url.replace('https:', 'http:') + '/healthz'));
     const onlyOne = await cli(['serve', '--tls-cert', cert, '--data', tempDir()]);

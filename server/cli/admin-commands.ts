@@ -14,6 +14,7 @@ import { api, apiJson, type AdminTarget } from './admin-client.js';
 import { checkReadable, readInput } from './files.js';
 import { eta, waitForJob } from './progress.js';
 import { isJobFinished } from '../../shared/states.js';
+import { jsonText, stripControls } from './terminal-text.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -36,7 +37,9 @@ function reportEnd(job: JobView): number {
     );
     return 0;
   }
-  process.stderr.write(`job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}\n`);
+  // The reason may quote a volunteer's error and stack: printed, but not acted on by the terminal.
+  const reason = job.error ? `: ${stripControls(job.error, { multiline: true })}` : '';
+  process.stderr.write(`job ${job.id} ${job.state}${reason}\n`);
   return 1;
 }
 
@@ -72,17 +75,17 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   form.append('maxAttempts', String(spec.maxAttempts));
   const { id } = await apiJson<{ id: string }>(t, '/api/jobs', { method: 'POST', body: form });
   // With --json, one JSON object per line: the id at once, then (with --wait) the finished job.
-  process.stdout.write(f['json'] ? `${JSON.stringify({ id })}\n` : `${id}\n`);
+  process.stdout.write(f['json'] ? `${jsonText({ id })}\n` : `${id}\n`);
   if (!f['wait']) return 0;
   const job = await waitForJob(t, id);
-  if (f['json']) process.stdout.write(`${JSON.stringify(job)}\n`);
+  if (f['json']) process.stdout.write(`${jsonText(job)}\n`);
   return reportEnd(job);
 }
 
 export async function wait(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   const id = needJob(args, 'wait');
   const job = await waitForJob(t, id);
-  if (f['json']) process.stdout.write(`${JSON.stringify(job)}\n`);
+  if (f['json']) process.stdout.write(`${jsonText(job)}\n`);
   return reportEnd(job);
 }
 
@@ -92,7 +95,9 @@ function needJob(args: string[], cmd: string): string {
   return id;
 }
 
-function table(rows: string[][]): string {
+/** Columns padded to line up; each cell one line of printable text, whoever wrote it. */
+function table(cells: string[][]): string {
+  const rows = cells.map((r) => r.map((c) => stripControls(c)));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
@@ -107,12 +112,13 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
     const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
     const tasks = await apiJson<TaskView[]>(t, `/api/jobs/${encodeURIComponent(id)}/tasks`);
     if (f['json']) {
-      process.stdout.write(`${JSON.stringify({ ...job, tasks }, null, 2)}\n`);
+      process.stdout.write(`${jsonText({ ...job, tasks }, 2)}\n`);
       return 0;
     }
     const count = (o: string) => tasks.reduce((n, task) => n + task.attempts.filter((a) => a.outcome === o).length, 0);
+    const line = (text: string) => stripControls(text);
     const lines = [
-      `job        ${job.id}  ${job.name}`,
+      `job        ${job.id}  ${line(job.name)}`,
       `state      ${job.state}`,
       `created    ${new Date(job.createdAt).toISOString()} (${age(job.createdAt)})`,
       `elapsed    ${formatDuration((job.finishedAt ?? Date.now()) - job.createdAt)}${isJobFinished(job.state) ? '' : `, eta ${eta(job, Date.now())}`}`,
@@ -121,13 +127,16 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       `attempts   ${['running', 'succeeded', 'failed', 'lost', 'superseded'].map((o) => `${o} ${count(o)}`).join(', ')}`,
       `limits     task timeout ${formatDuration(job.taskTimeoutMs)}, max attempts ${job.maxAttempts}`,
     ];
-    if (job.error) lines.push(`error      ${job.error.replace(/\n/g, '\n           ')}`);
+    if (job.error)
+      lines.push(`error      ${stripControls(job.error, { multiline: true }).replace(/\n/g, '\n           ')}`);
     const failed = tasks.flatMap((task) =>
       task.attempts.filter((a) => a.outcome === 'failed').map((a) => ({ task, a })),
     );
     for (const { task, a } of failed.slice(-5)) {
       lines.push(
-        `failed     ${task.phase} ${task.index}${task.input ? ` (${task.input})` : ''} on ${a.worker}: ${a.error?.message ?? ''}`,
+        line(
+          `failed     ${task.phase} ${task.index}${task.input ? ` (${task.input})` : ''} on ${a.worker}: ${a.error?.message ?? ''}`,
+        ),
       );
     }
     process.stdout.write(`${lines.join('\n')}\n`);
@@ -135,7 +144,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
   }
   const jobs = await apiJson<JobView[]>(t, '/api/jobs');
   if (f['json']) {
-    process.stdout.write(`${JSON.stringify(jobs, null, 2)}\n`);
+    process.stdout.write(`${jsonText(jobs, 2)}\n`);
     return 0;
   }
   if (jobs.length === 0) {
@@ -147,7 +156,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
   for (const j of jobs) {
     rows.push([
       j.id,
-      j.name.slice(0, 30),
+      stripControls(j.name).slice(0, 30),
       j.state,
       `${j.maps.done}/${j.maps.total}`,
       `${j.reduces.done}/${j.reduces.total}`,
@@ -188,7 +197,7 @@ export async function result(t: AdminTarget, args: string[], f: Flags): Promise<
 export async function cancel(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   const id = needJob(args, 'cancel');
   const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
-  if (f['json']) process.stdout.write(`${JSON.stringify(job)}\n`);
+  if (f['json']) process.stdout.write(`${jsonText(job)}\n`);
   else process.stderr.write(`job ${id} cancelled\n`);
   return 0;
 }
@@ -196,7 +205,7 @@ export async function cancel(t: AdminTarget, args: string[], f: Flags): Promise<
 export async function workers(t: AdminTarget, _args: string[], f: Flags): Promise<number> {
   const list = await apiJson<WorkerView[]>(t, '/api/workers');
   if (f['json']) {
-    process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+    process.stdout.write(`${jsonText(list, 2)}\n`);
     return 0;
   }
   if (list.length === 0) {
@@ -218,7 +227,7 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
       current,
       age(w.connectedAt),
       age(w.lastSeenAt),
-      w.agent.slice(0, 40),
+      stripControls(w.agent).slice(0, 40),
     ]);
   }
   process.stdout.write(table(rows));

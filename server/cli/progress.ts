@@ -7,7 +7,8 @@ const POLL_MS = 500;
 /** Without a TTY, a progress line at most this often (and on every state change). */
 const PLAIN_EVERY_MS = 5_000;
 /**
- * How long `wait` rides out a master that stopped answering. The master is built to be restarted
+ * How long `wait` rides out a master that stopped answering, or that is not up yet when it starts
+ * (a script that starts the master and the waiter together). The master is built to be restarted
  * (even after SIGKILL) and resumes its jobs; a restart takes a second or two, so two minutes covers
  * an operator's restart without hanging a script forever on a master that is gone.
  */
@@ -59,13 +60,15 @@ export function progressLine(job: JobView, volunteers: number, now: number, tty:
 /**
  * Waits for a job to finish, drawing progress on stderr (a live bar on a TTY, a line every few
  * seconds otherwise). Ctrl-C stops waiting, not the job, and says how to come back. A master that
- * stops answering mid-wait (a restart) is waited for, up to UNREACHABLE_GRACE_MS.
+ * stops answering mid-wait (a restart) is waited for, up to UNREACHABLE_GRACE_MS; so is one that
+ * has not answered yet, up to UNREACHABLE_GRACE_MS from the start.
  */
 export async function waitForJob(t: AdminTarget, id: string, quiet = false): Promise<JobView> {
   const out = process.stderr;
   const tty = out.isTTY === true && !quiet;
   let lastPlain = 0;
   let lastState = '';
+  const startedAt = Date.now();
   let unreachableSince: number | null = null;
   let drawn = false;
   /** Ends a drawn bar with a newline, so what follows (an error, the outcome) starts clean. */
@@ -89,11 +92,15 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
       try {
         job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
       } catch (e) {
-        if (!(e instanceof MasterUnreachableError) || lastState === '') throw e;
+        if (!(e instanceof MasterUnreachableError)) throw e;
+        const reached = lastState !== '';
         const first = unreachableSince === null;
-        unreachableSince ??= Date.now();
-        if (Date.now() - unreachableSince > UNREACHABLE_GRACE_MS) throw e;
-        const line = `master unreachable for ${formatDuration(Date.now() - unreachableSince)}; still waiting for job ${id} (Ctrl-C to stop)`;
+        unreachableSince ??= reached ? Date.now() : startedAt;
+        const unreachableFor = Date.now() - unreachableSince;
+        if (unreachableFor > UNREACHABLE_GRACE_MS) throw e;
+        const line = reached
+          ? `master unreachable for ${formatDuration(unreachableFor)}; still waiting for job ${id} (Ctrl-C to stop)`
+          : `waiting for the master at ${t.server} to answer (${formatDuration(unreachableFor)} so far, up to ${formatDuration(UNREACHABLE_GRACE_MS)}); job ${id} (Ctrl-C to stop)`;
         if (tty) {
           out.write(`\r\x1b[2K${line.slice(0, (out.columns ?? 80) - 1)}`);
           drawn = true;
