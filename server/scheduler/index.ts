@@ -1,15 +1,6 @@
 /**
  * The scheduler's façade: the entry points the hub, the routes and `serve.ts` call, and the order in
- * which the rules apply. Each rule lives in a file named for it:
- *
- *   volunteers.ts     identity, secret, reconnect-keeps-tasks, presence
- *   dispatch.ts       fair dispatch, backups first
- *   lease-owner.ts    who may act on a lease (refused, superseded)
- *   commit.ts         the exactly-once commit
- *   settle.ts         fail-or-retry, max attempts, the end of a job
- *   lease-sweeper.ts  the 10-second rules (reassignment, backups, the hard limit)
- *   group-commit.ts   batched transactions and the held outbox
- *   recovery.ts       restart
+ * which the rules apply. Each rule lives in a file named for it (README, "Architecture").
  *
  * SQLite is the truth; memory (memory.ts) holds only what a restart can rebuild from it, plus live
  * connections. Time comes from the clock and the 10-second rules run in `sweep()`, so tests drive
@@ -40,17 +31,16 @@ import { commitResult } from './commit.js';
 import { cancelLease, endJob, settle } from './settle.js';
 import { findDue, goneReason } from './lease-sweeper.js';
 
-export {
-  COMMIT_GAP_MS,
-  HARD_LIMIT_FACTOR,
-  systemClock,
-  type Clock,
-  type Connection,
-  type Lease,
-  type SchedulerEvent,
-  type SchedulerOptions,
-  type Volunteer,
-} from './context.js';
+export { HARD_LIMIT_FACTOR } from './context.js';
+export type { Clock, Connection, Lease, SchedulerEvent, SchedulerOptions, Volunteer } from './context.js';
+
+/** How the log words each reason a volunteer gives for a failed attempt. */
+const FAIL_REASONS = {
+  threw: 'threw',
+  timeout: 'ran past its time limit',
+  crashed: 'crashed its worker',
+  'too-large': 'made an output too large to send',
+};
 
 export class Scheduler {
   private readonly ctx: Context;
@@ -175,12 +165,7 @@ export class Scheduler {
       }
       case 'task.fail': {
         if (!ownLease(ctx, v, msg.lease)) return;
-        const why = {
-          threw: 'threw',
-          timeout: 'ran past its time limit',
-          crashed: 'crashed its worker',
-          'too-large': 'made an output too large to send',
-        }[msg.reason];
+        const why = FAIL_REASONS[msg.reason];
         ctx.log(`task ${ctx.mem.leases.get(msg.lease)?.taskId} on ${v.id}: job code ${why}: ${msg.error.message}`);
         settle(ctx, [msg.lease], 'failed', msg.error);
         dispatch(ctx);
