@@ -102,3 +102,24 @@ test('the cycle check finds a cycle written with NodeNext `.js` specifiers', asy
     [['a.ts', 'b.ts']],
   );
 });
+
+test("the scheduler's rooms keep their rule of direction: no rule imports another, the context no sibling", async () => {
+  const cases: [file: string, imports: string, allowed: boolean][] = [
+    ['server/scheduler/commit.ts', "import { dispatch as view } from './dispatch.js';", false],
+    ['server/scheduler/settle.ts', "import { commitResult as view } from './commit.js';", false],
+    ['server/scheduler/commit.ts', "import { Scheduler as view } from './index.js';", false],
+    ['server/scheduler/memory.ts', "import { send as view } from './group-commit.js';", false],
+    ['server/scheduler/context.ts', "import { track as view } from './memory.js';", false],
+    ['server/scheduler/commit.ts', "import { forget as view } from './memory.js';", true],
+    ['server/scheduler/dispatch.ts', "import { sendRaw as view } from './group-commit.js';", true],
+    ['server/scheduler/index.ts', "import { dispatch as view } from './dispatch.js';", true],
+  ];
+  for (const [file, imports, allowed] of cases) {
+    const messages = await restrictedImports(file, imports);
+    assert.deepEqual(
+      messages.map((m) => m.ruleId),
+      allowed ? [] : ['no-restricted-imports'],
+      `${file}: ${imports}`,
+    );
+  }
+});
