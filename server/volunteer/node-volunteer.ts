@@ -14,8 +14,9 @@ import {
 } from '../../shared/volunteer-session.js';
 import { WorkerPool, type PoolWorker } from '../../shared/worker-pool.js';
 import type { TaskAssign } from '../../shared/protocol.js';
-import type { TaskOutput } from '../../shared/task-runner.js';
-import type { SandboxReply, SandboxTask } from './sandbox-host.js';
+import { loadWithRetries, type TaskOutput } from '../../shared/task-runner.js';
+import { serializeError } from '../../shared/errors.js';
+import type { FromSandbox, SandboxTask, ToSandbox } from './sandbox-protocol.js';
 
 function hostScript(): string {
   const compiled = new URL('./sandbox-host.js', import.meta.url);
@@ -37,17 +38,50 @@ const STDERR_TAIL = 4096;
 function sandboxTask(task: TaskAssign): SandboxTask {
   const { lease, jobId, moduleUrl, phase, nReduce } = task;
   // One string crosses into the sandbox: a map's split as it came, a reduce's partitions as JSON text.
-  if (task.phase === 'map')
-    return { lease, jobId, moduleUrl, phase, nReduce, key: task.input.key, data: task.input.value };
-  return { lease, jobId, moduleUrl, phase, nReduce, key: '', data: JSON.stringify(task.input) };
+  if (task.phase === 'map') {
+    return { type: 'task', lease, jobId, moduleUrl, phase, nReduce, key: task.input.key, data: task.input.value };
+  }
+  return { type: 'task', lease, jobId, moduleUrl, phase, nReduce, key: '', data: JSON.stringify(task.input) };
 }
 
-function sandboxWorker(base: string): PoolWorker {
-  const child = fork(hostScript(), [base], {
+/** Gives a job module's text and full URL for its path on the master. */
+export type ModuleSource = (moduleUrl: string) => Promise<{ url: string; source: string }>;
+
+/**
+ * Job modules fetched from the master by the volunteer, trusted code, once per job for all its
+ * sandboxes; a failed fetch is forgotten so the next task tries again.
+ */
+export function moduleSource(base: string): ModuleSource {
+  const cache = new Map<string, Promise<{ url: string; source: string }>>();
+  const load = async (url: string) => {
+    // A failed fetch (TypeError) is retried: the master may be restarting.
+    const res = await loadWithRetries(() => fetch(url));
+    if (!res.ok) throw new Error(`could not load the job module from ${new URL(url).pathname}: HTTP ${res.status}`);
+    return { url, source: await res.text() };
+  };
+  return (moduleUrl) => {
+    let p = cache.get(moduleUrl);
+    if (!p) {
+      p = load(new URL(moduleUrl, base).href);
+      p.catch(() => cache.delete(moduleUrl));
+      cache.set(moduleUrl, p);
+      // A volunteer may serve many jobs over a day; keep the newest few.
+      if (cache.size > 16) cache.delete(cache.keys().next().value!);
+    }
+    return p;
+  };
+}
+
+/** A PoolWorker whose tasks run in a new sandbox process, which gets job modules from `source`. */
+export function sandboxWorker(source: ModuleSource): PoolWorker {
+  const child = fork(hostScript(), [], {
     execArgv: SANDBOX_NODE_FLAGS,
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
+  const send = (m: ToSandbox) => {
+    if (child.connected) child.send(m);
+  };
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_TAIL)));
   let ready = false;
@@ -57,17 +91,22 @@ function sandboxWorker(base: string): PoolWorker {
     for (const p of pending.values()) p.reject(new TaskFailure('crashed', { name: 'SandboxCrashed', message }));
     pending.clear();
   };
-  child.on('message', (m: SandboxReply | { type: 'ready' }) => {
-    if ('type' in m) {
+  child.on('message', (m: FromSandbox) => {
+    if (m.type === 'ready') {
       ready = true;
-      for (const t of waiting.splice(0)) child.send(t);
-      return;
+      for (const t of waiting.splice(0)) send(t);
+    } else if (m.type === 'source.get') {
+      source(m.moduleUrl).then(
+        ({ url, source }) => send({ type: 'source', id: m.id, ok: true, url, source }),
+        (e: unknown) => send({ type: 'source', id: m.id, ok: false, error: serializeError(e) }),
+      );
+    } else {
+      const p = pending.get(m.lease);
+      if (!p) return;
+      pending.delete(m.lease);
+      if (m.ok) p.resolve({ outputJson: m.outputJson, stats: m.stats });
+      else p.reject(new TaskFailure('threw', m.error));
     }
-    const p = pending.get(m.lease);
-    if (!p) return;
-    pending.delete(m.lease);
-    if (m.ok) p.resolve({ outputJson: m.outputJson, stats: m.stats });
-    else p.reject(new TaskFailure('threw', m.error));
   });
   child.on('error', (e) => crash(`the job's sandbox process failed: ${e.message}`));
   child.on('exit', (code, signal) => {
@@ -83,7 +122,7 @@ function sandboxWorker(base: string): PoolWorker {
       return new Promise((resolve, reject) => {
         pending.set(task.lease, { resolve, reject });
         const message = sandboxTask(task);
-        if (ready) child.send(message);
+        if (ready) send(message);
         else waiting.push(message);
       });
     },
@@ -111,7 +150,14 @@ export function wsUrl(server: string): string {
 }
 
 export function startNodeVolunteer(opts: NodeVolunteerOptions) {
-  const pool = new WorkerPool(() => sandboxWorker(opts.server), opts.threads);
+  // A sandbox takes about 0.3 s to start (a Node process without its snapshot, then isolated-vm),
+  // seconds on a loaded box: one per thread starts once the volunteer has joined (not before, so
+  // joining is not slowed), rather than at the first task. Later ones (after a runaway was stopped)
+  // start when needed.
+  const source = moduleSource(opts.server);
+  const ready: PoolWorker[] = [];
+  let started = false;
+  const pool = new WorkerPool(() => ready.shift() ?? sandboxWorker(source), opts.threads);
   let identity: { id: string; secret: string } | null = null;
   const session = new VolunteerSession({
     url: wsUrl(opts.server),
@@ -123,7 +169,13 @@ export function startNodeVolunteer(opts: NodeVolunteerOptions) {
     executor: pool,
     identity: { load: () => identity, save: (id, secret) => (identity = { id, secret }) },
     log: opts.log,
-    onChange: opts.onChange,
+    onChange: (snapshot) => {
+      if (snapshot.state === 'connected' && !started) {
+        started = true;
+        for (let i = pool.size(); i < opts.threads; i++) ready.push(sandboxWorker(source));
+      }
+      opts.onChange?.(snapshot);
+    },
   });
   session.start();
   return {
@@ -131,6 +183,7 @@ export function startNodeVolunteer(opts: NodeVolunteerOptions) {
     stop() {
       session.stop();
       pool.terminateAll();
+      for (const sandbox of ready.splice(0)) sandbox.terminate();
     },
   };
 }

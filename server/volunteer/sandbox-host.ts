@@ -1,35 +1,23 @@
 /**
- * One sandbox process of `tabreduce volunteer` (node-volunteer.ts starts one per thread): it fetches
- * job modules from the master itself, trusted code, and runs them in a V8 isolate (isolated-vm) that
- * has no Node APIs at all: no file system, no processes, no sockets, no fetch, no import(). Each job
- * gets a context of its own inside the isolate, holding the engine (sandbox-realm.ts) and the job's
- * module, so one job's changed built-ins or leftover timers never touch another's tasks.
- *
- * The parent talks to it over the IPC channel: `{type: 'ready'}` once, then one reply per task.
+ * One sandbox process of `tabreduce volunteer` (node-volunteer.ts starts one per thread). It runs
+ * job code in a V8 isolate (isolated-vm) that has no Node APIs at all: no file system, no processes,
+ * no sockets, no fetch, no import(). The job's module text comes from the volunteer, which fetched
+ * it from the master: job code never fetches anything. Each job gets a context of its own inside
+ * the isolate, holding the engine (sandbox-realm.ts) and the job's module, so one job's changed
+ * built-ins or leftover timers never touch another's tasks. Messages: sandbox-protocol.ts.
  */
 import ivm from 'isolated-vm';
 import { readFileSync } from 'node:fs';
-import { loadWithRetries } from '../../shared/task-runner.js';
-import { serializeError, type SerializedError } from '../../shared/errors.js';
-import type { RealmReply } from './sandbox-realm.js';
-
-/** A task as the parent sends it: a map's split as `key` + `data`, a reduce's partitions as JSON `data`. */
-export interface SandboxTask {
-  lease: string;
-  jobId: string;
-  moduleUrl: string;
-  phase: 'map' | 'reduce';
-  nReduce: number;
-  key: string;
-  data: string;
-}
-
-export type SandboxReply = { lease: string } & RealmReply;
+import { serializeError, toError, type SerializedError } from '../../shared/errors.js';
+import type { FromSandbox, RealmReply, SandboxTask, ToSandbox } from './sandbox-protocol.js';
 
 /**
- * The isolate's heap limit, MiB. The largest tasks we measured stay far below it (word count on a
- * 4 MiB split peaks at about 60 MiB, a 64 MiB reduce output at about 400 MiB; README "Limits and
- * security"), so it stops only code that allocates without end. A V8 limit is a guideline: code
+ * The isolate's heap limit, MiB. Measured on the examples (the smallest limit each task ran under):
+ * a map of a 4 MiB split (the default) needs 15-23 MiB, of a 16 MiB split 23-63 MiB, and a reduce
+ * about 5.5 times its input's JSON (271 MiB for 49 MiB of word count without combine). So 1 GiB
+ * runs reduces of up to about 180 MiB of input, and stops code that allocates without end within a
+ * few seconds. Two threads cannot take more than a few GiB of a volunteer's machine even from a
+ * determined attacker (isolated-vm: up to 2-3 times the limit). V8's limit is not airtight: code
  * that grows one huge object can abort the process instead, which is why each sandbox is a process
  * of its own, and the parent then fails the task like any crash.
  */
@@ -38,7 +26,6 @@ export const SANDBOX_MEMORY_MIB = 1024;
 /** Job contexts kept warm per sandbox, as a tab keeps a Web Worker for each of its 3 latest jobs. */
 const JOB_CONTEXTS = 3;
 
-const base = process.argv[2]!;
 const REALM_SOURCE = readFileSync(new URL('./sandbox-realm.iife.js', import.meta.url), 'utf8');
 
 interface JobContext {
@@ -79,16 +66,24 @@ function drop(jobId: string): void {
   );
 }
 
-async function fetchModule(moduleUrl: string): Promise<{ url: string; source: string }> {
-  const url = new URL(moduleUrl, base).href;
-  // A failed fetch (TypeError) is retried: the master may be restarting.
-  const res = await loadWithRetries(() => fetch(url));
-  if (!res.ok) throw new Error(`could not load the job module from ${moduleUrl}: HTTP ${res.status}`);
-  return { url, source: await res.text() };
+function send(message: FromSandbox): void {
+  // After the volunteer is gone there is nobody to tell (and 'disconnect' ends this process).
+  if (process.connected) process.send!(message);
+}
+
+let nextRequest = 1;
+const sourceRequests = new Map<number, (m: Extract<ToSandbox, { type: 'source' }>) => void>();
+
+function requestSource(moduleUrl: string): Promise<{ url: string; source: string }> {
+  const id = nextRequest++;
+  return new Promise((resolve, reject) => {
+    sourceRequests.set(id, (m) => (m.ok ? resolve(m) : reject(toError(m.error))));
+    send({ type: 'source.get', id, moduleUrl });
+  });
 }
 
 async function createJob(moduleUrl: string): Promise<JobContext> {
-  const { url, source } = await fetchModule(moduleUrl);
+  const { url, source } = await requestSource(moduleUrl);
   const iso = freshIsolate();
   const context = await iso.createContext();
   const timers = new Map<number, ReturnType<typeof setTimeout>>();
@@ -151,13 +146,13 @@ function jobFor(task: SandboxTask): Promise<JobContext> {
   return p;
 }
 
-async function runTask(task: SandboxTask): Promise<SandboxReply> {
+async function runTask(task: SandboxTask): Promise<FromSandbox> {
   try {
     const job = await jobFor(task);
     const reply = await job.run.apply(undefined, [task.phase, task.nReduce, task.key, task.data], {
       result: { promise: true, copy: true },
     });
-    return { lease: task.lease, ...reply };
+    return { type: 'result', lease: task.lease, ...reply };
   } catch (e) {
     const error = serializeError(e);
     if (isolate?.isDisposed) {
@@ -166,13 +161,19 @@ async function runTask(task: SandboxTask): Promise<SandboxReply> {
       error.message = `the job's code used more than ${SANDBOX_MEMORY_MIB} MiB, its sandbox's memory limit (${error.message})`;
       freshIsolate();
     }
-    return { lease: task.lease, ok: false, error };
+    return { type: 'result', lease: task.lease, ok: false, error };
   }
 }
 
-process.on('message', (task: SandboxTask) => {
-  void runTask(task).then((reply) => process.send!(reply));
+// A first task should not wait for the isolate and the engine compiled in it: both are made now.
+freshIsolate();
+
+process.on('message', (m: ToSandbox) => {
+  if (m.type === 'source') {
+    sourceRequests.get(m.id)?.(m);
+    sourceRequests.delete(m.id);
+  } else void runTask(m).then(send);
 });
-// The parent is gone (even SIGKILLed): nothing is left to work for.
+// The volunteer is gone (even SIGKILLed): nothing is left to work for.
 process.on('disconnect', () => process.exit(0));
-process.send!({ type: 'ready' });
+send({ type: 'ready' });

@@ -10,9 +10,7 @@ import { runTask, type TaskInput } from '../../shared/task-runner.js';
 import { asJobModule, type Partition } from '../../shared/engine.js';
 import { serializeError, type SerializedError } from '../../shared/errors.js';
 import type { JobModule } from '../../shared/job-types.js';
-import type { TaskStats } from '../../shared/protocol.js';
-
-export type RealmReply = { ok: true; outputJson: string; stats: TaskStats } | { ok: false; error: SerializedError };
+import type { RealmReply } from './sandbox-protocol.js';
 
 // Job code may replace Date.now; the task's clock is the one from before it existed.
 const clock = Date.now;
