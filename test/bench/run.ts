@@ -17,6 +17,7 @@ import { recoveryBench } from './recovery.js';
 import { tabsBench } from './tabs.js';
 import { coreBench } from './core.js';
 import { statusPageBench } from './status-page.js';
+import { sandboxBench } from './sandbox.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -26,6 +27,7 @@ const BENCHMARKS: Benchmark[] = [
   tabsBench,
   statusPageBench,
   coreBench,
+  sandboxBench,
 ];
 
 function usage(): string {
