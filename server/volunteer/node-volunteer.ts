@@ -72,8 +72,11 @@ export function moduleSource(base: string): ModuleSource {
   };
 }
 
-/** A PoolWorker whose tasks run in a new sandbox process, which gets job modules from `source`. */
-export function sandboxWorker(source: ModuleSource): PoolWorker {
+/**
+ * A PoolWorker whose tasks run in a new sandbox process, which gets job modules from `source`.
+ * `cannotStart` hears why, if the process ends before it is ready: no job could run there.
+ */
+export function sandboxWorker(source: ModuleSource, cannotStart: (why: string) => void = () => {}): PoolWorker {
   const child = fork(hostScript(), [], {
     execArgv: SANDBOX_NODE_FLAGS,
     // V8's serializer copies strings as they are: a 4 MiB split crosses and comes back in 11 ms of
@@ -112,6 +115,8 @@ export function sandboxWorker(source: ModuleSource): PoolWorker {
   });
   child.on('error', (e) => crash(`the job's sandbox process failed: ${e.message}`));
   child.on('exit', (code, signal) => {
+    if (!ready)
+      cannotStart(`exit ${signal ?? code}: ${stderr.trim().split('\n').slice(-6).join('\n') || 'no message'}`);
     // V8 says why it aborted on stderr: a fatal error (an invalid size, a heap it could not grow).
     const why = /Fatal JavaScript [^\n]*|FATAL ERROR: [^\n]*|[^\n]*out of memory[^\n]*/i.exec(stderr)?.[0];
     crash(
@@ -159,7 +164,18 @@ export function startNodeVolunteer(opts: NodeVolunteerOptions) {
   const source = moduleSource(opts.server);
   const ready: PoolWorker[] = [];
   let started = false;
-  const pool = new WorkerPool(() => ready.shift() ?? sandboxWorker(source), opts.threads);
+  // A sandbox that dies before it is ready (isolated-vm built for another Node, say) means no job
+  // can run here: taking tasks would only fail them. Say why and stop.
+  const cannotStart = (why: string) => {
+    if (session.snapshot().state === 'stopped') return;
+    (opts.log ?? console.error)(
+      `cannot start the job sandbox, so not volunteering (after a Node upgrade, run npm rebuild isolated-vm):\n${why}`,
+    );
+    process.exitCode = 1;
+    stop();
+  };
+  const sandbox = () => sandboxWorker(source, cannotStart);
+  const pool = new WorkerPool(() => ready.shift() ?? sandbox(), opts.threads);
   let identity: { id: string; secret: string } | null = null;
   const session = new VolunteerSession({
     url: wsUrl(opts.server),
@@ -174,18 +190,16 @@ export function startNodeVolunteer(opts: NodeVolunteerOptions) {
     onChange: (snapshot) => {
       if (snapshot.state === 'connected' && !started) {
         started = true;
-        for (let i = pool.size(); i < opts.threads; i++) ready.push(sandboxWorker(source));
+        for (let i = pool.size(); i < opts.threads; i++) ready.push(sandbox());
       }
       opts.onChange?.(snapshot);
     },
   });
-  session.start();
-  return {
-    session,
-    stop() {
-      session.stop();
-      pool.terminateAll();
-      for (const sandbox of ready.splice(0)) sandbox.terminate();
-    },
+  const stop = () => {
+    session.stop();
+    pool.terminateAll();
+    for (const worker of ready.splice(0)) worker.terminate();
   };
+  session.start();
+  return { session, stop };
 }
