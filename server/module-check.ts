@@ -12,10 +12,42 @@ interface NamedNode extends Node {
   source?: { value: string } | null;
 }
 
+type Located = Node & { loc?: { start: { line: number } }; meta?: { name?: string } };
+
+/**
+ * The first `import(...)` or `import.meta` anywhere in the tree, in source order. Both reach for a
+ * module system that a volunteer's sandbox does not give job code, so a module using them is refused
+ * at submit rather than failing on every volunteer.
+ */
+function findRuntimeImport(program: Node): { node: Located; what: 'import()' | 'import.meta' } | null {
+  let first: { node: Located; what: 'import()' | 'import.meta' } | null = null;
+  const stack: unknown[] = [program];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value !== 'object' || value === null) continue;
+    if (Array.isArray(value)) {
+      for (const item of value as unknown[]) stack.push(item);
+      continue;
+    }
+    const n = value as Located;
+    const what =
+      n.type === 'ImportExpression'
+        ? 'import()'
+        : n.type === 'MetaProperty' && n.meta?.name === 'import'
+          ? 'import.meta'
+          : null;
+    if (what && (!first || n.start < first.node.start)) first = { node: n, what };
+    for (const [key, child] of Object.entries(n)) if (key !== 'loc' && typeof child === 'object') stack.push(child);
+  }
+  return first;
+}
+
 /**
  * Checks a job module without running it: it must parse as an ES module, export `map` and
- * `reduce`, and import nothing (volunteers load it alone from the master). Throws a UserError
- * naming the file, line and reason; returns the exported names.
+ * `reduce`, and import nothing, neither with `import` declarations nor `import()` or
+ * `import.meta` anywhere (volunteers load it alone from the master, and the Node volunteer's sandbox
+ * has no module loader). Throws a UserError naming the file, line and reason; returns the exported
+ * names.
  */
 export function checkJobModule(source: string, file: string): Set<string> {
   if (/\.(c?ts|mts|tsx)$/.test(file)) {
@@ -58,6 +90,15 @@ export function checkJobModule(source: string, file: string): Set<string> {
       const name = s.exported.name ?? s.exported.value;
       if (name) exported.add(name);
     }
+  }
+  const runtime = findRuntimeImport(program as unknown as Node);
+  if (runtime) {
+    const line = runtime.node.loc?.start.line ?? '?';
+    throw new UserError(
+      runtime.what === 'import()'
+        ? `${file}:${line}: job modules must be self-contained, but this loads code with import(); volunteers refuse it, so bundle what it loads into the module`
+        : `${file}:${line}: job modules may not use import.meta; volunteers run the module without a URL or module system of its own`,
+    );
   }
   const missing = ['map', 'reduce'].filter((n) => !exported.has(n));
   if (missing.length > 0) {

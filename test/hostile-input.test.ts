@@ -224,6 +224,19 @@ test('bad jobs are refused with a clear reason and nothing is queued', async () 
       /job\.js:1: job modules must be self-contained/,
     ],
     [
+      {
+        module: ['job.js', `${GOOD}export async function f() {\n  return import('node:fs');\n}\n`],
+        inputs: [['a.txt', 'x']],
+      },
+      400,
+      /job\.js:4: job modules must be self-contained, but this loads code with import\(\)/,
+    ],
+    [
+      { module: ['job.js', `${GOOD}\nconst here = import.meta.url;\n`], inputs: [['a.txt', 'x']] },
+      400,
+      /job\.js:4: job modules may not use import\.meta/,
+    ],
+    [
       { module: ['job.js', GOOD], inputs: [['a.txt', 'x']], fields: { reduces: '0' } },
       400,
       /reduces must be a whole number from 1/,

@@ -89,13 +89,13 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   let volSamplers: ProcSampler[] = [];
   try {
     for (let i = 0; i < volunteers; i++) vols.push(startBenchVolunteer(master.url, threads, volProfileDir));
-    volSamplers = vols.map((v) => new ProcSampler(v.proc.pid!));
+    volSamplers = vols.map((v) => new ProcSampler(v.proc.pid!, 200, true));
     const deadline = Date.now() + 20_000;
     while ((await apiGet<unknown[]>(master, '/api/workers')).length < volunteers) {
       if (Date.now() > deadline) throw new Error(`volunteers did not connect:\n${vols[0]!.output()}`);
       await sleep(100);
     }
-    // Volunteers start their worker threads at their first task; a thread's start-up (~0.5 s of CPU)
+    // Volunteers start their sandbox processes at their first task; a sandbox's start-up (~0.3 s)
     // is not dispatch, so a small job first warms every thread, as long-lived volunteers would be.
     const warm = tinyTaskInput(volunteers * threads * 8);
     const w = await adminCli(master)(['submit', module, warm.file, '--split-size', '64', '--reduces', '1', '--wait']);
@@ -193,8 +193,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
         500,
       ).map((l) => `    ${l}`),
       '',
-      `The box has 2 cores shared by the master and ${volunteers} volunteer processes (each a main thread plus ` +
-        `${threads} worker threads), so master CPU near 100% means the master's one thread is the bottleneck; ` +
+      `The box has 2 cores shared by the master and ${volunteers} volunteers (each a process plus ${threads} ` +
+        `sandbox processes running the job's code, counted with it), so master CPU near 100% means the master's one thread is the bottleneck; ` +
         'a total near 200% means the box is.',
     ];
     const prof = master.profile();
@@ -208,7 +208,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       setup: [
         `word-count over ${CORPUS_DIR.replace(/^.*\/test\//, 'test/')}/*.txt (${inputs.length} files), --split-size ${splitSize}, --reduces 2`,
         `${volunteers} \`tabreduce volunteer --threads ${threads}\` processes (prefetch = threads), master with SQLite WAL in a temp dir`,
-        `volunteers warmed first with a ${volunteers * threads * 8}-task job (their worker threads start at the first task)`,
+        `volunteers warmed first with a ${volunteers * threads * 8}-task job (their sandbox processes start at the first task)`,
         profile ? 'master run under `node --cpu-prof` (the profiler costs a few % of the rate)' : 'master not profiled',
       ],
       rows,

@@ -33,9 +33,14 @@ export class ProcSampler {
   readonly samples: ProcReading[] = [];
   private readonly timer: ReturnType<typeof setInterval>;
 
+  /**
+   * With `tree`, each reading adds up the process and its live descendants: a Node volunteer's work
+   * runs in its sandbox processes (one per thread).
+   */
   constructor(
     readonly pid: number,
     everyMs = 200,
+    private readonly tree = false,
   ) {
     this.sample();
     this.timer = setInterval(() => this.sample(), everyMs);
@@ -44,6 +49,15 @@ export class ProcSampler {
 
   sample(): ProcReading | null {
     const r = readProc(this.pid);
+    if (r && this.tree) {
+      for (const child of childrenOf(this.pid)) {
+        const c = readProc(child);
+        if (c) {
+          r.cpuMs += c.cpuMs;
+          r.rssBytes += c.rssBytes;
+        }
+      }
+    }
     if (r) this.samples.push(r);
     return r;
   }
@@ -146,6 +160,20 @@ export function descendants(root: number): number[] {
         frontier.push(pid);
       }
     }
+  }
+  return out;
+}
+
+/** The live descendants of `pid`, from each of its threads' children lists (no scan of all of /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const list = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      for (const child of list ? list.split(' ').map(Number) : []) out.push(child, ...childrenOf(child));
+    }
+  } catch {
+    // exited while we looked
   }
   return out;
 }

@@ -18,6 +18,7 @@ import { tabsBench } from './tabs.js';
 import { coreBench } from './core.js';
 import { statusPageBench } from './status-page.js';
 import { framesBench } from './frames.js';
+import { sandboxBench } from './sandbox.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -28,6 +29,7 @@ const BENCHMARKS: Benchmark[] = [
   statusPageBench,
   coreBench,
   framesBench,
+  sandboxBench,
 ];
 
 function usage(): string {
