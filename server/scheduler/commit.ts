@@ -4,7 +4,6 @@
  * attempt ends only while running, and the task's other running attempts are superseded. A late,
  * duplicate or losing result changes nothing and is recorded `superseded`.
  */
-import type { Transaction } from 'better-sqlite3';
 import {
   checkMapOutput,
   checkReduceOutput,
@@ -15,7 +14,7 @@ import {
 import type { Partition } from '../../shared/engine.js';
 import type { SerializedError } from '../../shared/errors.js';
 import { nextJobState, nextTaskState, type JobState } from '../../shared/states.js';
-import { emit, type ActiveJob, type Context, type Lease, type Volunteer } from './context.js';
+import { emit, transactionOf, type ActiveJob, type Context, type Lease, type Volunteer } from './context.js';
 import { forget, moveJob } from './memory.js';
 import { send } from './group-commit.js';
 
@@ -54,7 +53,7 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
       : (checked?.text ?? (msg.output as string)).length;
   let moved: JobState | null | undefined;
   try {
-    moved = commitTx(ctx).immediate(ctx, job, l, msg, others, ctx.clock.now());
+    moved = transactionOf(ctx, commitInTx).immediate(ctx, job, l, msg, others, ctx.clock.now());
   } catch (e) {
     if (!(e instanceof StaleLeaseError)) throw e;
     moved = undefined;
@@ -79,19 +78,6 @@ function supersede(ctx: Context, v: Volunteer, l: Lease, reason: string): Result
   ctx.stores.attempts.end({ lease: l.lease, outcome: 'superseded', at: ctx.clock.now(), error: SUPERSEDED });
   send(ctx, v, { type: 'task.ack', lease: l.lease, outcome: 'superseded', reason });
   return { kind: 'superseded' };
-}
-
-type CommitInTx = typeof commitInTx;
-/** Prepared once per scheduler: `db.transaction()` compiles its savepoint statements. */
-const commitTxs = new WeakMap<Context, Transaction<CommitInTx>>();
-
-function commitTx(ctx: Context): Transaction<CommitInTx> {
-  let tx = commitTxs.get(ctx);
-  if (!tx) {
-    tx = ctx.db.transaction(commitInTx);
-    commitTxs.set(ctx, tx);
-  }
-  return tx;
 }
 
 /**

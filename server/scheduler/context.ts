@@ -3,6 +3,7 @@
  * and the event listeners. It imports no sibling; memory.ts and group-commit.ts import only this
  * file, the rule files import those, and only index.ts imports every rule.
  */
+import type { Transaction } from 'better-sqlite3';
 import type { Db } from '../db.js';
 import type { Stores } from '../sql/index.js';
 import type { JobState, Phase } from '../../shared/states.js';
@@ -192,6 +193,28 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
     counters: { committed: 0, superseded: 0, failed: 0, lost: 0, refused: 0, assigned: 0, invalid: 0 },
     commits: { count: 0, ms: 0 },
   };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any transaction function's arguments
+type TxFn = (...args: any[]) => unknown;
+const prepared = new WeakMap<Context, Map<TxFn, Transaction<TxFn>>>();
+
+/**
+ * `fn` as a transaction of this scheduler's database, made once: `db.transaction()` compiles its
+ * savepoint statements, which twice per task would cost more than the task's own statements.
+ */
+export function transactionOf<F extends TxFn>(ctx: Context, fn: F): Transaction<F> {
+  let byFn = prepared.get(ctx);
+  if (!byFn) {
+    byFn = new Map();
+    prepared.set(ctx, byFn);
+  }
+  let tx = byFn.get(fn);
+  if (!tx) {
+    tx = ctx.db.transaction(fn);
+    byFn.set(fn, tx);
+  }
+  return tx as Transaction<F>;
 }
 
 export function emit(ctx: Context, e: SchedulerEvent): void {

@@ -4,11 +4,18 @@
  * tab gets a second. A task whose code failed on a volunteer goes elsewhere when anyone else can
  * take it.
  */
-import type { Transaction } from 'better-sqlite3';
 import { newLease } from '../lease.js';
 import type { PendingTask, TaskRow } from '../sql/task-store.js';
 import { nextJobState, nextTaskState } from '../../shared/states.js';
-import { emit, HARD_LIMIT_FACTOR, type ActiveJob, type Context, type Lease, type Volunteer } from './context.js';
+import {
+  emit,
+  HARD_LIMIT_FACTOR,
+  transactionOf,
+  type ActiveJob,
+  type Context,
+  type Lease,
+  type Volunteer,
+} from './context.js';
 import { betterElsewhere, freeSlots, shownThreads, track } from './memory.js';
 import { sendRaw } from './group-commit.js';
 
@@ -95,7 +102,7 @@ function assign(ctx: Context, v: Volunteer, task: TaskRow | PendingTask, backup:
   if (!job) return false;
   const now = ctx.clock.now();
   const lease = newLease(now);
-  assignTx(ctx).immediate(ctx, v, task, job, lease, backup, now);
+  transactionOf(ctx, insertAttempt).immediate(ctx, v, task, job, lease, backup, now);
   const l: Lease = {
     lease,
     taskId: task.id,
@@ -112,19 +119,6 @@ function assign(ctx: Context, v: Volunteer, task: TaskRow | PendingTask, backup:
   sendRaw(ctx, v, assignMessage(ctx, job, task, l));
   emit(ctx, { kind: 'job', jobId: job.id });
   return true;
-}
-
-type InsertAttempt = typeof insertAttempt;
-/** Prepared once per scheduler: `db.transaction()` compiles its savepoint statements. */
-const assignTxs = new WeakMap<Context, Transaction<InsertAttempt>>();
-
-function assignTx(ctx: Context): Transaction<InsertAttempt> {
-  let tx = assignTxs.get(ctx);
-  if (!tx) {
-    tx = ctx.db.transaction(insertAttempt);
-    assignTxs.set(ctx, tx);
-  }
-  return tx;
 }
 
 /** Records a new running attempt and moves its task (and a queued job) on, in one transaction. */
