@@ -64,7 +64,7 @@ function hasWork(ctx: Context): boolean {
 
 /** Gives `v` the next task it may run: a backup first, else a pending task of the least-served job. */
 function assignOne(ctx: Context, v: Volunteer): boolean {
-  const { needBackup, taskLeases, leases, active, failedOn } = ctx.mem;
+  const { needBackup, taskLeases, leases, active } = ctx.mem;
   const tasks = ctx.stores.tasks;
   for (const taskId of needBackup) {
     const holders = taskLeases.get(taskId);
@@ -88,13 +88,20 @@ function assignOne(ctx: Context, v: Volunteer): boolean {
       job.drained = true;
       continue;
     }
-    // A task that failed on this volunteer (or its address) is retried elsewhere when anyone else can take it.
-    for (let skips = 0; task && skips < 16 && betterElsewhere(ctx, failedOn.get(task.id), v); skips++) {
+    // A task that failed or was lost on this volunteer (or its address) goes elsewhere when anyone else can take it.
+    for (let skips = 0; task && skips < 16 && elsewhere(ctx, task.id, v); skips++) {
       task = tasks.nextPendingAfter(job.id, phase, task.idx);
     }
-    if (task && !betterElsewhere(ctx, failedOn.get(task.id), v)) return assign(ctx, v, task, false);
+    if (task && !elsewhere(ctx, task.id, v)) return assign(ctx, v, task, false);
   }
   return false;
+}
+
+/** Whether task `id`, which failed or was lost before, is better given to someone other than `v`. */
+function elsewhere(ctx: Context, id: number, v: Volunteer): boolean {
+  const { failedOn, lostOn } = ctx.mem;
+  if (failedOn.size + lostOn.size === 0) return false;
+  return betterElsewhere(ctx, [failedOn.get(id), lostOn.get(id)], v);
 }
 
 function assign(ctx: Context, v: Volunteer, task: TaskRow | PendingTask, backup: boolean): boolean {

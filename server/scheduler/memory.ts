@@ -135,11 +135,14 @@ export function forget(ctx: Context, lease: string): boolean {
 
 /**
  * Records that a task's attempt failed (or was lost) on a volunteer, and says whether it counts
- * toward the task's limit. A first failure from an identity and an address counts. A repeat from
- * the same identity counts only when no other identity could take the task; a new identity on an
- * address that already failed it counts only when no volunteer on another address could. So no one
- * party, however many identities it makes on one address, can spend a task's attempts alone, while a
- * job with a single volunteer (or a single address) still fails when its code does.
+ * toward the task's limit: a first one from an identity does; a repeat from the same identity
+ * counts only when no other identity could take the task. Identities are free to make, so what
+ * keeps one party from spending a task's attempts is `betterElsewhere`: after a failure or a loss
+ * the task goes to another address while one is there. A job with a single volunteer, or all its
+ * volunteers behind one address, still fails when its code does; and volunteers that take a task
+ * and never answer cannot stop honest failures from counting (an earlier rule, which discounted a
+ * second identity on an address while any other address was connected, let vanishing attackers on
+ * a third address keep a failing job running for ever in the hostile soak).
  */
 export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volunteerId: string, address: string) {
   let b = on.get(taskId);
@@ -147,30 +150,29 @@ export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volu
     b = { ids: new Set(), addresses: new Set() };
     on.set(taskId, b);
   }
-  const repeatId = b.ids.has(volunteerId);
-  const repeatAddress = b.addresses.has(address);
+  const repeat = b.ids.has(volunteerId);
   b.ids.add(volunteerId);
   b.addresses.add(address);
-  if (!repeatId && !repeatAddress) return true;
+  if (!repeat) return true;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u.id === volunteerId || !u.conn || u.paused) continue;
-    if (repeatId ? !b.ids.has(u.id) : !b.addresses.has(u.address)) return false;
+    if (u.id !== volunteerId && u.conn && !u.paused && !b.ids.has(u.id)) return false;
   }
   return true;
 }
 
 /**
- * Whether a task that ended badly on `v`'s identity or address is better run by someone else now:
- * after `v` itself, by any other identity; after another identity on `v`'s address, by a volunteer on
- * an address the task has not ended badly on.
+ * Whether a task that failed or was lost on `v`'s identity or address is better run by someone else
+ * now: after `v` itself, by any other identity; after another identity on `v`'s address, by a
+ * volunteer on an address the task has not ended badly on.
  */
-export function betterElsewhere(ctx: Context, b: Blame | undefined, v: Volunteer): boolean {
-  if (!b) return false;
-  const byId = b.ids.has(v.id);
-  if (!byId && !b.addresses.has(v.address)) return false;
+export function betterElsewhere(ctx: Context, blames: (Blame | undefined)[], v: Volunteer): boolean {
+  const ids = (id: string) => blames.some((b) => b?.ids.has(id));
+  const addresses = (a: string) => blames.some((b) => b?.addresses.has(a));
+  const byId = ids(v.id);
+  if (!byId && !addresses(v.address)) return false;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u === v || !u.conn || u.paused || b.ids.has(u.id)) continue;
-    if (byId || !b.addresses.has(u.address)) return true;
+    if (u === v || !u.conn || u.paused || ids(u.id)) continue;
+    if (byId || !addresses(u.address)) return true;
   }
   return false;
 }
