@@ -8,7 +8,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
 import {
   adminCli,
   apiGet,
@@ -25,6 +24,7 @@ import {
 } from './helpers/cluster.js';
 import type { WorkerView } from '../shared/api.js';
 import type { MasterMessage } from '../shared/protocol.js';
+import { openRawClient, socketOf, textFrameHeader } from './helpers/raw-volunteer.js';
 
 let m: MasterProc;
 
@@ -38,33 +38,8 @@ after(async () => {
 
 const ATTACKER = '127.0.0.2';
 
-/** A raw protocol client from `address`: collects every frame and how the socket closed. */
-async function rawClient(address = ATTACKER) {
-  const ws = new WebSocket(m.url.replace(/^http/, 'ws') + '/ws', { localAddress: address });
-  const got: MasterMessage[] = [];
-  let closed: { code: number; reason: string } | null = null;
-  ws.on('message', (d) => got.push(JSON.parse(d.toString()) as MasterMessage));
-  const done = new Promise<void>((r) =>
-    ws.on('close', (code, reason) => {
-      closed = { code, reason: reason.toString() };
-      r();
-    }),
-  );
-  ws.on('error', () => {});
-  await new Promise<void>((ok, fail) => {
-    ws.once('open', () => ok());
-    ws.once('error', fail);
-  });
-  const next = async (type: MasterMessage['type']) => {
-    for (let i = 0; i < 200; i++) {
-      const found = got.find((x) => x.type === type);
-      if (found) return found;
-      await sleep(20);
-    }
-    throw new Error(`no ${type} from the master; got ${JSON.stringify(got)}`);
-  };
-  return { ws, got, next, done, closed: () => closed };
-}
+/** A raw protocol client from the attacker's address (helpers/raw-volunteer.ts). */
+const rawClient = (address = ATTACKER) => openRawClient(m.url, address);
 
 function hello(extra: object = {}) {
   return JSON.stringify({
@@ -96,15 +71,11 @@ async function healthLatencies(during: Promise<unknown>): Promise<number[]> {
 
 test('a 60 MB frame before hello is cut off after a few KB while /healthz stays fast', async () => {
   const c = await rawClient();
-  const socket = (c.ws as unknown as { _socket: import('node:net').Socket })._socket;
+  const socket = socketOf(c.ws);
   // Write a frame header for a 60 MB text frame by hand, then stream its body: the master must not
   // wait for (or buffer) the whole frame before it acts.
   const size = 60 * 1024 ** 2;
-  const header = Buffer.alloc(14);
-  header[0] = 0x81; // FIN + text
-  header[1] = 0x80 | 127; // masked, 64-bit length
-  header.writeBigUInt64BE(BigInt(size), 2);
-  header.writeUInt32BE(0x01020304, 10); // mask
+  const header = textFrameHeader(size);
   const chunk = Buffer.alloc(64 * 1024, 0x61);
   const sending = (async () => {
     socket.write(header);

@@ -25,6 +25,7 @@ import {
   type MasterProc,
 } from './helpers/cluster.js';
 import type { MasterMessage } from '../shared/protocol.js';
+import { openRawClient } from './helpers/raw-volunteer.js';
 
 let m: MasterProc;
 let dir: string;
@@ -38,27 +39,8 @@ after(async () => {
   removeTempDirs();
 });
 
-/** A raw protocol client: collects every frame the master sends and how the socket closed. */
-async function rawClient(base = m.url) {
-  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/ws');
-  const got: MasterMessage[] = [];
-  let closed: { code: number; reason: string } | null = null;
-  ws.on('message', (d) => got.push(JSON.parse(d.toString()) as MasterMessage));
-  ws.on('close', (code, reason) => (closed = { code, reason: reason.toString() }));
-  await new Promise<void>((ok, fail) => {
-    ws.once('open', () => ok());
-    ws.once('error', fail);
-  });
-  const next = async (type: MasterMessage['type'], from = 0) => {
-    for (let i = 0; i < 100; i++) {
-      const found = got.slice(from).find((x) => x.type === type);
-      if (found) return found;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`no ${type} from the master; got ${JSON.stringify(got)}`);
-  };
-  return { ws, got, next, closed: () => closed };
-}
+/** A raw protocol client on this file's master (or another): see helpers/raw-volunteer.ts. */
+const rawClient = (base = m.url) => openRawClient(base);
 
 async function healthy() {
   const res = await fetch(`${m.url}/healthz`);

@@ -9,7 +9,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import type { Browser } from 'playwright-core';
 import {
@@ -29,6 +28,7 @@ import {
 import { launchBrowser, openTab } from './helpers/browser.js';
 import type { JobView, TaskView } from '../shared/api.js';
 import type { MasterMessage } from '../shared/protocol.js';
+import { socketOf, textFrameHeader } from './helpers/raw-volunteer.js';
 
 after(removeTempDirs);
 
@@ -175,12 +175,8 @@ test('hostile soak: honest jobs stay exact while attackers of every kind hammer 
         stop,
         (ws, msg) => {
           if (msg) return;
-          const socket = (ws as unknown as { _socket: Socket })._socket;
-          const header = Buffer.alloc(14);
-          header[0] = 0x81;
-          header[1] = 0x80 | 127;
-          header.writeBigUInt64BE(BigInt(60 * 1024 ** 2), 2);
-          socket.write(header);
+          const socket = socketOf(ws);
+          socket.write(textFrameHeader(60 * 1024 ** 2));
           const chunk = Buffer.alloc(256 * 1024, 0x20);
           for (let i = 0; i < 8; i++) socket.write(chunk);
         },

@@ -5,10 +5,10 @@
  * time against a fresh master; the table gives /healthz percentiles, the bytes the master took in,
  * and its CPU.
  */
-import type { Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { WebSocket } from 'ws';
 import { sleep } from '../helpers/cluster.js';
+import { socketOf, textFrameHeader } from '../helpers/raw-volunteer.js';
 import { parseSize } from '../../shared/units.js';
 import { commandFor, fmtInt, percentile, type BenchContext, type BenchReport, type Benchmark } from './bench-kit.js';
 import { startBenchMaster } from './bench-master.js';
@@ -22,15 +22,6 @@ interface Phase {
   sentBytes: number;
   cpuPercent: number;
   sockets: number;
-}
-
-/** A masked text-frame header for `size` bytes (the body is then sent as is: mask bytes are zero). */
-function frameHeader(size: number): Buffer {
-  const header = Buffer.alloc(14);
-  header[0] = 0x81;
-  header[1] = 0x80 | 127;
-  header.writeBigUInt64BE(BigInt(size), 2);
-  return header;
 }
 
 /** A valid task.result of about `size` bytes for a made-up lease. */
@@ -47,7 +38,7 @@ async function attack(url: string, mode: 'before-hello' | 'after-hello', maxByte
   let sent = 0;
   let sockets = 0;
   const payload = mode === 'after-hello' ? bigResult(maxBytes - 64) : Buffer.alloc(maxBytes - 64, 0x20);
-  const frame = Buffer.concat([frameHeader(payload.length), payload]);
+  const frame = Buffer.concat([textFrameHeader(payload.length), payload]);
   const one = async () => {
     while (!until()) {
       sockets++;
@@ -63,7 +54,7 @@ async function attack(url: string, mode: 'before-hello' | 'after-hello', maxByte
         await sleep(100);
         continue;
       }
-      const socket = (ws as unknown as { _socket: Socket })._socket;
+      const socket = socketOf(ws);
       if (mode === 'after-hello') {
         ws.send(
           JSON.stringify({
