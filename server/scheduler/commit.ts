@@ -53,7 +53,7 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
       : (checked?.text ?? (msg.output as string)).length;
   let moved: JobState | null | undefined;
   try {
-    moved = transactionOf(ctx, commitInTx).immediate(ctx, job, l, msg, others, ctx.clock.now());
+    moved = transactionOf(ctx, commitInTx).immediate(ctx, job, l, msg, checked, others, ctx.clock.now());
   } catch (e) {
     if (!(e instanceof StaleLeaseError)) throw e;
     moved = undefined;
@@ -81,7 +81,7 @@ function supersede(ctx: Context, v: Volunteer, l: Lease, reason: string): Result
 }
 
 /**
- * The transaction itself. Throws `StaleLeaseError` (rolling the task back) when the attempt ended
+ * The transaction itself, given the output as checked off the event loop when it was. Throws `StaleLeaseError` (rolling the task back) when the attempt ended
  * between the task's move and its own end. Returns undefined when the task had already left
  * running, else the job's new state when this commit moved it (the barrier, or the end), or null.
  */
@@ -90,12 +90,12 @@ function commitInTx(
   job: ActiveJob,
   l: Lease,
   msg: TaskResultMessage,
+  checked: CheckedOutput | null,
   others: string[],
   now: number,
 ): JobState | null | undefined {
   const { tasks, attempts, jobs, outputs, volunteers } = ctx.stores;
   if (!tasks.move(l.taskId, 'running', nextTaskState('running', { type: 'commit' }))) return undefined;
-  const checked = isCheckedOutput(msg.output) ? msg.output : null;
   // A reduce's records out are its output's lines, counted here, not taken on the volunteer's word.
   const recordsOut = l.phase === 'reduce' ? countLines(checked?.text ?? (msg.output as string)) : msg.stats.recordsOut;
   const ended = attempts.end({
