@@ -5,6 +5,8 @@ import type { Stores } from './sql/index.js';
 import { errorResponse } from './http-errors.js';
 import { safeEqual } from './secrets.js';
 import { jobRoutes } from './routes/jobs.js';
+import { dataRoutes } from './routes/data.js';
+import type { BlobStore } from './blobs/blob-store.js';
 import { eventRoutes } from './routes/events.js';
 import { renderMetrics } from './routes/metrics.js';
 import { pageRoutes } from './routes/pages.js';
@@ -15,6 +17,7 @@ export interface AppOptions {
   token: string;
   clientDir: string;
   maxUploadBytes: number;
+  blobs: BlobStore;
   log: (line: string) => void;
 }
 
@@ -37,7 +40,8 @@ export function createApp(scheduler: Scheduler, stores: Stores, opts: AppOptions
     scheduler.flush();
     await next();
   });
-  app.route('/api/jobs', jobRoutes(scheduler, stores, opts.maxUploadBytes));
+  app.route('/api/jobs', jobRoutes(scheduler, stores, opts.blobs, opts.maxUploadBytes));
+  app.route('/data', dataRoutes(scheduler, stores, opts.blobs, opts.maxUploadBytes));
   app.get('/api/workers', (c) => c.json([...scheduler.volunteers.values()].map((v) => workerView(scheduler, v))));
   app.get('/api/throughput', (c) => c.json(meter.recent()));
   app.route('/api/events', eventRoutes(scheduler, stores.jobs, meter));

@@ -65,7 +65,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the master: API, volunteer page, status page',
     usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
                 [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
-                [--max-upload 1GiB] [--max-message 16MiB] [--max-per-ip 1024] [--allow-origin URL]...
+                [--max-upload 100GiB] [--max-message 1MiB] [--max-per-ip 1024] [--allow-origin URL]...
 
 Keeps jobs in SQLite under --data; a restart on the same directory resumes them. One master
 per data directory: it holds DATA/lock while it runs.

@@ -1,12 +1,11 @@
 /**
  * A thread of the frame parser (frame-parser.ts): parses and checks a large frame from a volunteer
- * so that the master's event loop never does. A result's output goes back in the form the commit
- * stores (JSON text for a map, the text for a reduce), never as an object to clone back.
+ * so that the master's event loop never does.
  */
 import { parentPort } from 'node:worker_threads';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { checkOutput, parseVolunteerMessage } from '../shared/protocol.js';
+import { parseVolunteerMessage } from '../shared/protocol.js';
 
 /**
  * This thread runs at a lower priority than the event loop. A crafted 16 MB frame costs it seconds
@@ -31,6 +30,5 @@ const decoder = new TextDecoder();
 
 parentPort!.on('message', (req: ParseRequest) => {
   const parsed = parseVolunteerMessage(decoder.decode(req.bytes));
-  if (parsed.ok && parsed.msg.type === 'task.result') parsed.msg.output = checkOutput(parsed.msg.output);
   parentPort!.postMessage({ id: req.id, ...parsed } satisfies ParseReply);
 });

@@ -16,6 +16,9 @@ import { UserError, toError } from '../shared/errors.js';
 import { isStorageError } from './storage-errors.js';
 import { startCheckpointer } from './wal-checkpointer.js';
 import { lockDataDir } from './data-lock.js';
+import { LocalBlobStore } from './blobs/local-blob-store.js';
+import { sweepBlobs } from './blobs/sweep.js';
+import { convertLegacyMapResults } from './blobs/legacy.js';
 import { createOriginGate, isLoopbackName } from './origin-check.js';
 
 export interface ServeOptions {
@@ -41,14 +44,14 @@ export const SERVE_DEFAULTS = Object.freeze({
   data: './data',
   reassignAfterMs: 10_000,
   heartbeatMs: 2_000,
-  maxUploadBytes: 1024 ** 3,
+  maxUploadBytes: 100 * 1024 ** 3,
   /**
    * Results travel in frames. A map output of a 4 MiB split is well under 1 MiB for the word count
    * (combined) and at most ~5 MiB for a grep that keeps every line; 16 MiB leaves room, while every
    * frame still costs the event loop a few milliseconds to receive (`npm run bench -- frames`). A
    * larger result fails its task naming this flag.
    */
-  maxMessageBytes: 16 * 1024 ** 2,
+  maxMessageBytes: 1024 ** 2,
   /** Enough for a classroom or office behind one NAT; a flood from one host stops here. */
   maxPerIp: 1024,
 });
@@ -121,18 +124,27 @@ async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Mast
   const { token, source } = loadToken(opts.data);
   const dbPath = join(opts.data, 'tabreduce.db');
   const db = openDatabase(dbPath, { checkpointElsewhere: true });
+  convertLegacyMapResults(db, opts.log);
   const stores = createStores(db);
+  const blobs = new LocalBlobStore(join(opts.data, 'blobs'));
   const scheduler = new Scheduler(db, stores, {
     clock: opts.clock,
     reassignAfterMs: opts.reassignAfterMs,
     heartbeatMs: opts.heartbeatMs,
     maxMessageBytes: opts.maxMessageBytes,
+    maxOutputBytes: opts.maxUploadBytes,
+    blobs,
     log: opts.log,
   });
+  const swept = await sweepBlobs(stores, blobs, opts.log);
+  for (const [lease, upload] of swept.uploads) {
+    if (!scheduler.uploaded(lease, upload)) await blobs.delete(upload.blob);
+  }
   const app = createApp(scheduler, stores, {
     token,
     clientDir: clientDir(),
     maxUploadBytes: opts.maxUploadBytes,
+    blobs,
     log: opts.log,
   });
   const parser = createFrameParser({ log: opts.log });

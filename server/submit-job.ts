@@ -2,19 +2,27 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Stores } from './sql/index.js';
 import { checkJobModule } from './module-check.js';
-import { decodeUtf8, splitRanges } from '../shared/split.js';
-import { UserError, toError } from '../shared/errors.js';
+import type { SplitRange } from '../shared/split.js';
+import { UserError } from '../shared/errors.js';
 
-export interface JobInput {
+/**
+ * One input file, already in the blob store: its key (base name), its size, and its splits as byte
+ * ranges of its blob, found while it streamed in (server/receive-job.ts).
+ */
+export interface StagedInput {
   name: string;
-  bytes: Uint8Array;
+  blob: string;
+  bytes: number;
+  splits: SplitRange[];
 }
 
 export interface JobSpec {
+  /** Chosen before the inputs are stored, as their blobs are named after it. */
+  id: string;
   name?: string;
   moduleName: string;
   module: string;
-  inputs: JobInput[];
+  inputs: StagedInput[];
   reduces: number;
   splitSize: number;
   taskTimeoutMs: number;
@@ -45,7 +53,7 @@ function checkInt(what: string, v: number, min: number, max: number): void {
   }
 }
 
-export function checkSpec(spec: Omit<JobSpec, 'inputs' | 'module'>): void {
+export function checkSpec(spec: Pick<JobSpec, 'reduces' | 'splitSize' | 'taskTimeoutMs' | 'maxAttempts'>): void {
   checkInt('reduces', spec.reduces, 1, JOB_LIMITS.reduces);
   checkInt('split size', spec.splitSize, JOB_LIMITS.minSplitSize, Number.MAX_SAFE_INTEGER);
   checkInt('task timeout (ms)', spec.taskTimeoutMs, JOB_LIMITS.minTaskTimeoutMs, JOB_LIMITS.maxTaskTimeoutMs);
@@ -68,61 +76,51 @@ export function inputKeys(names: string[]): string[] {
   return keys;
 }
 
-/** One map task's input: a run of whole lines from the input named `key`. */
-export interface Split {
-  key: string;
-  bytes: Buffer;
-}
-
-/**
- * Cuts the inputs into splits at line ends, checking each input's key and encoding on the way, for
- * `submitJob` and `tabreduce local` alike so both run the same map tasks. The encoding is checked
- * split by split, as `map` receives it: a whole input may be longer than the longest string V8 can
- * hold (2^29 - 24 characters).
- */
-export function planSplits(inputs: JobInput[], splitSize: number): { splits: Split[]; bytes: number } {
-  if (inputs.length === 0) throw new UserError('no input files given');
-  const keys = inputKeys(inputs.map((i) => i.name));
-  const splits: Split[] = [];
-  let bytes = 0;
-  inputs.forEach((input, i) => {
-    const buf = Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
-    for (const r of splitRanges(buf, splitSize)) {
-      const piece = buf.subarray(r.start, r.end);
-      try {
-        decodeUtf8(piece, `input ${input.name}`, r.start);
-      } catch (e) {
-        throw new UserError(toError(e).message);
-      }
-      splits.push({ key: keys[i]!, bytes: piece });
-    }
-    bytes += buf.length;
-  });
-  return { splits, bytes };
-}
-
-/**
- * Validates a job completely (module, options, every input's encoding), then inserts the job and all
- * its tasks in one transaction: either the whole job is queued or nothing is.
- */
-export function submitJob(stores: Stores, spec: JobSpec, now: number): string {
+/** Checks what can be checked of a job before its tasks are inserted: options, module, task count. */
+export function checkJob(spec: JobSpec): void {
   checkSpec(spec);
   if (Buffer.byteLength(spec.module) > JOB_LIMITS.moduleBytes) {
     throw new UserError(`${spec.moduleName}: module is larger than ${JOB_LIMITS.moduleBytes} bytes`);
   }
   checkJobModule(spec.module, spec.moduleName);
-  const { splits, bytes: inputBytes } = planSplits(spec.inputs, spec.splitSize);
-  if (splits.length > JOB_LIMITS.maps) {
-    throw new UserError(
-      `the inputs make ${splits.length} map tasks, more than ${JOB_LIMITS.maps}; use a larger --split-size`,
-    );
+  if (spec.inputs.length === 0) throw new UserError('no input files given');
+  inputKeys(spec.inputs.map((i) => i.name));
+  checkMapCount(spec.inputs.reduce((n, i) => n + i.splits.length, 0));
+}
+
+export function checkMapCount(maps: number): void {
+  if (maps > JOB_LIMITS.maps) {
+    throw new UserError(`the inputs make more than ${JOB_LIMITS.maps} map tasks; use a larger --split-size`);
   }
-  const id = newJobId();
+}
+
+/** Map tasks inserted per transaction: each batch is a few milliseconds, then other work runs. */
+const TASKS_PER_BATCH = 5_000;
+
+/**
+ * Inserts a checked job and its tasks. The job row goes in first, hidden (`ready = 0`), then the map
+ * tasks in batches, each its own transaction, yielding to the event loop between them so a job of
+ * 200,000 tasks does not stall the master; then the job is made visible. A master that stops in
+ * between deletes the hidden job at its next start (server/blobs/sweep.ts). `transaction` runs one
+ * durable transaction (the scheduler's, outside its group commit).
+ */
+export async function insertJob(
+  stores: Stores,
+  spec: JobSpec,
+  now: number,
+  transaction: <T>(fn: () => T) => T,
+): Promise<void> {
+  checkJob(spec);
   const { jobs, tasks } = stores;
-  stores.transaction(() => {
+  const inputBytes = spec.inputs.reduce((n, i) => n + i.bytes, 0);
+  const maps = spec.inputs.flatMap((input) =>
+    input.splits.map((r) => ({ key: basename(input.name), blob: input.blob, ...r })),
+  );
+  const id = spec.id;
+  transaction(() => {
     jobs.insert({
       id,
-      name: spec.name?.trim() || spec.moduleName.replace(/\.m?js$/, ''),
+      name: spec.name?.trim() || spec.moduleName.replace(/\.m?[jt]s$/, ''),
       state: 'queued',
       created_at: now,
       module_name: spec.moduleName,
@@ -131,18 +129,48 @@ export function submitJob(stores: Stores, spec: JobSpec, now: number): string {
       split_size: spec.splitSize,
       task_timeout_ms: spec.taskTimeoutMs,
       max_attempts: spec.maxAttempts,
-      maps_total: splits.length,
+      maps_total: maps.length,
       input_bytes: inputBytes,
+      stored_bytes: inputBytes,
     });
-    splits.forEach((s, idx) => tasks.insert({ job_id: id, phase: 'map', idx, input_key: s.key, input: s.bytes }));
-    for (let r = 0; r < spec.reduces; r++)
-      tasks.insert({ job_id: id, phase: 'reduce', idx: r, input_key: null, input: null });
+    for (let r = 0; r < spec.reduces; r++) {
+      tasks.insert({ ...NO_INPUT, job_id: id, phase: 'reduce', idx: r });
+    }
   });
-  return id;
+  try {
+    for (let from = 0; from < maps.length; from += TASKS_PER_BATCH) {
+      if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      transaction(() => {
+        const end = Math.min(maps.length, from + TASKS_PER_BATCH);
+        for (let idx = from; idx < end; idx++) {
+          const m = maps[idx]!;
+          tasks.insert({
+            job_id: id,
+            phase: 'map',
+            idx,
+            input_key: m.key,
+            input_blob: m.blob,
+            input_start: m.start,
+            input_end: m.end,
+          });
+        }
+      });
+    }
+    transaction(() => jobs.ready(id));
+  } catch (e) {
+    try {
+      transaction(() => jobs.remove(id));
+    } catch {
+      // the next start removes the hidden job
+    }
+    throw e;
+  }
 }
 
+const NO_INPUT = { input_key: null, input_blob: null, input_start: null, input_end: null } as const;
+
 /** Short, unguessable, easy to type: 12 characters of lowercase base-32. */
-function newJobId(): string {
+export function newJobId(): string {
   const alphabet = 'abcdefghijkmnpqrstuvwxyz23456789';
   return [...randomBytes(12)].map((b) => alphabet[b % 32]).join('');
 }

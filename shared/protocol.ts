@@ -10,10 +10,10 @@
  * (a backup attempt won, or the job ended). Invalid messages get an `error` reply and are ignored.
  */
 import { z } from 'zod';
-import type { Partition } from './engine.js';
 import type { SerializedError } from './errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: task data travels by URL when large (`TaskData`), and outputs are records text (shared/records.ts). */
+export const PROTOCOL_VERSION = 2;
 
 const id = z.string().min(1).max(64);
 const lease = z.string().regex(/^[0-9a-f]{32}$/, 'lease must be 32 hex digits');
@@ -67,13 +67,22 @@ const update = z.strictObject({
   paused: z.boolean(),
 });
 
-const result = z.strictObject({
-  type: z.literal('task.result'),
-  lease,
-  /** Map: one Partition per reduce task. Reduce: the `key<TAB>value\n` text. Checked per phase. */
-  output: z.unknown(),
-  stats: taskStats,
-});
+const result = z
+  .strictObject({
+    type: z.literal('task.result'),
+    lease,
+    /**
+     * The output itself, when it is at most `welcome.inlineBytes` of UTF-8. Map: its records
+     * (shared/records.ts); reduce: the `key<TAB>value\n` text. Checked per phase by the master.
+     */
+    output: z.string().optional(),
+    /** The output went up by `PUT /data/LEASE/output` instead, and the master has it. */
+    uploaded: z.literal(true).optional(),
+    stats: taskStats,
+  })
+  .refine((m) => (m.output === undefined) !== (m.uploaded === undefined), {
+    message: 'a result has either output or uploaded: true',
+  });
 
 const failure = z.strictObject({
   type: z.literal('task.fail'),
@@ -92,15 +101,26 @@ export type HelloMessage = z.infer<typeof hello>;
 export type TaskResultMessage = z.infer<typeof result>;
 export type TaskFailMessage = z.infer<typeof failure>;
 
+/**
+ * A task's input: inside the message when it is small (`text`), else on the master at `url`
+ * (`GET`, a path on the master's origin, authorised by the lease in it), which the volunteer fetches
+ * as a stream before running the task. Job code never fetches it: the volunteer's own code does.
+ */
+export interface TaskData {
+  /** Its size in UTF-8 bytes. */
+  bytes: number;
+  text?: string;
+  url?: string;
+}
 interface MapAssign {
   phase: 'map';
-  /** The input file's base name and the text of one split of it. */
-  input: { key: string; value: string };
+  /** The input file's base name, and one split of it (text). */
+  input: TaskData & { key: string };
 }
 interface ReduceAssign {
   phase: 'reduce';
-  /** Partition `index` of every map task's output, in map-task order. */
-  input: Partition[];
+  /** Partition `index` of every map task's output, in map-task order, as records (shared/records.ts). */
+  input: TaskData;
 }
 export type TaskAssign = {
   type: 'task.assign';
@@ -124,8 +144,12 @@ export type MasterMessage =
       heartbeatMs: number;
       /** Leases from `hello.running` that the master still counts as this volunteer's. */
       kept: string[];
-      /** Largest frame the master accepts (`serve --max-message`): a larger result is reported as too large. */
+      /** Largest frame the master accepts (`serve --max-message`). */
       maxMessageBytes?: number;
+      /** Outputs of more UTF-8 bytes than this go up by `PUT /data/LEASE/output`, not in `task.result`. */
+      inlineBytes: number;
+      /** Largest output the master takes (`serve --max-upload`): a larger one is reported as too large. */
+      maxOutputBytes: number;
     }
   | TaskAssign
   | { type: 'task.cancel'; lease: string; reason: string }
@@ -167,89 +191,6 @@ export function parseMasterMessage(text: string): Parsed<MasterMessage> {
     return { ok: false, error: 'unknown message type' };
   }
   return { ok: true, msg: m as MasterMessage };
-}
-
-/**
- * Checks a map task's output as a hostile volunteer could send it: exactly `nReduce` partitions, each
- * a list of [key, [values...]] with strings only and keys strictly ascending. Returns an error or null.
- */
-export function checkMapOutput(output: unknown, nReduce: number): string | null {
-  if (!Array.isArray(output) || output.length !== nReduce) {
-    return `map output must be an array of ${nReduce} partitions`;
-  }
-  for (let p = 0; p < nReduce; p++) {
-    const part: unknown = output[p];
-    if (!Array.isArray(part)) return `partition ${p} is not an array`;
-    let prev: string | null = null;
-    for (const g of part as unknown[]) {
-      if (!Array.isArray(g) || g.length !== 2 || typeof g[0] !== 'string' || !Array.isArray(g[1])) {
-        return `partition ${p}: each entry must be [key, [values]]`;
-      }
-      const key = g[0];
-      if (prev !== null && !(prev < key)) return `partition ${p}: keys are not strictly ascending`;
-      prev = key;
-      const values = g[1] as unknown[];
-      if (values.length === 0) return `partition ${p}: key without values`;
-      for (const v of values) if (typeof v !== 'string') return `partition ${p}: values must be strings`;
-    }
-  }
-  return null;
-}
-
-/**
- * A result's output already parsed and checked off the master's main thread (server/frame-parser.ts):
- * the phase it is shaped for, its stored form (a map's partitions as JSON, a reduce's text), and
- * what the commit still needs to know without parsing it again.
- */
-export interface CheckedOutput {
-  checked: true;
-  kind: 'map' | 'reduce';
-  /** Map: the partitions as JSON text. Reduce: the output text itself. */
-  text: string;
-  /** Map: how many partitions it has (the job's reduces, for a valid one). */
-  partitions: number;
-  /** Map: whether every partition is empty (nothing to store). */
-  empty: boolean;
-  /** Why the output is malformed for either phase, or null. */
-  error: string | null;
-}
-
-export function isCheckedOutput(output: unknown): output is CheckedOutput {
-  return typeof output === 'object' && output !== null && (output as CheckedOutput).checked === true;
-}
-
-/**
- * Checks an output for whichever phase its shape fits, counting a map's partitions from the output
- * itself: done where the job (and so its number of reduces) is not known, the commit then compares.
- */
-export function checkOutput(output: unknown): CheckedOutput {
-  if (typeof output === 'string') {
-    return {
-      checked: true,
-      kind: 'reduce',
-      text: output,
-      partitions: 0,
-      empty: output === '',
-      error: checkReduceOutput(output),
-    };
-  }
-  const partitions = Array.isArray(output) ? output.length : 0;
-  const error = checkMapOutput(output, partitions);
-  const parts = (error ? [] : output) as unknown[][];
-  return {
-    checked: true,
-    kind: 'map',
-    text: error ? '' : JSON.stringify(output),
-    partitions,
-    empty: parts.every((p) => p.length === 0),
-    error,
-  };
-}
-
-export function checkReduceOutput(output: unknown): string | null {
-  if (typeof output !== 'string') return 'reduce output must be a string';
-  if (output.length > 0 && !output.endsWith('\n')) return 'reduce output must end with a newline';
-  return null;
 }
 
 export type { SerializedError };

@@ -59,3 +59,61 @@ export function decodeUtf8(bytes: Uint8Array, what: string, start = 0): string {
     throw new Error(`${what} is not valid UTF-8 (bad byte near offset ${start + lo})`);
   }
 }
+
+/**
+ * `splitRanges` for bytes that arrive in chunks, so an input is cut into splits while it streams in
+ * and is never held whole: `push` returns the splits its chunk completed, `end` the rest. The cuts are
+ * exactly `splitRanges`' (test/split.test.ts checks both on random inputs and chunkings).
+ */
+export class SplitFinder {
+  /** Where the split being scanned starts. */
+  private start = 0;
+  /** Bytes seen so far. */
+  private pos = 0;
+  /** The last newline seen (absolute offset), or -1. */
+  private lastNl = -1;
+  /** The split's first `splitSize` bytes held no newline: it ends at the next one. */
+  private waiting = false;
+
+  constructor(private readonly splitSize: number) {}
+
+  push(chunk: Uint8Array): SplitRange[] {
+    const out: SplitRange[] = [];
+    const base = this.pos;
+    this.pos += chunk.length;
+    for (;;) {
+      const limit = this.start + this.splitSize;
+      if (this.waiting) {
+        const nl = chunk.indexOf(NEWLINE, Math.max(0, limit - base));
+        if (nl === -1) break;
+        this.cut(out, base + nl + 1);
+        continue;
+      }
+      // Cut only once a byte past the split's limit exists: a remainder that fits is one split.
+      if (this.pos <= limit) break;
+      const inChunk = limit - 1 >= base ? chunk.lastIndexOf(NEWLINE, limit - 1 - base) : -1;
+      const nl = inChunk >= 0 && base + inChunk >= this.start ? base + inChunk : this.lastNl >= this.start ? this.lastNl : -1;
+      if (nl >= 0) this.cut(out, nl + 1);
+      else this.waiting = true;
+    }
+    const last = chunk.lastIndexOf(NEWLINE);
+    if (last >= 0) this.lastNl = base + last;
+    return out;
+  }
+
+  private cut(out: SplitRange[], end: number): void {
+    out.push({ start: this.start, end });
+    this.start = end;
+    this.waiting = false;
+  }
+
+  /** The last split; an empty input is one empty split, as in `splitRanges`. */
+  end(): SplitRange[] {
+    if (this.pos === 0) return [{ start: 0, end: 0 }];
+    return this.start < this.pos ? [{ start: this.start, end: this.pos }] : [];
+  }
+
+  get bytes(): number {
+    return this.pos;
+  }
+}

@@ -7,7 +7,8 @@ import { fnv1a32, defaultPartition } from '../shared/partition.js';
 import { runMap, runReduce, asJobModule, JobCodeError } from '../shared/engine.js';
 import { splitRanges, decodeUtf8 } from '../shared/split.js';
 import { UserError } from '../shared/errors.js';
-import { planSplits } from '../server/submit-job.js';
+import { stageInputs } from '../server/receive-job.js';
+import { LocalBlobStore } from '../server/blobs/local-blob-store.js';
 import {
   corpusFiles,
   EXAMPLES,
@@ -116,8 +117,11 @@ test('splits end at line boundaries, never exceed the split size unless one line
   );
 });
 
-test('submit and local plan the same splits: each input cut at line ends under its base name', () => {
-  const { splits, bytes } = planSplits(
+test('inputs are stored and split at line ends, their UTF-8 checked, as local splits them', async () => {
+  const blobs = new LocalBlobStore(join(tempDir(), 'blobs'));
+  const staged = await stageInputs(
+    blobs,
+    'job1',
     [
       { name: 'dir/a.txt', bytes: Buffer.from('aa\nbb\n') },
       { name: 'b.txt', bytes: new Uint8Array(0) },
@@ -125,30 +129,29 @@ test('submit and local plan the same splits: each input cut at line ends under i
     3,
   );
   assert.deepEqual(
-    splits.map((s) => [s.key, s.bytes.toString()]),
+    staged.map((s) => [s.name, s.bytes, s.splits]),
     [
-      ['a.txt', 'aa\n'],
-      ['a.txt', 'bb\n'],
-      ['b.txt', ''],
+      ['dir/a.txt', 6, [{ start: 0, end: 3 }, { start: 3, end: 6 }]],
+      ['b.txt', 0, [{ start: 0, end: 0 }]],
     ],
   );
-  assert.equal(bytes, 6);
+  assert.equal(blobs.readSync(staged[0]!.blob, 3, 6).toString(), 'bb\n');
   const userError = (why: RegExp) => (e: unknown) => e instanceof UserError && why.test(e.message);
   // The bad byte sits in the second split; its offset counts from the start of the file.
-  assert.throws(
-    () => planSplits([{ name: 'c.txt', bytes: Buffer.from([0x61, 0x0a, 0x62, 0xff, 0x0a]) }], 2),
+  await assert.rejects(
+    stageInputs(blobs, 'job2', [{ name: 'c.txt', bytes: Buffer.from([0x61, 0x0a, 0x62, 0xff, 0x0a]) }], 2),
     userError(/^input c\.txt is not valid UTF-8 \(bad byte near offset 3\)$/),
   );
-  assert.throws(() => planSplits([], 64), userError(/^no input files given$/));
-  assert.throws(
-    () =>
-      planSplits(
-        [
-          { name: 'x/a.txt', bytes: new Uint8Array(0) },
-          { name: 'y/a.txt', bytes: new Uint8Array(0) },
-        ],
-        64,
-      ),
+  await assert.rejects(
+    stageInputs(
+      blobs,
+      'job3',
+      [
+        { name: 'x/a.txt', bytes: new Uint8Array(0) },
+        { name: 'y/a.txt', bytes: new Uint8Array(0) },
+      ],
+      64,
+    ),
     userError(/two inputs have the base name "a\.txt" \(x\/a\.txt and y\/a\.txt\)/),
   );
 });

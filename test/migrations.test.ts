@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate, openDatabase } from '../server/db.js';
 import { createOutputStore } from '../server/sql/output-store.js';
+import { convertLegacyMapResults } from '../server/blobs/legacy.js';
+import { reduceSpans } from '../server/blobs/job-data.js';
+import { decodeRecords } from '../shared/records.js';
 import { ROOT, tempDir, removeTempDirs } from './helpers/cluster.js';
 
 after(removeTempDirs);
@@ -57,13 +60,37 @@ test('map outputs stored one row per partition (before 0003) move to one row per
   const expected = [0, 1, 2].map((p) => before(p).map((t) => JSON.parse(t) as unknown));
 
   assert.equal(migrate(db), Number(files.at(-1)!.slice(0, 4)));
+  // 0003 made them one JSONB row per map task; the master then rewrites those as records (0005).
+  assert.equal(db.prepare('SELECT count(*) FROM map_result').pluck().get(), 2);
+  convertLegacyMapResults(db, () => {});
   const outputs = createOutputStore(db);
-  const after = [0, 1, 2].map((p) => outputs.reduceInput('running-job', p).map((t) => JSON.parse(t) as unknown));
+  const after = [0, 1, 2].map((p) =>
+    [...reduceSpans(outputs, 'running-job', p)].map((s) =>
+      decodeRecords(outputs.mapSlice('running-job', s.mapIdx, s.start, s.end - s.start).toString('utf8')),
+    ),
+  );
   assert.deepEqual(after, expected);
   assert.deepEqual(after[1], []);
-  assert.equal(db.prepare('SELECT count(*) FROM map_result').pluck().get(), 2);
-  assert.equal(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'map_output'").pluck().get(), 0);
+  assert.equal(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name IN ('map_output', 'map_result')").pluck().get(), 0);
   assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+  db.close();
+});
+
+test('outputs kept as text rows (before 0005) move to output_data and count as stored bytes', () => {
+  const db = databaseAt(4);
+  db.prepare(
+    `INSERT INTO job (id, name, state, created_at, module_name, module, n_reduce, split_size,
+      task_timeout_ms, max_attempts, maps_total, input_bytes)
+     VALUES ('done', 'wc', 'succeeded', 0, 'wc.js', '', 2, 64, 10000, 4, 1, 10)`,
+  ).run();
+  db.prepare(`INSERT INTO output (job_id, part, data) VALUES ('done', 0, 'a\t1\n'), ('done', 1, 'é\t2\n')`).run();
+  migrate(db);
+  const outputs = createOutputStore(db);
+  assert.deepEqual(
+    outputs.parts('done').map((p) => outputs.partData('done', p.part).toString('utf8')),
+    ['a\t1\n', 'é\t2\n'],
+  );
+  assert.equal(db.prepare(`SELECT stored_bytes FROM job WHERE id = 'done'`).pluck().get(), 4 + 5);
   db.close();
 });
 

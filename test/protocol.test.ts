@@ -2,14 +2,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseVolunteerMessage, checkMapOutput, checkReduceOutput } from '../shared/protocol.js';
+import { parseVolunteerMessage } from '../shared/protocol.js';
+import { checkRecord } from '../shared/records.js';
 
 const lease = 'a'.repeat(32);
 const valid = [
-  { type: 'hello', protocol: 1, threads: 2, slots: 3, paused: false, agent: 'x', running: [] },
+  { type: 'hello', protocol: 2, threads: 2, slots: 3, paused: false, agent: 'x', running: [] },
   { type: 'heartbeat', running: [lease] },
   { type: 'volunteer.update', threads: 1, slots: 1, paused: true },
-  { type: 'task.result', lease, output: [[]], stats: { ms: 1, recordsIn: 1, recordsOut: 0 } },
+  { type: 'task.result', lease, output: '[0,"a",["1"]]\n', stats: { ms: 1, recordsIn: 1, recordsOut: 0 } },
+  { type: 'task.result', lease, uploaded: true, stats: { ms: 1, recordsIn: 1, recordsOut: 0 } },
   { type: 'task.fail', lease, reason: 'threw', error: { name: 'Error', message: 'm' } },
 ];
 
@@ -22,7 +24,13 @@ test('invalid messages are refused with a reason', () => {
     ['{', /not JSON/],
     [{ type: 'nope' }, /type/],
     [{ type: 'heartbeat' }, /running/],
-    [{ type: 'task.result', lease: 'short', output: [], stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /lease/],
+    [{ type: 'task.result', lease: 'short', output: '', stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /lease/],
+    [{ type: 'task.result', lease, output: [[]], stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /output/],
+    [{ type: 'task.result', lease, stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /either output or uploaded/],
+    [
+      { type: 'task.result', lease, output: '', uploaded: true, stats: { ms: 1, recordsIn: 0, recordsOut: 0 } },
+      /either output or uploaded/,
+    ],
     [{ ...valid[0], threads: 0 }, /threads/],
     [{ ...valid[0], extra: 1 }, /extra|Unrecognized/i],
     [{ ...valid[4], reason: 'bored' }, /reason/],
@@ -58,55 +66,22 @@ test('the parser never throws on arbitrary or mutated input', () => {
         return;
       }
       parseVolunteerMessage(text);
-      checkMapOutput(x, 3);
-      checkReduceOutput(x);
+      checkRecord(x, 3, null);
+      checkRecord(x, 3, { part: 1, key: 'k' });
     }),
     { numRuns: 2000 },
   );
 });
 
-test('map output must have one partition per reduce, strictly ascending unique keys, string values', () => {
-  assert.equal(
-    checkMapOutput(
-      [
-        [
-          ['a', ['1']],
-          ['b', ['2', '3']],
-        ],
-        [],
-      ],
-      2,
-    ),
-    null,
-  );
-  assert.match(checkMapOutput([[]], 2)!, /2 partitions/);
-  assert.match(
-    checkMapOutput(
-      [
-        [
-          ['b', ['1']],
-          ['a', ['1']],
-        ],
-      ],
-      1,
-    )!,
-    /ascending/,
-  );
-  assert.match(
-    checkMapOutput(
-      [
-        [
-          ['a', ['1']],
-          ['a', ['1']],
-        ],
-      ],
-      1,
-    )!,
-    /ascending/,
-  );
-  assert.match(checkMapOutput([[['a', [1]]]], 1)!, /strings/);
-  assert.match(checkMapOutput([[['a', []]]], 1)!, /without values/);
-  assert.equal(checkReduceOutput('a\t1\n'), null);
-  assert.match(checkReduceOutput('a\t1')!, /newline/);
-  assert.match(checkReduceOutput(5)!, /string/);
+test('a record is [partition, key, [values]]: partitions in order, keys strictly ascending, string values', () => {
+  assert.equal(checkRecord([0, 'a', ['1']], 2, null), null);
+  assert.equal(checkRecord([1, 'a', ['1', '2']], 2, { part: 0, key: 'b' }), null);
+  assert.match(checkRecord([2, 'a', ['1']], 2, null)!, /from 0 to 1/);
+  assert.match(checkRecord([0, 'a', ['1']], 2, { part: 1, key: 'a' })!, /partition order/);
+  assert.match(checkRecord([0, 'a', ['1']], 1, { part: 0, key: 'b' })!, /ascending/);
+  assert.match(checkRecord([0, 'a', ['1']], 1, { part: 0, key: 'a' })!, /ascending/);
+  assert.match(checkRecord([0, 'a', [1]], 1, null)!, /strings/);
+  assert.match(checkRecord([0, 'a', []], 1, null)!, /without values/);
+  assert.match(checkRecord([0.5, 'a', ['1']], 1, null)!, /whole number/);
+  assert.match(checkRecord({ 0: 0 }, 1, null)!, /\[partition, key, \[values\]\]/);
 });

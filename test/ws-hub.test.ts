@@ -11,7 +11,9 @@ import { WebSocket } from 'ws';
 import { openDatabase } from '../server/db.js';
 import { createStores } from '../server/sql/index.js';
 import { Scheduler } from '../server/scheduler/index.js';
-import { submitJob } from '../server/submit-job.js';
+import { insertJob, newJobId } from '../server/submit-job.js';
+import { stageInputs } from '../server/receive-job.js';
+import { LocalBlobStore } from '../server/blobs/local-blob-store.js';
 import { createHub } from '../server/ws-hub.js';
 import { createFrameParser } from '../server/frame-parser.js';
 import type { MasterMessage } from '../shared/protocol.js';
@@ -20,21 +22,26 @@ import { removeTempDirs, sleep, tempDir } from './helpers/cluster.js';
 after(removeTempDirs);
 
 test('a frame whose handling throws (not a storage error) ends its attempt lost and drops the sender', async () => {
-  const db = openDatabase(join(tempDir(), 'db.sqlite'));
+  const dir = tempDir();
+  const db = openDatabase(join(dir, 'db.sqlite'));
   const stores = createStores(db);
-  const scheduler = new Scheduler(db, stores, {});
-  const id = submitJob(
+  const blobs = new LocalBlobStore(join(dir, 'blobs'));
+  const scheduler = new Scheduler(db, stores, { blobs });
+  const id = newJobId();
+  await insertJob(
     stores,
     {
+      id,
       moduleName: 'words.js',
       module: `export function map(k, v, emit) { emit(v.trim(), '1'); }\nexport function reduce(k, vs) { return String(vs.length); }\n`,
-      inputs: [{ name: 'a.txt', bytes: Buffer.from('a\n') }],
+      inputs: await stageInputs(blobs, id, [{ name: 'a.txt', bytes: Buffer.from('a\n') }], 1024),
       reduces: 1,
       splitSize: 1024,
       taskTimeoutMs: 10_000,
       maxAttempts: 4,
     },
     Date.now(),
+    stores.transaction,
   );
   scheduler.durably(() => scheduler.jobAdded(id));
   // A bug no check foresaw: storing a map output throws.
@@ -61,7 +68,7 @@ test('a frame whose handling throws (not a storage error) ends its attempt lost 
     ws.on('close', (code) => (closed = code));
     await new Promise((ok) => ws.once('open', ok));
     ws.send(
-      JSON.stringify({ type: 'hello', protocol: 1, threads: 1, slots: 1, paused: false, agent: 't', running: [] }),
+      JSON.stringify({ type: 'hello', protocol: 2, threads: 1, slots: 1, paused: false, agent: 't', running: [] }),
     );
     for (let i = 0; i < 100 && !got.some((m) => m.type === 'task.assign'); i++) await sleep(20);
     const task = got.find((m): m is Extract<MasterMessage, { type: 'task.assign' }> => m.type === 'task.assign')!;
@@ -69,7 +76,7 @@ test('a frame whose handling throws (not a storage error) ends its attempt lost 
       JSON.stringify({
         type: 'task.result',
         lease: task.lease,
-        output: [[['a', ['1']]]],
+        output: '[0,"a",["1"]]\n',
         stats: { ms: 1, recordsIn: 1, recordsOut: 1 },
       }),
     );

@@ -1,6 +1,6 @@
 /** The admin's commands: submit, status, wait, result, cancel, workers. One function per command. */
-import { openAsBlob } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { createWriteStream, openAsBlob } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -64,15 +64,16 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   for (const path of inputs) await checkReadable(path, 'input file');
 
   const form = new FormData();
-  form.append('module', new Blob([source], { type: 'text/javascript' }), spec.moduleName);
-  // openAsBlob streams each file from disk as the request goes out, rather than reading it all first.
-  for (const path of inputs) form.append('input', await openAsBlob(path), basename(path));
+  // Fields first: the master then splits each input while it streams in, instead of reading it again.
   const name = str(f['name']);
   if (name !== undefined) form.append('name', name);
   form.append('reduces', String(spec.reduces));
   form.append('splitSize', String(spec.splitSize));
   form.append('taskTimeoutMs', String(spec.taskTimeoutMs));
   form.append('maxAttempts', String(spec.maxAttempts));
+  form.append('module', new Blob([source], { type: 'text/javascript' }), spec.moduleName);
+  // openAsBlob streams each file from disk as the request goes out, rather than reading it all first.
+  for (const path of inputs) form.append('input', await openAsBlob(path), basename(path));
   const { id } = await apiJson<{ id: string }>(t, '/api/jobs', { method: 'POST', body: form });
   // With --json, one JSON object per line: the id at once, then (with --wait) the finished job.
   process.stdout.write(f['json'] ? `${jsonText({ id })}\n` : `${id}\n`);
@@ -184,9 +185,11 @@ export async function result(t: AdminTarget, args: string[], f: Flags): Promise<
     return 0;
   }
   await mkdir(out, { recursive: true });
+  // Each part file is streamed to disk as it arrives: a partition may be larger than memory.
   for (let r = 0; r < job.reduces.total; r++) {
-    const text = await (await api(t, `/api/jobs/${encodeURIComponent(id)}/output?partition=${r}`)).text();
-    await writeFile(join(out, `part-${String(r).padStart(5, '0')}`), text);
+    const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output?partition=${r}`);
+    const body = Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>);
+    await pipeline(body, createWriteStream(join(out, `part-${String(r).padStart(5, '0')}`)));
   }
   process.stderr.write(
     `wrote ${job.reduces.total} partitions to ${out}/part-00000..part-${String(job.reduces.total - 1).padStart(5, '0')}\n`,

@@ -4,11 +4,19 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { asJobModule, runMap, runReduce, type Partition } from '../../shared/engine.js';
+import { asJobModule, runMap, runReduce } from '../../shared/engine.js';
 import { describeError, toError } from '../../shared/errors.js';
 import { checkJobModule } from '../module-check.js';
-import { checkSpec, planSplits, JOB_DEFAULTS, type JobInput } from '../submit-job.js';
-import { readInput } from './files.js';
+import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
+import { checkReadable, readInput } from './files.js';
+import { SplitFinder, type SplitRange } from '../../shared/split.js';
+import { decodeRecords, encodePartition } from '../../shared/records.js';
+import { Utf8Check } from '../utf8-check.js';
+import { UserError } from '../../shared/errors.js';
+import { createReadStream } from 'node:fs';
+import { appendFile, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** The job's own code threw: reported like a failed distributed job (exit 1), with its stack. */
 export class LocalJobError extends Error {
@@ -29,31 +37,81 @@ export interface LocalOptions {
   onProgress?: (done: number, total: number, phase: 'map' | 'reduce') => void;
 }
 
-/** Returns the R output partitions as `key<TAB>value\n` texts. */
+/** Finds an input's splits as `submit` does: streamed, its UTF-8 checked, never read whole. */
+async function scanInput(path: string, splitSize: number): Promise<SplitRange[]> {
+  const finder = new SplitFinder(splitSize);
+  const utf8 = new Utf8Check(`input ${path}`);
+  const splits: SplitRange[] = [];
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+      utf8.push(chunk);
+      splits.push(...finder.push(chunk));
+    }
+    utf8.end();
+  } catch (e) {
+    throw new UserError(toError(e).message);
+  }
+  return [...splits, ...finder.end()];
+}
+
+async function readRange(path: string, r: SplitRange): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(r.end - r.start);
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesRead } = await fh.read(buf, off, buf.length - off, r.start + off);
+      if (bytesRead === 0) throw new UserError(`input ${path} changed while it was read`);
+      off += bytesRead;
+    }
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Returns the R output partitions as `key<TAB>value\n` texts. Map outputs are written as records
+ * (shared/records.ts) to one temporary file per partition, as the master keeps them, so the run
+ * holds one split and one partition at a time, not the job.
+ */
 export async function runLocal(modulePath: string, inputPaths: string[], opts: LocalOptions = {}): Promise<string[]> {
   const reduces = opts.reduces ?? JOB_DEFAULTS.reduces;
   const splitSize = opts.splitSize ?? JOB_DEFAULTS.splitSize;
-  checkSpec({ moduleName: modulePath, reduces, splitSize, taskTimeoutMs: JOB_DEFAULTS.taskTimeoutMs, maxAttempts: 1 });
+  checkSpec({ reduces, splitSize, taskTimeoutMs: JOB_DEFAULTS.taskTimeoutMs, maxAttempts: 1 });
   const source = await readInput(modulePath, 'job module').then((b) => b.toString('utf8'));
   checkJobModule(source, modulePath);
-  const inputs: JobInput[] = [];
-  for (const path of inputPaths) inputs.push({ name: path, bytes: await readInput(path, 'input file') });
-  const { splits } = planSplits(inputs, splitSize);
+  if (inputPaths.length === 0) throw new UserError('no input files given');
+  const keys = inputKeys(inputPaths);
+  const plan: { path: string; key: string; range: SplitRange }[] = [];
+  for (const [i, path] of inputPaths.entries()) {
+    await checkReadable(path, 'input file');
+    for (const range of await scanInput(path, splitSize)) plan.push({ path, key: keys[i]!, range });
+  }
   const mod = asJobModule((await import(pathToFileURL(resolve(modulePath)).href)) as Record<string, unknown>);
 
-  const byPartition: Partition[][] = Array.from({ length: reduces }, () => []);
-  for (const [i, s] of splits.entries()) {
-    // The master hands a volunteer its split decoded the same way.
-    const { partitions } = await guarded(`map task ${i} (input ${JSON.stringify(s.key)})`, () =>
-      runMap(mod, s.key, s.bytes.toString('utf8'), reduces),
-    );
-    partitions.forEach((p, r) => byPartition[r]!.push(p));
-    opts.onProgress?.(i + 1, splits.length, 'map');
+  const dir = await mkdtemp(join(tmpdir(), 'tabreduce-local-'));
+  try {
+    const files = Array.from({ length: reduces }, (_, r) => join(dir, `part-${r}`));
+    for (const [i, s] of plan.entries()) {
+      const value = await readRange(s.path, s.range);
+      // The master hands a volunteer its split decoded the same way.
+      const { partitions } = await guarded(`map task ${i} (input ${JSON.stringify(s.key)})`, () =>
+        runMap(mod, s.key, value, reduces),
+      );
+      for (const [r, p] of partitions.entries()) {
+        if (p.length > 0) await appendFile(files[r]!, encodePartition(r, p));
+      }
+      opts.onProgress?.(i + 1, plan.length, 'map');
+    }
+    const out: string[] = [];
+    for (const [r, file] of files.entries()) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      out.push((await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, [decodeRecords(text)]))).text);
+      opts.onProgress?.(r + 1, reduces, 'reduce');
+    }
+    return out;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
-  const out: string[] = [];
-  for (const [r, inputs] of byPartition.entries()) {
-    out.push((await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, inputs))).text);
-    opts.onProgress?.(r + 1, reduces, 'reduce');
-  }
-  return out;
 }

@@ -1,20 +1,16 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { badRequest, notFound } from '../http-errors.js';
-import { JOB_DEFAULTS, type JobInput } from '../submit-job.js';
+import { newJobId } from '../submit-job.js';
+import { receiveJob, UploadTooLarge } from '../receive-job.js';
+import { requestBody, streamResponse } from '../http-body.js';
+import { blobNames, type BlobStore } from '../blobs/blob-store.js';
+import { outputStream } from '../blobs/job-data.js';
 import { jobView, taskViews } from '../views.js';
 import type { Scheduler } from '../scheduler/index.js';
 import type { Stores } from '../sql/index.js';
 import { isJobFinished } from '../../shared/states.js';
 
-function intField(body: Record<string, unknown>, name: string, fallback: number): number {
-  const raw = body[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (typeof raw !== 'string' || !/^-?\d+$/.test(raw.trim())) throw badRequest(`${name} must be a whole number`);
-  return Number(raw);
-}
-
-export function jobRoutes(scheduler: Scheduler, stores: Stores, maxUploadBytes: number) {
+export function jobRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStore, maxUploadBytes: number) {
   const app = new Hono();
   const { jobs, tasks, attempts, outputs } = stores;
   const job = (id: string) => {
@@ -23,41 +19,23 @@ export function jobRoutes(scheduler: Scheduler, stores: Stores, maxUploadBytes: 
     return row;
   };
 
-  app.post(
-    '/',
-    bodyLimit({
-      maxSize: maxUploadBytes,
-      onError: (c) => c.json({ error: `upload larger than the master's limit of ${maxUploadBytes} bytes` }, 413),
-    }),
-    async (c) => {
-      const type = c.req.header('content-type') ?? '';
-      if (!type.startsWith('multipart/form-data')) throw badRequest('send the job as multipart/form-data');
-      const body = await c.req.parseBody({ all: true });
-      const mod = body['module'];
-      if (!(mod instanceof File)) throw badRequest('missing the "module" file');
-      const rawInputs = body['input'];
-      const files = (Array.isArray(rawInputs) ? rawInputs : rawInputs === undefined ? [] : [rawInputs]).filter(
-        (f): f is File => f instanceof File,
-      );
-      if (files.length === 0) throw badRequest('no "input" files');
-      const inputs: JobInput[] = await Promise.all(
-        files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })),
-      );
-      const name = typeof body['name'] === 'string' ? body['name'] : undefined;
-      if (name !== undefined && name.length > 200) throw badRequest('name is longer than 200 characters');
-      const id = scheduler.submit({
-        name,
-        moduleName: mod.name || 'module.js',
-        module: await mod.text(),
-        inputs,
-        reduces: intField(body, 'reduces', JOB_DEFAULTS.reduces),
-        splitSize: intField(body, 'splitSize', JOB_DEFAULTS.splitSize),
-        taskTimeoutMs: intField(body, 'taskTimeoutMs', JOB_DEFAULTS.taskTimeoutMs),
-        maxAttempts: intField(body, 'maxAttempts', JOB_DEFAULTS.maxAttempts),
-      });
-      return c.json({ id }, 201);
-    },
-  );
+  app.post('/', async (c) => {
+    const id = newJobId();
+    let spec;
+    try {
+      spec = await receiveJob(requestBody(c), c.req.header('content-type') ?? '', id, { blobs, maxUploadBytes });
+    } catch (e) {
+      if (e instanceof UploadTooLarge) return c.json({ error: e.message }, 413);
+      throw e;
+    }
+    try {
+      await scheduler.submit(spec);
+    } catch (e) {
+      await blobs.deletePrefix(blobNames.jobPrefix(id)).catch(() => {});
+      throw e;
+    }
+    return c.json({ id }, 201);
+  });
 
   app.get('/', (c) => c.json(jobs.list().map(jobView)));
   app.get('/:id', (c) => c.json(jobView(job(c.req.param('id')))));
@@ -71,12 +49,16 @@ export function jobRoutes(scheduler: Scheduler, stores: Stores, maxUploadBytes: 
       throw badRequest(`job ${j.id} is ${j.state}; output is ready when it has succeeded`);
     }
     const p = c.req.query('partition');
-    c.header('content-type', 'text/plain; charset=utf-8');
-    if (p === undefined) return c.body(outputs.all(j.id).join(''));
+    const headers = { 'content-type': 'text/plain; charset=utf-8' };
+    if (p === undefined) return streamResponse(outputStream(outputs, blobs, j.id), headers);
     if (!/^\d+$/.test(p) || Number(p) >= j.n_reduce) {
       throw badRequest(`partition must be a whole number from 0 to ${j.n_reduce - 1}`);
     }
-    return c.body(outputs.get(j.id, Number(p)) ?? '');
+    const bytes = outputs.part(j.id, Number(p))?.bytes ?? 0;
+    return streamResponse(outputStream(outputs, blobs, j.id, Number(p)), {
+      ...headers,
+      'content-length': String(bytes),
+    });
   });
   app.post('/:id/cancel', (c) => {
     const j = job(c.req.param('id'));

@@ -6,6 +6,7 @@
 import type { Transaction } from 'better-sqlite3';
 import type { Db } from '../db.js';
 import type { Stores } from '../sql/index.js';
+import type { BlobStore } from '../blobs/blob-store.js';
 import type { JobState, Phase } from '../../shared/states.js';
 
 export interface Clock {
@@ -28,9 +29,33 @@ export interface SchedulerOptions {
   heartbeatMs?: number;
   /** Least time between two group commits (see `COMMIT_GAP_MS`). */
   commitGapMs?: number;
-  /** Largest frame the hub accepts, told to volunteers so they report a larger result as too large. */
+  /** Largest frame the hub accepts, told to volunteers. */
   maxMessageBytes?: number;
+  /** Where job data lives (inputs, map outputs, outputs). */
+  blobs: BlobStore;
+  /** Task data up to this many bytes travels inside frames; larger goes by HTTP (`INLINE_BYTES`). */
+  inlineBytes?: number;
+  /** Largest task output the master takes (`serve --max-upload`). */
+  maxOutputBytes?: number;
   log?: (line: string) => void;
+}
+
+/**
+ * Task data up to this size rides inside the socket's frames and is kept in SQLite rows; larger
+ * data goes by HTTP to and from the blob store. Two HTTP requests per task would cost a small task
+ * more than its data does (the `load` benchmark's tasks are a few hundred bytes), while 64 KiB
+ * frames keep the socket's frames small enough to parse on the event loop.
+ */
+export const INLINE_BYTES = 64 * 1024;
+
+/** A task output a volunteer uploaded (`PUT /data/LEASE/output`), checked and durable, not yet committed. */
+export interface Upload {
+  blob: string;
+  bytes: number;
+  /** Records written: a reduce's lines, counted by the master. */
+  records: number;
+  /** A map output's partition offsets. */
+  offsets: number[] | null;
 }
 
 /**
@@ -64,6 +89,8 @@ export interface Lease {
   backup: boolean;
   /** Bytes of a map task's input, once read to send it; for throughput. Null after a restart. */
   bytes: number | null;
+  /** An upload of its output is under way (one at a time per lease). */
+  uploading?: boolean;
 }
 
 export interface Volunteer {
@@ -101,6 +128,8 @@ export interface ActiveJob {
   running: number;
   /** Set when a look for pending tasks found none; cleared when a task becomes pending again. */
   drained: boolean;
+  /** Bytes of each reduce partition, summed over the map outputs once the maps are done. */
+  partitionBytes?: number[];
 }
 
 /** Who ended a task's attempts badly: the identities and the addresses they came from. */
@@ -122,6 +151,8 @@ export interface Memory {
   readonly failedOn: Map<number, Blame>;
   /** Volunteers each task was lost on, so that a repeat counts once toward the loss cap. */
   readonly lostOn: Map<number, Blame>;
+  /** Uploaded outputs of running leases, waiting for their `task.result` (rebuilt from the store at start). */
+  readonly uploads: Map<string, Upload>;
 }
 
 /** The open group commit: frames to send once it is durable. */
@@ -143,6 +174,11 @@ export interface Context {
   readonly heartbeatMs: number;
   readonly commitGapMs: number;
   readonly maxMessageBytes: number | null;
+  readonly blobs: BlobStore;
+  readonly inlineBytes: number;
+  readonly maxOutputBytes: number;
+  /** Blobs (names, or prefixes ending in `/`) to delete once the commit that let go of them is durable. */
+  readonly trash: string[];
   readonly log: (line: string) => void;
   readonly mem: Memory;
   readonly listeners: Set<(e: SchedulerEvent) => void>;
@@ -174,6 +210,10 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
     heartbeatMs: opts.heartbeatMs ?? 2_000,
     commitGapMs: opts.commitGapMs ?? COMMIT_GAP_MS,
     maxMessageBytes: opts.maxMessageBytes ?? null,
+    blobs: opts.blobs,
+    inlineBytes: opts.inlineBytes ?? INLINE_BYTES,
+    maxOutputBytes: opts.maxOutputBytes ?? 1024 ** 4,
+    trash: [],
     log: opts.log ?? (() => {}),
     mem: {
       volunteers: new Map(),
@@ -183,6 +223,7 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
       needBackup: new Set(),
       failedOn: new Map(),
       lostOn: new Map(),
+      uploads: new Map(),
     },
     listeners: new Set(),
     batch: null,
@@ -215,6 +256,24 @@ export function transactionOf<F extends TxFn>(ctx: Context, fn: F): Transaction<
     byFn.set(fn, tx);
   }
   return tx as Transaction<F>;
+}
+
+/**
+ * Deletes a blob (or a prefix) once no committed row refers to it: now when no group commit is open,
+ * else after it commits (`drainTrash` in flush). A crash before that leaves an orphan that the next
+ * start removes (server/blobs/sweep.ts).
+ */
+export function discard(ctx: Context, name: string): void {
+  ctx.trash.push(name);
+  if (!ctx.batch) setImmediate(() => drainTrash(ctx));
+}
+
+export function drainTrash(ctx: Context): void {
+  if (ctx.batch || ctx.trash.length === 0) return;
+  for (const name of ctx.trash.splice(0)) {
+    const done = name.endsWith('/') ? ctx.blobs.deletePrefix(name) : ctx.blobs.delete(name);
+    done.catch((e: unknown) => ctx.log(`could not delete ${name}: ${(e as Error).message}`));
+  }
 }
 
 export function emit(ctx: Context, e: SchedulerEvent): void {

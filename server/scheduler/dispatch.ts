@@ -5,7 +5,8 @@
  * take it.
  */
 import { newLease } from '../lease.js';
-import type { PendingTask, TaskRow } from '../sql/task-store.js';
+import type { TaskRow } from '../sql/task-store.js';
+import { inputBytes, mapInputSync, partitionBytes, reduceInputSync } from '../blobs/job-data.js';
 import { nextJobState, nextTaskState } from '../../shared/states.js';
 import {
   emit,
@@ -104,7 +105,7 @@ function elsewhere(ctx: Context, id: number, v: Volunteer): boolean {
   return betterElsewhere(ctx, [failedOn.get(id), lostOn.get(id)], v);
 }
 
-function assign(ctx: Context, v: Volunteer, task: TaskRow | PendingTask, backup: boolean): boolean {
+function assign(ctx: Context, v: Volunteer, task: TaskRow, backup: boolean): boolean {
   const job = ctx.mem.active.get(task.job_id);
   if (!job) return false;
   const now = ctx.clock.now();
@@ -153,7 +154,7 @@ function insertAttempt(
   if (state !== job.state && jobs.advance(job.id, job.state, state)) job.state = state;
 }
 
-function assignMessage(ctx: Context, job: ActiveJob, task: TaskRow | PendingTask, l: Lease): string {
+function assignMessage(ctx: Context, job: ActiveJob, task: TaskRow, l: Lease): string {
   const head = {
     type: 'task.assign',
     lease: l.lease,
@@ -167,13 +168,21 @@ function assignMessage(ctx: Context, job: ActiveJob, task: TaskRow | PendingTask
     hardLimitMs: job.taskTimeoutMs * HARD_LIMIT_FACTOR,
   };
   if (task.phase === 'map') {
-    const bytes = ('input' in task ? task.input : ctx.stores.tasks.input(task.id)) ?? Buffer.alloc(0);
-    l.bytes = bytes.length;
-    return JSON.stringify({ ...head, input: { key: task.input_key ?? '', value: bytes.toString('utf8') } });
+    const src = ctx.stores.tasks.input(task.id) ?? { inline: Buffer.alloc(0) };
+    const bytes = inputBytes(src);
+    l.bytes = bytes;
+    const data =
+      bytes <= ctx.inlineBytes
+        ? { bytes, text: mapInputSync(ctx.blobs, src).toString('utf8') }
+        : { bytes, url: `/data/${l.lease}/input` };
+    return JSON.stringify({ ...head, input: { key: task.input_key ?? '', ...data } });
   }
-  // Map outputs are stored as the JSON the volunteers sent (already checked), so the reduce input
-  // is spliced together without parsing it again.
-  const parts = ctx.stores.outputs.reduceInput(job.id, task.idx);
-  const json = JSON.stringify(head);
-  return `${json.slice(0, -1)},"input":[${parts.join(',')}]}`;
+  job.partitionBytes ??= partitionBytes(ctx.stores.outputs, job.id, job.nReduce);
+  const bytes = job.partitionBytes[task.idx] ?? 0;
+  l.bytes = bytes;
+  const data =
+    bytes <= ctx.inlineBytes
+      ? { bytes, text: reduceInputSync(ctx.stores.outputs, ctx.blobs, job.id, task.idx).toString('utf8') }
+      : { bytes, url: `/data/${l.lease}/input` };
+  return JSON.stringify({ ...head, input: data });
 }

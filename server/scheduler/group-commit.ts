@@ -6,7 +6,7 @@
  */
 import { isStorageError } from '../storage-errors.js';
 import type { MasterMessage } from '../../shared/protocol.js';
-import type { Connection, Context, Volunteer } from './context.js';
+import { drainTrash, type Connection, type Context, type Volunteer } from './context.js';
 
 /**
  * Runs `fn` inside the current group commit, opening one if none is open. Each handler's own
@@ -61,6 +61,7 @@ export function flush(ctx: Context): void {
   b.cancel();
   ctx.batch = null;
   ctx.lastCommitAt = performance.now();
+  drainTrash(ctx);
   const byConn = new Map<Connection, string[]>();
   for (const [conn, text] of b.outbox) {
     const list = byConn.get(conn);
@@ -87,6 +88,8 @@ export function durably<T>(ctx: Context, fn: () => T): T {
 function abandon(ctx: Context, e: unknown): void {
   ctx.batch?.cancel();
   ctx.batch = null;
+  // The rolled-back rows still refer to what was to be deleted; what is orphaned, a start removes.
+  ctx.trash.length = 0;
   if (ctx.db.inTransaction) {
     try {
       ctx.db.exec('ROLLBACK');

@@ -8,17 +8,19 @@
  */
 import type { Db } from '../db.js';
 import type { Stores } from '../sql/index.js';
-import { submitJob, type JobSpec } from '../submit-job.js';
+import { insertJob, type JobSpec } from '../submit-job.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import type { SerializedError } from '../../shared/errors.js';
 import {
   createContext,
+  discard,
   emit,
   type Connection,
   type Context,
   type Lease,
   type SchedulerEvent,
   type SchedulerOptions,
+  type Upload,
   type Volunteer,
 } from './context.js';
 import { activate, clearMemory, currentTasks } from './memory.js';
@@ -45,7 +47,7 @@ const FAIL_REASONS = {
 export class Scheduler {
   private readonly ctx: Context;
 
-  constructor(db: Db, stores: Stores, opts: SchedulerOptions = {}) {
+  constructor(db: Db, stores: Stores, opts: SchedulerOptions) {
     const ctx = createContext(db, stores, opts);
     ctx.reload = () => {
       clearMemory(ctx);
@@ -76,13 +78,44 @@ export class Scheduler {
 
   // ---------------------------------------------------------------- jobs
 
-  /** Queues a job in its own durable transaction, outside any group commit, and offers its tasks. */
-  submit(spec: JobSpec): string {
-    flush(this.ctx);
-    const id = submitJob(this.ctx.stores, spec, this.ctx.clock.now());
+  /**
+   * Queues a job whose inputs are stored: its tasks go in by batches of durable transactions outside
+   * any group commit (submit-job.ts), then its tasks are offered.
+   */
+  async submit(spec: JobSpec): Promise<string> {
+    const ctx = this.ctx;
+    await insertJob(ctx.stores, spec, ctx.clock.now(), (fn) => {
+      flush(ctx);
+      return ctx.stores.transaction(fn);
+    });
     // The first wave of assignments goes out in one commit.
-    this.durably(() => this.jobAdded(id));
-    return id;
+    this.durably(() => this.jobAdded(spec.id));
+    return spec.id;
+  }
+
+  // ---------------------------------------------------------------- task data (routes/data.ts)
+
+  /** The running attempt a lease names, with its job; null once it has ended. */
+  running(lease: string): { lease: Lease; nReduce: number } | null {
+    const l = this.ctx.mem.leases.get(lease);
+    const job = l && this.ctx.mem.active.get(l.jobId);
+    return l && job ? { lease: l, nReduce: job.nReduce } : null;
+  }
+
+  /**
+   * An output was uploaded, checked and stored for a lease; false when the lease ended meanwhile
+   * (the caller deletes it). A second upload for the lease replaces the first.
+   */
+  uploaded(lease: string, upload: Upload): boolean {
+    if (!this.ctx.mem.leases.has(lease)) return false;
+    const before = this.ctx.mem.uploads.get(lease);
+    this.ctx.mem.uploads.set(lease, upload);
+    if (before && before.blob !== upload.blob) this.discardBlob(before.blob);
+    return true;
+  }
+
+  discardBlob(name: string): void {
+    discard(this.ctx, name);
   }
 
   /** A job was inserted (see submit-job.ts): offer its tasks. */
@@ -144,6 +177,15 @@ export class Scheduler {
         const l = heldLease(ctx, v, msg.lease);
         if (!l) return;
         const r = commitResult(ctx, v, l, msg);
+        if (r.kind === 'missing') {
+          settle(ctx, [msg.lease], 'lost', {
+            name: 'Lost',
+            message: 'its uploaded output was not found (the master restarted before the commit); the task runs again',
+          });
+          send(ctx, v, { type: 'task.ack', lease: msg.lease, outcome: 'refused', reason: 'no upload for this lease' });
+          dispatch(ctx);
+          return;
+        }
         if (r.kind === 'invalid') {
           this.expel(v, 'invalid task output', {
             name: 'InvalidOutput',

@@ -7,7 +7,7 @@ import type { AttemptRow } from '../sql/attempt-store.js';
 import type { JobRow } from '../sql/job-store.js';
 import type { TaskRow } from '../sql/task-store.js';
 import type { JobState } from '../../shared/states.js';
-import { emit, type ActiveJob, type Blame, type Context, type Lease, type Volunteer } from './context.js';
+import { discard, emit, type ActiveJob, type Blame, type Context, type Lease, type Volunteer } from './context.js';
 
 export function newVolunteer(
   id: string,
@@ -130,6 +130,12 @@ export function forget(ctx: Context, lease: string): boolean {
   mem.volunteers.get(l.volunteerId)?.running.delete(lease);
   const job = mem.active.get(l.jobId);
   if (job) job.running--;
+  // An output uploaded under a lease that ended without committing it is nobody's.
+  const upload = mem.uploads.get(lease);
+  if (upload) {
+    mem.uploads.delete(lease);
+    discard(ctx, upload.blob);
+  }
   return true;
 }
 
@@ -192,4 +198,19 @@ export function clearMemory(ctx: Context): void {
 /** The running attempts of one volunteer, for the views. */
 export function currentTasks(ctx: Context, v: Volunteer): Lease[] {
   return [...v.running].map((l) => ctx.mem.leases.get(l)).filter((l): l is Lease => l !== undefined);
+}
+
+/** The rows of a job's inputs, once no map task will run again (their blobs go after the commit). */
+export function dropInputs(ctx: Context, jobId: string): void {
+  const { jobs, tasks } = ctx.stores;
+  const job = jobs.get(jobId);
+  tasks.dropInputs(jobId);
+  if (job) jobs.addStored(jobId, -job.input_bytes);
+}
+
+/** The rows of a job's map outputs, once no reduce task will run again. */
+export function dropMaps(ctx: Context, jobId: string): void {
+  const { jobs, outputs } = ctx.stores;
+  jobs.addStored(jobId, -outputs.mapBytes(jobId));
+  outputs.dropMaps(jobId);
 }

@@ -8,8 +8,9 @@ import type { TaskRow } from '../sql/task-store.js';
 import type { AttemptRow } from '../sql/attempt-store.js';
 import { describeError, type SerializedError } from '../../shared/errors.js';
 import { nextJobState, nextTaskState } from '../../shared/states.js';
-import { emit, LOSS_FACTOR, type Context } from './context.js';
-import { blame, forget, refreshJob } from './memory.js';
+import { blobNames } from '../blobs/blob-store.js';
+import { discard, emit, LOSS_FACTOR, type Context } from './context.js';
+import { blame, dropInputs, dropMaps, forget, refreshJob } from './memory.js';
 import { send } from './group-commit.js';
 
 /** Ends running attempts without a result; the caller dispatches afterwards. */
@@ -73,11 +74,16 @@ export function endJob(ctx: Context, jobId: string, state: 'failed' | 'cancelled
   const ended = ctx.stores.transaction(() => {
     if (!jobs.finish(jobId, state, now, reason)) return false;
     tasks.cancelOpen(jobId);
+    // Its inputs and map outputs are of no more use; it keeps what output it has until deleted.
+    if (row.state === 'queued' || row.state === 'mapping') dropInputs(ctx, jobId);
+    dropMaps(ctx, jobId);
     const why = { name: 'Superseded', message: `job ${state}` };
     for (const a of running) attempts.end({ lease: a.lease, outcome: 'superseded', at: now, error: why });
     return true;
   });
   if (!ended) return false;
+  discard(ctx, blobNames.inputPrefix(jobId));
+  discard(ctx, blobNames.mapPrefix(jobId));
   for (const a of running) cancelLease(ctx, a.lease, `job ${state}`);
   const { active, needBackup, failedOn, lostOn } = ctx.mem;
   active.delete(jobId);

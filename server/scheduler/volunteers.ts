@@ -75,6 +75,8 @@ export function welcome(ctx: Context, v: Volunteer, kept: string[]): void {
     heartbeatMs: ctx.heartbeatMs,
     kept,
     ...(ctx.maxMessageBytes === null ? {} : { maxMessageBytes: ctx.maxMessageBytes }),
+    inlineBytes: ctx.inlineBytes,
+    maxOutputBytes: ctx.maxOutputBytes,
   });
   ctx.log(`volunteer ${v.id} connected (${v.threads} threads${kept.length ? `, kept ${kept.length} tasks` : ''})`);
   emit(ctx, { kind: 'volunteers' });

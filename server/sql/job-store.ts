@@ -20,6 +20,8 @@ export interface JobRow {
   records_in: number;
   records_out: number;
   error: string | null;
+  /** Bytes of the job's data kept (inputs, map outputs, output). */
+  stored_bytes: number;
 }
 
 export type NewJob = Omit<
@@ -29,17 +31,26 @@ export type NewJob = Omit<
 
 /** Everything but the module source, for listings. */
 const COLUMNS = `id, name, state, created_at, finished_at, module_name, '' AS module, n_reduce, split_size,
-  task_timeout_ms, max_attempts, maps_total, maps_done, reduces_done, input_bytes, records_in, records_out, error`;
+  task_timeout_ms, max_attempts, maps_total, maps_done, reduces_done, input_bytes, records_in, records_out, error,
+  stored_bytes`;
 
 export function createJobStore(db: Db) {
   const insert = db.prepare(`INSERT INTO job (id, name, state, created_at, module_name, module, n_reduce,
-    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes)
+    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes, stored_bytes, ready)
     VALUES (@id, @name, @state, @created_at, @module_name, @module, @n_reduce, @split_size,
-    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes)`);
-  const get = db.prepare(`SELECT ${COLUMNS} FROM job WHERE id = ?`);
-  const list = db.prepare(`SELECT ${COLUMNS} FROM job ORDER BY created_at DESC, rowid DESC LIMIT ?`);
+    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes, @stored_bytes, 0)`);
+  const ready = db.prepare('UPDATE job SET ready = 1 WHERE id = ?');
+  const unready = db.prepare('SELECT id FROM job WHERE ready = 0').pluck();
+  const remove = db.prepare('DELETE FROM job WHERE id = ?');
+  const stored = db.prepare('UPDATE job SET stored_bytes = max(0, stored_bytes + @by) WHERE id = @id');
+  const ids = db.prepare('SELECT id FROM job').pluck();
+  const finishedBefore = db
+    .prepare(`SELECT id FROM job WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?`)
+    .pluck();
+  const get = db.prepare(`SELECT ${COLUMNS} FROM job WHERE id = ? AND ready = 1`);
+  const list = db.prepare(`SELECT ${COLUMNS} FROM job WHERE ready = 1 ORDER BY created_at DESC, rowid DESC LIMIT ?`);
   const active = db.prepare(
-    `SELECT ${COLUMNS} FROM job WHERE state IN ('queued', 'mapping', 'reducing') ORDER BY created_at, rowid`,
+    `SELECT ${COLUMNS} FROM job WHERE state IN ('queued', 'mapping', 'reducing') AND ready = 1 ORDER BY created_at, rowid`,
   );
   const moduleOf = db.prepare('SELECT module FROM job WHERE id = ?').pluck();
   const setState = db.prepare('UPDATE job SET state = @state WHERE id = @id AND state = @from');
@@ -47,12 +58,22 @@ export function createJobStore(db: Db) {
     WHERE id = @id AND state IN ('queued', 'mapping', 'reducing')`);
   const mapDone = db.prepare(`UPDATE job SET maps_done = maps_done + 1, records_in = records_in + @records
     WHERE id = @id RETURNING maps_done, maps_total`);
-  const countByState = db.prepare('SELECT state, count(*) AS n FROM job GROUP BY state');
+  const countByState = db.prepare('SELECT state, count(*) AS n FROM job WHERE ready = 1 GROUP BY state');
   const reduceDone = db.prepare(`UPDATE job SET reduces_done = reduces_done + 1,
     records_out = records_out + @records WHERE id = @id RETURNING reduces_done, n_reduce`);
 
   return {
+    /** Inserts a job that stays hidden (and is deleted by a restart) until `ready`. */
     insert: (job: NewJob) => insert.run(job),
+    ready: (id: string) => ready.run(id),
+    /** Jobs whose submit never finished inserting them (the master stopped mid-submit). */
+    unready: () => unready.all() as string[],
+    /** Deletes a job's rows: tasks, attempts and data rows go with it (ON DELETE CASCADE). */
+    remove: (id: string) => remove.run(id).changes === 1,
+    /** Counts `by` bytes (negative: freed) in the job's stored data. */
+    addStored: (id: string, by: number) => stored.run({ id, by }),
+    ids: () => ids.all() as string[],
+    finishedBefore: (at: number) => finishedBefore.all(at) as string[],
     get: (id: string) => get.get(id) as JobRow | undefined,
     list: (limit = 1000) => list.all(limit) as JobRow[],
     active: () => active.all() as JobRow[],

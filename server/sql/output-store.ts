@@ -1,24 +1,72 @@
 import type { Db } from '../db.js';
 
+/** Where a piece of job data is: a blob in the blob store, or bytes kept in the row. */
+export type Stored = { blob: string; data: null } | { blob: null; data: Buffer };
+
+export interface MapData {
+  job_id: string;
+  map_idx: number;
+  blob: string | null;
+  data: Buffer | null;
+  bytes: number;
+  /** n_reduce + 1 little-endian float64 offsets (server/output-check.ts `packOffsets`). */
+  offsets: Buffer;
+}
+
+export interface OutputRow {
+  part: number;
+  blob: string | null;
+  bytes: number;
+}
+
+/** A map task's share of one reduce partition: bytes `pair` (two float64s) of its output. */
+export interface MapSpan {
+  map_idx: number;
+  blob: string | null;
+  pair: Buffer;
+}
+
 export function createOutputStore(db: Db) {
-  const putMap = db.prepare('INSERT INTO map_result (job_id, map_idx, data) VALUES (?, ?, jsonb(?))');
-  // JSONB is parsed once, at commit; picking one partition out of it skips the others unparsed.
-  const reduceInput = db.prepare('SELECT data -> ? FROM map_result WHERE job_id = ? ORDER BY map_idx').pluck();
-  const dropMaps = db.prepare('DELETE FROM map_result WHERE job_id = ?');
-  const put = db.prepare('INSERT INTO output (job_id, part, data) VALUES (?, ?, ?)');
-  const get = db.prepare('SELECT data FROM output WHERE job_id = ? AND part = ?').pluck();
-  const all = db.prepare('SELECT data FROM output WHERE job_id = ? ORDER BY part').pluck();
+  const putMap = db.prepare(`INSERT INTO map_data (job_id, map_idx, blob, data, bytes, offsets)
+    VALUES (@job_id, @map_idx, @blob, @data, @bytes, @offsets)`);
+  // Two offsets out of each row's list, without reading the rest of it or its data.
+  const spans = db.prepare(`SELECT map_idx, blob, substr(offsets, @at, 16) AS pair FROM map_data
+    WHERE job_id = @job_id AND map_idx > @after ORDER BY map_idx LIMIT @limit`);
+  const offsetsPage = db.prepare(`SELECT map_idx, offsets FROM map_data
+    WHERE job_id = @job_id AND map_idx > @after ORDER BY map_idx LIMIT @limit`);
+  const mapSlice = db
+    .prepare('SELECT substr(data, @start + 1, @length) FROM map_data WHERE job_id = @job_id AND map_idx = @map_idx')
+    .pluck();
+  const mapBlobs = db.prepare('SELECT blob FROM map_data WHERE job_id = ? AND blob IS NOT NULL').pluck();
+  const mapBytes = db.prepare('SELECT coalesce(sum(bytes), 0) FROM map_data WHERE job_id = ?').pluck();
+  const dropMaps = db.prepare('DELETE FROM map_data WHERE job_id = ?');
+  const put = db.prepare(`INSERT INTO output_data (job_id, part, blob, data, bytes)
+    VALUES (@job_id, @part, @blob, @data, @bytes)`);
+  const parts = db.prepare('SELECT part, blob, bytes FROM output_data WHERE job_id = ? ORDER BY part');
+  const part = db.prepare('SELECT part, blob, bytes FROM output_data WHERE job_id = ? AND part = ?');
+  const partData = db.prepare('SELECT data FROM output_data WHERE job_id = ? AND part = ?').pluck();
+  const outputBlobs = db.prepare('SELECT blob FROM output_data WHERE job_id = ? AND blob IS NOT NULL').pluck();
 
   return {
-    /** Stores a map task's output: the JSON text of its partitions, `[partition, ...]`. */
-    putMap: (jobId: string, mapIdx: number, json: string) => putMap.run(jobId, mapIdx, json),
-    /** Partition `part` of every map task that emitted into it, in map-task order, as JSON texts. */
-    reduceInput: (jobId: string, part: number) =>
-      (reduceInput.all(`$[${part}]`, jobId) as (string | null)[]).filter((p): p is string => p !== null && p !== '[]'),
+    putMap: (row: MapData) => putMap.run(row),
+    /** Up to `limit` map outputs after `after`, each with its span of partition `part`. */
+    spans: (jobId: string, part: number, after: number, limit: number) =>
+      spans.all({ job_id: jobId, at: part * 8 + 1, after, limit }) as MapSpan[],
+    /** Up to `limit` map outputs' offsets after `after` (all partitions' sizes at once). */
+    offsets: (jobId: string, after: number, limit: number) =>
+      offsetsPage.all({ job_id: jobId, after, limit }) as { map_idx: number; offsets: Buffer }[],
+    /** Bytes [start, start + length) of a map output kept in its row. */
+    mapSlice: (jobId: string, mapIdx: number, start: number, length: number) =>
+      (mapSlice.get({ job_id: jobId, map_idx: mapIdx, start, length }) as Buffer | null) ?? Buffer.alloc(0),
+    mapBlobs: (jobId: string) => mapBlobs.all(jobId) as string[],
+    mapBytes: (jobId: string) => mapBytes.get(jobId) as number,
     dropMaps: (jobId: string) => dropMaps.run(jobId),
-    put: (jobId: string, part: number, text: string) => put.run(jobId, part, text),
-    get: (jobId: string, part: number) => get.get(jobId, part) as string | undefined,
-    all: (jobId: string) => all.all(jobId) as string[],
+    put: (row: { job_id: string; part: number; blob: string | null; data: Buffer | null; bytes: number }) =>
+      put.run(row),
+    parts: (jobId: string) => parts.all(jobId) as OutputRow[],
+    part: (jobId: string, p: number) => part.get(jobId, p) as OutputRow | undefined,
+    partData: (jobId: string, p: number) => (partData.get(jobId, p) as Buffer | null) ?? Buffer.alloc(0),
+    outputBlobs: (jobId: string) => outputBlobs.all(jobId) as string[],
   };
 }
 export type OutputStore = ReturnType<typeof createOutputStore>;

@@ -12,21 +12,29 @@ export interface TaskRow {
   losses: number;
 }
 
-/** A pending task with its input, read in the same step as it is picked: it is about to be sent. */
-export interface PendingTask extends TaskRow {
-  input: Buffer | null;
-}
+/** Where a map task's input is: a byte range of an input blob, or (jobs from before blobs) in its row. */
+export type InputSource = { blob: string; start: number; end: number } | { inline: Buffer };
 
 const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures, losses';
 
+export interface NewTask {
+  job_id: string;
+  phase: Phase;
+  idx: number;
+  input_key: string | null;
+  input_blob: string | null;
+  input_start: number | null;
+  input_end: number | null;
+}
+
 export function createTaskStore(db: Db) {
-  const insert = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input)
-    VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input)`);
+  const insert = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input_blob, input_start,
+    input_end) VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input_blob, @input_start, @input_end)`);
   const get = db.prepare(`SELECT ${COLUMNS} FROM task WHERE id = ?`);
-  const input = db.prepare('SELECT input FROM task WHERE id = ?').pluck();
-  const nextPending = db.prepare(`SELECT ${COLUMNS}, input FROM task
+  const input = db.prepare('SELECT input_blob, input_start, input_end, input FROM task WHERE id = ?');
+  const nextPending = db.prepare(`SELECT ${COLUMNS} FROM task
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' ORDER BY idx LIMIT 1`);
-  const nextPendingAfter = db.prepare(`SELECT ${COLUMNS}, input FROM task
+  const nextPendingAfter = db.prepare(`SELECT ${COLUMNS} FROM task
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' AND idx > @idx ORDER BY idx LIMIT 1`);
   const setState = db.prepare('UPDATE task SET state = @state WHERE id = @id AND state = @from');
   const addFailure = db.prepare('UPDATE task SET failures = failures + 1 WHERE id = ? RETURNING failures').pluck();
@@ -34,16 +42,23 @@ export function createTaskStore(db: Db) {
   const cancelOpen = db.prepare(`UPDATE task SET state = 'cancelled'
     WHERE job_id = ? AND state IN ('pending', 'running')`);
   const forJob = db.prepare(`SELECT ${COLUMNS} FROM task WHERE job_id = ? ORDER BY phase, idx`);
-  const dropInputs = db.prepare(`UPDATE task SET input = NULL WHERE job_id = ? AND phase = 'map'`);
+  const dropInputs = db.prepare(`UPDATE task SET input = NULL WHERE job_id = ? AND phase = 'map' AND input IS NOT NULL`);
 
   return {
-    insert: (t: { job_id: string; phase: Phase; idx: number; input_key: string | null; input: Buffer | null }) =>
-      insert.run(t),
+    insert: (t: NewTask) => insert.run(t),
     get: (id: number) => get.get(id) as TaskRow | undefined,
-    input: (id: number) => input.get(id) as Buffer | null,
-    nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as PendingTask | undefined,
+    /** A map task's input; null for a reduce task. */
+    input: (id: number): InputSource | null => {
+      const r = input.get(id) as
+        | { input_blob: string | null; input_start: number | null; input_end: number | null; input: Buffer | null }
+        | undefined;
+      if (!r) return null;
+      if (r.input_blob !== null) return { blob: r.input_blob, start: r.input_start!, end: r.input_end! };
+      return r.input ? { inline: r.input } : null;
+    },
+    nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as TaskRow | undefined,
     nextPendingAfter: (jobId: string, phase: Phase, idx: number) =>
-      nextPendingAfter.get({ job_id: jobId, phase, idx }) as PendingTask | undefined,
+      nextPendingAfter.get({ job_id: jobId, phase, idx }) as TaskRow | undefined,
     /** Moves a task from `from` to `state`; false when it was no longer in `from`. */
     move: (id: number, from: TaskState, state: TaskState) => {
       if (from === state) return true;

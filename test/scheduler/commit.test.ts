@@ -1,14 +1,13 @@
 /** Exactly-once commit (commit.ts) and who may act on a lease (lease-owner.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, useScheduler, newScheduler, connect, output, complete, submit } from './harness.js';
-import { checkOutput } from '../../shared/protocol.js';
+import { T, useScheduler, newScheduler, connect, output, complete, submit, outputTexts } from './harness.js';
 
 useScheduler();
 
 test('a job runs maps, waits at the barrier, then reduces and succeeds with the right output', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'x y x\n', b: 'y z\n' });
+  const id = await submit({ a: 'x y x\n', b: 'y z\n' });
   s.jobAdded(id);
   const { conn, v } = connect(s, 1);
   // One slot: one map at a time.
@@ -22,13 +21,13 @@ test('a job runs maps, waits at the barrier, then reduces and succeeds with the 
   for (let i = 0; i < 2; i++) await complete(s, v, conn.assigns().at(-1)!);
   const job = T.stores.jobs.get(id)!;
   assert.equal(job.state, 'succeeded');
-  assert.equal(T.stores.outputs.all(id).join('').split('\n').filter(Boolean).sort().join(','), 'x\t2,y\t2,z\t1');
+  assert.equal(outputTexts(id).join('').split('\n').filter(Boolean).sort().join(','), 'x\t2,y\t2,z\t1');
   assert.equal(conn.of('task.ack').filter((a) => a.outcome === 'committed').length, 4);
 });
 
 test('reduces are not handed out before every map has committed', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n', b: 'b\n', c: 'c\n' });
+  const id = await submit({ a: 'a\n', b: 'b\n', c: 'c\n' });
   s.jobAdded(id);
   const one = connect(s, 1, 5);
   // A new identity holds one task; each commit earns it one more, up to its 5 slots.
@@ -51,7 +50,7 @@ test('reduces are not handed out before every map has committed', async () => {
 
 test('a duplicate result is recorded superseded and does not count twice', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a b\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a b\n' }, { reduces: 1 });
   s.jobAdded(id);
   const { conn, v } = connect(s, 1);
   const t = conn.assigns()[0]!;
@@ -67,7 +66,7 @@ test('a duplicate result is recorded superseded and does not count twice', async
 
 test('a forged lease and a lease held by another volunteer are refused and change nothing', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const owner = connect(s, 1);
   const thief = connect(s, 1);
@@ -81,7 +80,7 @@ test('a forged lease and a lease held by another volunteer are refused and chang
   s.handle(thief.v, {
     type: 'task.result',
     lease: 'f'.repeat(32),
-    output: [],
+    output: '',
     stats: { ms: 1, recordsIn: 0, recordsOut: 0 },
   });
   assert.deepEqual(
@@ -94,22 +93,17 @@ test('a forged lease and a lease held by another volunteer are refused and chang
   assert.equal(T.stores.jobs.get(id)!.maps_done, 1);
 });
 
-test('malformed output is refused: the attempt is lost, the volunteer dropped, the task re-run', () => {
+test('malformed output is refused: the attempt is lost, the volunteer dropped, the task re-run', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 2 });
+  const id = await submit({ a: 'a\n' }, { reduces: 2 });
   s.jobAdded(id);
   const bad = connect(s, 1);
   const t = bad.conn.assigns()[0]!;
-  // Keys out of order, and one partition instead of two.
+  // Keys out of order.
   s.handle(bad.v, {
     type: 'task.result',
     lease: t.lease,
-    output: [
-      [
-        ['b', ['1']],
-        ['a', ['1']],
-      ],
-    ],
+    output: '[0,"b",["1"]]\n[0,"a",["1"]]\n',
     stats: { ms: 1, recordsIn: 1, recordsOut: 1 },
   });
   assert.equal(T.stores.attempts.byLease(t.lease)!.outcome, 'lost');
@@ -120,29 +114,29 @@ test('malformed output is refused: the attempt is lost, the volunteer dropped, t
   assert.equal(good.conn.assigns()[0]!.taskId, t.taskId);
 });
 
-test('an output checked off the event loop commits as the same output would, and a wrong shape is refused', async () => {
+test('outputs commit as records, and a record for a partition the job lacks is refused', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'x y x\n' }, { reduces: 2 });
+  const id = await submit({ a: 'x y x\n' }, { reduces: 2 });
   s.jobAdded(id);
   const { conn, v } = connect(s, 1);
   const map = conn.assigns()[0]!;
   const stats = { ms: 1, recordsIn: 1, recordsOut: 3 };
-  s.handle(v, { type: 'task.result', lease: map.lease, output: checkOutput(await output(map)), stats });
+  s.handle(v, { type: 'task.result', lease: map.lease, output: await output(map), stats });
   assert.equal(conn.of('task.ack')[0]!.outcome, 'committed');
   // One slot: each reduce is assigned as the one before it commits.
   for (let i = 1; i < conn.assigns().length; i++) {
     const reduce = conn.assigns()[i]!;
-    s.handle(v, { type: 'task.result', lease: reduce.lease, output: checkOutput(await output(reduce)), stats });
+    s.handle(v, { type: 'task.result', lease: reduce.lease, output: await output(reduce), stats });
   }
   assert.equal(T.stores.jobs.get(id)!.state, 'succeeded');
-  assert.equal(T.stores.outputs.all(id).join('').split('\n').filter(Boolean).sort().join(','), 'x\t2,y\t1');
+  assert.equal(outputTexts(id).join('').split('\n').filter(Boolean).sort().join(','), 'x\t2,y\t1');
 
-  const other = submit({ b: 'z\n' }, { reduces: 2 });
+  const other = await submit({ b: 'z\n' }, { reduces: 2 });
   s.jobAdded(other);
   const t = conn.assigns().at(-1)!;
   assert.equal(t.jobId, other);
-  // One partition where the job has two: refused like the same output parsed on the event loop.
-  s.handle(v, { type: 'task.result', lease: t.lease, output: checkOutput([[['z', ['1']]]]), stats });
+  // Partition 2 where the job has two (0 and 1).
+  s.handle(v, { type: 'task.result', lease: t.lease, output: '[2,"z",["1"]]\n', stats });
   assert.equal(conn.closedWith?.code, 1008);
   assert.equal(T.stores.attempts.byLease(t.lease)!.outcome, 'lost');
 });

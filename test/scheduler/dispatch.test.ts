@@ -5,11 +5,11 @@ import { T, useScheduler, newScheduler, connect, complete, submit } from './harn
 
 useScheduler();
 
-test('work spreads across volunteers before any gets a second task', () => {
+test('work spreads across volunteers before any gets a second task', async () => {
   const s = newScheduler();
   const a = connect(s, 2);
   const b = connect(s, 2);
-  const id = submit({ a: 'a\n', b: 'b\n' });
+  const id = await submit({ a: 'a\n', b: 'b\n' });
   s.jobAdded(id);
   assert.equal(a.conn.assigns().length, 1);
   assert.equal(b.conn.assigns().length, 1);
@@ -17,7 +17,7 @@ test('work spreads across volunteers before any gets a second task', () => {
 
 test('the loser of a backup race is given waiting work at once', async () => {
   const s = newScheduler();
-  const first = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1, taskTimeoutMs: 5_000 });
+  const first = await submit({ a: 'a\n', b: 'b\n' }, { reduces: 1, taskTimeoutMs: 5_000 });
   s.jobAdded(first);
   const slow = connect(s, 1);
   const t = slow.conn.assigns()[0]!;
@@ -31,7 +31,7 @@ test('the loser of a backup race is given waiting work at once', async () => {
   s.sweep();
   const backup = spare.conn.assigns()[0]!;
   assert.equal(backup.taskId, t.taskId);
-  const second = submit({ x: 'x\n', y: 'y\n' }, { reduces: 1 });
+  const second = await submit({ x: 'x\n', y: 'y\n' }, { reduces: 1 });
   s.jobAdded(second);
   assert.equal(slow.conn.assigns().length, 1, 'everyone is busy');
   await complete(s, spare.v, backup);
@@ -40,9 +40,9 @@ test('the loser of a backup race is given waiting work at once', async () => {
   assert.equal(slow.conn.assigns().at(-1)!.jobId, second);
 });
 
-test('a task whose code failed on one volunteer is retried on another when one is free', () => {
+test('a task whose code failed on one volunteer is retried on another when one is free', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const first = connect(s, 1);
   const second = connect(s, 1);
@@ -53,9 +53,9 @@ test('a task whose code failed on one volunteer is retried on another when one i
   assert.equal(second.conn.assigns()[0]!.taskId, t.taskId);
 });
 
-test('with no one else around, the retry runs on the same volunteer', () => {
+test('with no one else around, the retry runs on the same volunteer', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const only = connect(s, 1);
   const t = only.conn.assigns()[0]!;
@@ -63,9 +63,9 @@ test('with no one else around, the retry runs on the same volunteer', () => {
   assert.equal(only.conn.assigns()[1]!.taskId, t.taskId);
 });
 
-test('leases are 32 hex digits, unique, and ordered by the time they were issued', () => {
+test('leases are 32 hex digits, unique, and ordered by the time they were issued', async () => {
   const s = newScheduler();
-  const id = submit(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`f${i}`, `w${i}\n`])), {
+  const id = await submit(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`f${i}`, `w${i}\n`])), {
     reduces: 1,
   });
   s.jobAdded(id);
@@ -83,7 +83,7 @@ test('leases are 32 hex digits, unique, and ordered by the time they were issued
 
 test('a new identity holds one task until it has committed one, whatever threads it claims', async () => {
   const s = newScheduler();
-  const id = submit(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `w${i}\n`])), { reduces: 1 });
+  const id = await submit(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `w${i}\n`])), { reduces: 1 });
   s.jobAdded(id);
   const greedy = connect(s, 256, 512);
   assert.equal(greedy.conn.assigns().length, 1);

@@ -9,7 +9,7 @@ useScheduler();
 
 test('frames handled in one batch commit together, and nothing is sent before the commit', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n', b: 'b\n' }, { reduces: 1 });
   s.jobAdded(id);
   const { conn, v } = s.batched(() => connect(s, 1));
   assert.equal(conn.sent.length, 0, 'welcome and assignment wait for the commit');
@@ -37,7 +37,7 @@ test('frames handled in one batch commit together, and nothing is sent before th
 
 test('a commit that fails is rolled back whole: nothing held back is sent, the state is reloaded', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const { conn, v } = connect(s, 1);
   const t = conn.assigns()[0]!;
@@ -69,7 +69,7 @@ test('a commit that fails is rolled back whole: nothing held back is sent, the s
 
 test('an idle master commits at the end of the turn; a busy one at most every commitGapMs', async () => {
   const s = newScheduler({ commitGapMs: 200 });
-  const id = submit({ a: 'a\n', b: 'b\n', c: 'c\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n', b: 'b\n', c: 'c\n' }, { reduces: 1 });
   s.jobAdded(id);
   const { conn, v } = s.batched(() => connect(s, 1));
   await new Promise((r) => setImmediate(r));

@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { openDatabase, type Db } from '../../server/db.js';
 import { createStores, type Stores } from '../../server/sql/index.js';
 import { Scheduler, type Connection, type SchedulerOptions, type Volunteer } from '../../server/scheduler/index.js';
-import { submitJob } from '../../server/submit-job.js';
+import { insertJob, newJobId } from '../../server/submit-job.js';
+import { stageInputs } from '../../server/receive-job.js';
+import { LocalBlobStore } from '../../server/blobs/local-blob-store.js';
+import { decodeRecords, encodeMapOutput } from '../../shared/records.js';
 import { runMap, runReduce, asJobModule, type Partition } from '../../shared/engine.js';
 import type { MasterMessage, TaskAssign } from '../../shared/protocol.js';
 import { defaultPartition } from '../../shared/partition.js';
@@ -47,6 +50,7 @@ export const T = {
   db: undefined as unknown as Db,
   dir: '',
   stores: undefined as unknown as Stores,
+  blobs: undefined as unknown as LocalBlobStore,
   now: 0,
 };
 const clock = { now: () => T.now };
@@ -57,6 +61,7 @@ export function useScheduler(): void {
     T.dir = tempDir();
     T.db = openDatabase(join(T.dir, 'db.sqlite'));
     T.stores = createStores(T.db);
+    T.blobs = new LocalBlobStore(join(T.dir, 'blobs'));
     T.now = 1_000_000;
   });
   afterEach(() => {
@@ -65,8 +70,14 @@ export function useScheduler(): void {
   });
 }
 
-export function newScheduler(opts: SchedulerOptions = {}): Scheduler {
-  return new Scheduler(T.db, T.stores, { clock, reassignAfterMs: 10_000, heartbeatMs: 2_000, ...opts });
+export function newScheduler(opts: Partial<SchedulerOptions> = {}): Scheduler {
+  return new Scheduler(T.db, T.stores, {
+    clock,
+    reassignAfterMs: 10_000,
+    heartbeatMs: 2_000,
+    blobs: T.blobs,
+    ...opts,
+  });
 }
 
 /** A volunteer says hello on a fake socket, from 127.0.0.1 unless `address` says otherwise. */
@@ -81,7 +92,7 @@ export function connect(
   const conn = new FakeConn();
   const v = s.hello(
     conn,
-    { type: 'hello', protocol: 1, threads, slots, paused: false, agent: 'test', running, ...(ident ?? {}) },
+    { type: 'hello', protocol: 2, threads, slots, paused: false, agent: 'test', running, ...(ident ?? {}) },
     address,
   );
   return { conn, v };
@@ -97,9 +108,17 @@ export function failTask(s: Scheduler, v: Volunteer, task: TaskAssign, message =
   s.handle(v, { type: 'task.fail', lease: task.lease, reason: 'threw', error: { name: 'Error', message } });
 }
 
-export async function output(task: TaskAssign): Promise<unknown> {
-  if (task.phase === 'map') return (await runMap(mod, task.input.key, task.input.value, task.nReduce)).partitions;
-  return (await runReduce(mod, task.input as Partition[])).text;
+/** The text of a task's input (these tests' inputs are small enough to travel inside the assignment). */
+export function inputText(task: TaskAssign): string {
+  if (task.input.text === undefined) throw new Error(`task ${task.taskId}'s input is not inline`);
+  return task.input.text;
+}
+
+export async function output(task: TaskAssign): Promise<string> {
+  if (task.phase === 'map') {
+    return encodeMapOutput((await runMap(mod, task.input.key, inputText(task), task.nReduce)).partitions);
+  }
+  return (await runReduce(mod, [decodeRecords(inputText(task))])).text;
 }
 
 /** `v` returns the right output for `task`. */
@@ -120,27 +139,39 @@ export async function resultOf(task: TaskAssign) {
 export function r0(task: TaskAssign) {
   const parts: Partition[] = Array.from({ length: task.nReduce }, () => []);
   if (task.phase !== 'map') throw new Error('r0 is for map tasks');
-  const word = task.input.value.trim();
+  const word = inputText(task).trim();
   parts[defaultPartition(word, task.nReduce)]!.push([word, ['1']]);
-  return { output: parts, stats: { ms: 1, recordsIn: 1, recordsOut: 1 } };
+  return { output: encodeMapOutput(parts), stats: { ms: 1, recordsIn: 1, recordsOut: 1 } };
 }
 
 /** Queues a word-count job over inputs given as texts. */
-export function submit(
+export async function submit(
   inputs: Record<string, string>,
   extra: Partial<{ reduces: number; taskTimeoutMs: number; maxAttempts: number; splitSize: number }> = {},
-) {
-  return submitJob(
-    T.stores,
-    {
-      moduleName: 'words.js',
-      module: WORDS,
-      inputs: Object.entries(inputs).map(([name, text]) => ({ name, bytes: Buffer.from(text) })),
-      reduces: extra.reduces ?? 2,
-      splitSize: extra.splitSize ?? 1024,
-      taskTimeoutMs: extra.taskTimeoutMs ?? 10_000,
-      maxAttempts: extra.maxAttempts ?? 4,
-    },
-    T.now,
+): Promise<string> {
+  const id = newJobId();
+  const splitSize = extra.splitSize ?? 1024;
+  const staged = await stageInputs(
+    T.blobs,
+    id,
+    Object.entries(inputs).map(([name, text]) => ({ name, bytes: Buffer.from(text) })),
+    splitSize,
   );
+  const spec = {
+    id,
+    moduleName: 'words.js',
+    module: WORDS,
+    inputs: staged,
+    reduces: extra.reduces ?? 2,
+    splitSize,
+    taskTimeoutMs: extra.taskTimeoutMs ?? 10_000,
+    maxAttempts: extra.maxAttempts ?? 4,
+  };
+  await insertJob(T.stores, spec, T.now, T.stores.transaction);
+  return id;
+}
+
+/** A job's output partitions as texts (kept in their rows: these tests' outputs are small). */
+export function outputTexts(id: string): string[] {
+  return T.stores.outputs.parts(id).map((p) => T.stores.outputs.partData(id, p.part).toString('utf8'));
 }

@@ -11,7 +11,7 @@ useScheduler();
 
 test('a closed volunteer keeps its task for 10 s, then the task is lost and re-run elsewhere', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const first = connect(s, 1);
   const t = first.conn.assigns()[0]!;
@@ -34,9 +34,9 @@ test('a closed volunteer keeps its task for 10 s, then the task is lost and re-r
   assert.equal(T.stores.jobs.get(id)!.maps_done, 1);
 });
 
-test('a volunteer silent for 10 s (socket still open) is dropped and loses its tasks', () => {
+test('a volunteer silent for 10 s (socket still open) is dropped and loses its tasks', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const quiet = connect(s, 1);
   const t = quiet.conn.assigns()[0]!;
@@ -52,9 +52,9 @@ test('a volunteer silent for 10 s (socket still open) is dropped and loses its t
   assert.equal(T.stores.tasks.get(t.taskId)!.state, 'pending');
 });
 
-test('a stall of the master itself is excused: its volunteers are not dropped for it', () => {
+test('a stall of the master itself is excused: its volunteers are not dropped for it', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const busy = connect(s, 1);
   const t = busy.conn.assigns()[0]!;
@@ -70,7 +70,7 @@ test('a stall of the master itself is excused: its volunteers are not dropped fo
 
 test('a task past its timeout gets one backup on another volunteer; the first to finish wins', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1, taskTimeoutMs: 5_000 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1, taskTimeoutMs: 5_000 });
   s.jobAdded(id);
   const slow = connect(s, 1);
   const t = slow.conn.assigns()[0]!;
@@ -102,9 +102,9 @@ test('a task past its timeout gets one backup on another volunteer; the first to
   assert.equal(T.stores.jobs.get(id)!.maps_done, 1);
 });
 
-test('an attempt that never reports past the hard limit is lost even if its volunteer heartbeats', () => {
+test('an attempt that never reports past the hard limit is lost even if its volunteer heartbeats', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1, taskTimeoutMs: 1_000 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1, taskTimeoutMs: 1_000 });
   s.jobAdded(id);
   const v = connect(s, 1);
   const t = v.conn.assigns()[0]!;
@@ -172,7 +172,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
     return mem;
   }
 
-  test('a volunteer is gone 10 s after its close or its last message, not a millisecond before', () => {
+  test('a volunteer is gone 10 s after its close or its last message, not a millisecond before', async () => {
     const mem = memory(
       [
         volunteer('closed', { closedAt: at - REASSIGN }),
@@ -200,7 +200,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
     );
   });
 
-  test('a lone attempt past the task timeout is due a backup once; a racing pair is not', () => {
+  test('a lone attempt past the task timeout is due a backup once; a racing pair is not', async () => {
     const mem = memory(
       [volunteer('a', {}), volunteer('b', {})],
       [
@@ -215,7 +215,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
     assert.deepEqual(findDue(mem, at, REASSIGN).backups, [], 'a backup already queued is not queued again');
   });
 
-  test('an attempt past the hard limit plus the reassignment delay is overdue, even with a live volunteer', () => {
+  test('an attempt past the hard limit plus the reassignment delay is overdue, even with a live volunteer', async () => {
     const limit = 5_000 * HARD_LIMIT_FACTOR + REASSIGN;
     const mem = memory(
       [volunteer('a', {})],
@@ -229,7 +229,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
     assert.deepEqual(due.gone, []);
   });
 
-  test('the leases of a gone volunteer are lost with it, and the attempt left alone may need a backup', () => {
+  test('the leases of a gone volunteer are lost with it, and the attempt left alone may need a backup', async () => {
     const mem = memory(
       [volunteer('gone', { closedAt: at - REASSIGN }), volunteer('alive', {})],
       [
@@ -246,7 +246,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
     assert.deepEqual(due.backups, [1], 'the surviving attempt runs alone past its timeout');
   });
 
-  test('attempts of jobs that are no longer active are left alone', () => {
+  test('attempts of jobs that are no longer active are left alone', async () => {
     const mem = memory([volunteer('a', {})], [['old', 1, 'a', at - 1_000_000]]);
     mem.active.clear();
     const due = findDue(mem, at, REASSIGN);

@@ -1,13 +1,13 @@
 /** Restart (recovery.ts): a new scheduler on the same database resumes. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, useScheduler, newScheduler, connect, complete, submit } from './harness.js';
+import { T, useScheduler, newScheduler, connect, complete, submit, outputTexts } from './harness.js';
 
 useScheduler();
 
 test('a new scheduler on the same database resumes: held tasks wait 10 s for their volunteer', async () => {
   let s = newScheduler();
-  const id = submit({ a: 'a b\n', b: 'c\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a b\n', b: 'c\n' }, { reduces: 1 });
   s.jobAdded(id);
   const v = connect(s, 2);
   const welcome = v.conn.of('welcome')[0]!;
@@ -23,12 +23,12 @@ test('a new scheduler on the same database resumes: held tasks wait 10 s for the
   const reduce = back.conn.assigns().find((t) => t.phase === 'reduce')!;
   await complete(s, back.v, reduce);
   assert.equal(T.stores.jobs.get(id)!.state, 'succeeded');
-  assert.equal(T.stores.outputs.all(id).join(''), 'a\t1\nb\t1\nc\t1\n');
+  assert.equal(outputTexts(id).join(''), 'a\t1\nb\t1\nc\t1\n');
 });
 
-test('after a restart, tasks of volunteers that never come back are reassigned after 10 s', () => {
+test('after a restart, tasks of volunteers that never come back are reassigned after 10 s', async () => {
   let s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const v = connect(s, 1);
   const t = v.conn.assigns()[0]!;

@@ -6,9 +6,9 @@ import { T, useScheduler, newScheduler, connect, connectFrom, complete, failTask
 
 useScheduler();
 
-test('only failed attempts count toward max attempts; then the job fails naming task, input and error', () => {
+test('only failed attempts count toward max attempts; then the job fails naming task, input and error', async () => {
   const s = newScheduler();
-  const id = submit({ 'book.txt': 'a\n' }, { reduces: 1, maxAttempts: 2 });
+  const id = await submit({ 'book.txt': 'a\n' }, { reduces: 1, maxAttempts: 2 });
   s.jobAdded(id);
   const fail = (who: ReturnType<typeof connect>, t: TaskAssign) =>
     s.handle(who.v, {
@@ -23,7 +23,7 @@ test('only failed attempts count toward max attempts; then the job fails naming 
     const t = a.conn.assigns().at(-1)!;
     s.hello(a.conn, {
       type: 'hello',
-      protocol: 1,
+      protocol: 2,
       threads: 1,
       slots: 1,
       paused: false,
@@ -45,9 +45,9 @@ test('only failed attempts count toward max attempts; then the job fails naming 
   assert.equal(T.stores.tasks.forJob(id).filter((t) => t.state === 'cancelled').length, 1, 'the reduce is cancelled');
 });
 
-test('cancel stops running attempts and nothing more is handed out', () => {
+test('cancel stops running attempts and nothing more is handed out', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n', b: 'b\n' }, { reduces: 1 });
   s.jobAdded(id);
   const v = connect(s, 1);
   const t = v.conn.assigns()[0]!;
@@ -61,7 +61,7 @@ test('cancel stops running attempts and nothing more is handed out', () => {
 
 test('forged failures from many identities on one address do not fail a job that a volunteer elsewhere can run', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n', b: 'b\n' }, { reduces: 1, maxAttempts: 2 });
+  const id = await submit({ a: 'a\n', b: 'b\n' }, { reduces: 1, maxAttempts: 2 });
   s.jobAdded(id);
   const honest = connectFrom(s, '10.0.0.1');
   const liars = Array.from({ length: 4 }, () => connectFrom(s, '10.0.0.2'));
@@ -90,9 +90,9 @@ test('forged failures from many identities on one address do not fail a job that
   assert.equal(T.stores.jobs.get(id)!.state, 'succeeded');
 });
 
-test('a volunteer that fails the same task again counts once while another volunteer could take it', () => {
+test('a volunteer that fails the same task again counts once while another volunteer could take it', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1, maxAttempts: 2 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1, maxAttempts: 2 });
   s.jobAdded(id);
   const liar = connect(s, 1);
   const t = liar.conn.assigns()[0]!;
@@ -107,9 +107,9 @@ test('a volunteer that fails the same task again counts once while another volun
   assert.equal(T.stores.jobs.get(id)!.state, 'mapping');
 });
 
-test('a task lost 3 x max-attempts times fails as could not be delivered or returned, with its history', () => {
+test('a task lost 3 x max-attempts times fails as could not be delivered or returned, with its history', async () => {
   const s = newScheduler();
-  const id = submit({ 'big.txt': 'a\n' }, { reduces: 1, maxAttempts: 1 });
+  const id = await submit({ 'big.txt': 'a\n' }, { reduces: 1, maxAttempts: 1 });
   s.jobAdded(id);
   const v = connect(s, 1);
   // Alone, a volunteer's losses count: a tab that crashes on the task, reloads and takes it again.
@@ -128,7 +128,7 @@ test('a task lost 3 x max-attempts times fails as could not be delivered or retu
 
 test("a reduce's records out are counted from its output, not taken from the volunteer", async () => {
   const s = newScheduler();
-  const id = submit({ a: 'x y\n' }, { reduces: 1 });
+  const id = await submit({ a: 'x y\n' }, { reduces: 1 });
   s.jobAdded(id);
   const { conn, v } = connect(s, 1);
   await complete(s, v, conn.assigns()[0]!);

@@ -7,7 +7,7 @@ useScheduler();
 
 test('a volunteer that reconnects within 10 s keeps its tasks and its result commits', async () => {
   const s = newScheduler();
-  const id = submit({ a: 'a\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n' }, { reduces: 1 });
   s.jobAdded(id);
   const first = connect(s, 1);
   const welcome = first.conn.of('welcome')[0]!;
@@ -25,7 +25,7 @@ test('a volunteer that reconnects within 10 s keeps its tasks and its result com
   assert.equal(T.stores.attempts.byLease(t.lease)!.outcome, 'succeeded');
 });
 
-test('a wrong secret does not take over another volunteer identity', () => {
+test('a wrong secret does not take over another volunteer identity', async () => {
   const s = newScheduler();
   const first = connect(s, 1);
   const welcome = first.conn.of('welcome')[0]!;
@@ -36,7 +36,7 @@ test('a wrong secret does not take over another volunteer identity', () => {
 
 test('done counts are committed with each task and survive a SIGKILL; last-seen times are saved in slices', async () => {
   let s = newScheduler();
-  const id = submit({ a: 'a\n', b: 'b\n', c: 'c\n' }, { reduces: 1 });
+  const id = await submit({ a: 'a\n', b: 'b\n', c: 'c\n' }, { reduces: 1 });
   s.jobAdded(id);
   const { conn, v } = connect(s, 1);
   const connectedAt = T.now;

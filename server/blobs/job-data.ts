@@ -1,0 +1,106 @@
+/**
+ * Reading a job's data where it lives, for dispatch (small pieces, at once), the data routes and the
+ * output route (streams): a map task's input split, a reduce task's input (its partition of every
+ * map output, in map-task order, as byte ranges), and the output partitions. Never more than one
+ * chunk or one page of rows at a time is held.
+ */
+import type { BlobStore } from './blob-store.js';
+import type { OutputStore } from '../sql/output-store.js';
+import type { InputSource } from '../sql/task-store.js';
+import { spanOf } from '../output-check.js';
+
+/** Map outputs read per query while walking a job's (up to 200,000) map outputs. */
+const PAGE = 1_000;
+
+export interface Span {
+  mapIdx: number;
+  blob: string | null;
+  start: number;
+  end: number;
+}
+
+/** Partition `part`'s byte range in every map output that has one, in map-task order. */
+export function* reduceSpans(outputs: OutputStore, jobId: string, part: number): Generator<Span> {
+  for (let after = -1; ; ) {
+    const page = outputs.spans(jobId, part, after, PAGE);
+    for (const row of page) {
+      const { start, end } = spanOf(row.pair);
+      if (end > start) yield { mapIdx: row.map_idx, blob: row.blob, start, end };
+    }
+    if (page.length < PAGE) return;
+    after = page[page.length - 1]!.map_idx;
+  }
+}
+
+/** The size of every reduce partition, summed over all map outputs: one pass when the maps are done. */
+export function partitionBytes(outputs: OutputStore, jobId: string, nReduce: number): number[] {
+  const sizes = new Array<number>(nReduce).fill(0);
+  for (let after = -1; ; ) {
+    const page = outputs.offsets(jobId, after, PAGE);
+    for (const row of page) {
+      for (let r = 0; r < nReduce; r++) sizes[r]! += row.offsets.readDoubleLE(r * 8 + 8) - row.offsets.readDoubleLE(r * 8);
+    }
+    if (page.length < PAGE) return sizes;
+    after = page[page.length - 1]!.map_idx;
+  }
+}
+
+function readSpanSync(outputs: OutputStore, blobs: BlobStore, jobId: string, s: Span): Buffer {
+  if (s.blob === null) return outputs.mapSlice(jobId, s.mapIdx, s.start, s.end - s.start);
+  if (!blobs.readSync) throw new Error('this blob store cannot read synchronously');
+  return blobs.readSync(s.blob, s.start, s.end);
+}
+
+/** A small reduce input, read at once to travel inside its assignment. */
+export function reduceInputSync(outputs: OutputStore, blobs: BlobStore, jobId: string, part: number): Buffer {
+  const pieces: Buffer[] = [];
+  for (const s of reduceSpans(outputs, jobId, part)) pieces.push(readSpanSync(outputs, blobs, jobId, s));
+  return Buffer.concat(pieces);
+}
+
+/** A reduce input of any size, as a stream of chunks. */
+export async function* reduceInputStream(
+  outputs: OutputStore,
+  blobs: BlobStore,
+  jobId: string,
+  part: number,
+): AsyncGenerator<Buffer> {
+  for (const s of reduceSpans(outputs, jobId, part)) {
+    if (s.blob === null) yield outputs.mapSlice(jobId, s.mapIdx, s.start, s.end - s.start);
+    else for await (const chunk of blobs.read(s.blob, s)) yield chunk as Buffer;
+  }
+}
+
+export function inputBytes(src: InputSource): number {
+  return 'inline' in src ? src.inline.length : src.end - src.start;
+}
+
+/** A small map input, read at once to travel inside its assignment. */
+export function mapInputSync(blobs: BlobStore, src: InputSource): Buffer {
+  if ('inline' in src) return src.inline;
+  if (!blobs.readSync) throw new Error('this blob store cannot read synchronously');
+  return blobs.readSync(src.blob, src.start, src.end);
+}
+
+export async function* mapInputStream(blobs: BlobStore, src: InputSource): AsyncGenerator<Buffer> {
+  if ('inline' in src) {
+    yield src.inline;
+    return;
+  }
+  for await (const chunk of blobs.read(src.blob, src)) yield chunk as Buffer;
+}
+
+/** Output partitions (all of them in order, or one), as a stream of chunks. */
+export async function* outputStream(
+  outputs: OutputStore,
+  blobs: BlobStore,
+  jobId: string,
+  part?: number,
+): AsyncGenerator<Buffer> {
+  const rows = part === undefined ? outputs.parts(jobId) : [outputs.part(jobId, part)].filter((r) => r !== undefined);
+  for (const row of rows) {
+    if (row.bytes === 0) continue;
+    if (row.blob === null) yield outputs.partData(jobId, row.part);
+    else for await (const chunk of blobs.read(row.blob)) yield chunk as Buffer;
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The default blob store: one file per blob under `DATA/blobs/jobs/`, written first into
+ * `DATA/blobs/tmp/` and renamed into place once complete and fsynced, so a name never shows half a
+ * blob, even after a SIGKILL or a power cut. What a crash leaves in `tmp/` is removed at the next
+ * start (`clearUnfinished`).
+ */
+import { createReadStream, closeSync, fsyncSync, openSync, readSync, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { checkBlobName, checkBlobPrefix, type BlobStore, type BlobWriter } from './blob-store.js';
+
+function isMissing(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/** Makes a rename or unlink in `dir` durable. */
+async function syncDir(dir: string): Promise<void> {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class LocalBlobStore implements BlobStore {
+  private readonly jobsDir: string;
+  private readonly tmpDir: string;
+
+  constructor(readonly root: string) {
+    this.jobsDir = join(root, 'jobs');
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  private path(name: string): string {
+    return join(this.jobsDir, checkBlobName(name));
+  }
+
+  async create(name: string): Promise<BlobWriter> {
+    const target = this.path(name);
+    await mkdir(this.tmpDir, { recursive: true });
+    const tmp = join(this.tmpDir, randomBytes(12).toString('hex'));
+    const fh: FileHandle = await open(tmp, 'wx', 0o600);
+    let bytes = 0;
+    let state: 'open' | 'committed' | 'aborted' = 'open';
+    const abort = async () => {
+      if (state !== 'open') return;
+      state = 'aborted';
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+    };
+    return {
+      get bytes() {
+        return bytes;
+      },
+      write: async (chunk) => {
+        if (state !== 'open') throw new Error(`blob ${name} is ${state}`);
+        let off = 0;
+        while (off < chunk.length) {
+          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+          off += bytesWritten;
+        }
+        bytes += chunk.length;
+      },
+      commit: async () => {
+        if (state !== 'open') throw new Error(`blob ${name} is ${state}`);
+        try {
+          await fh.sync();
+          await fh.close();
+          await mkdir(dirname(target), { recursive: true });
+          await rename(tmp, target);
+          await syncDir(dirname(target));
+          state = 'committed';
+          return bytes;
+        } catch (e) {
+          await abort();
+          throw e;
+        }
+      },
+      abort,
+    };
+  }
+
+  read(name: string, range?: { start: number; end: number }): ReadStream {
+    const path = this.path(name);
+    if (!range) return createReadStream(path, { highWaterMark: 256 * 1024 });
+    if (range.end <= range.start) return createReadStream(path, { start: 0, end: -1 });
+    // createReadStream's `end` is inclusive.
+    return createReadStream(path, { start: range.start, end: range.end - 1, highWaterMark: 256 * 1024 });
+  }
+
+  readSync(name: string, start: number, end: number): Buffer {
+    const buf = Buffer.allocUnsafe(Math.max(0, end - start));
+    const fd = openSync(this.path(name), 'r');
+    try {
+      let off = 0;
+      while (off < buf.length) {
+        const n = readSync(fd, buf, off, buf.length - off, start + off);
+        if (n === 0) throw new Error(`blob ${name} is shorter than ${end} bytes`);
+        off += n;
+      }
+      return buf;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async size(name: string): Promise<number | null> {
+    try {
+      return (await stat(this.path(name))).size;
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    await unlink(this.path(name)).catch((e: unknown) => {
+      if (!isMissing(e)) throw e;
+    });
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const dir = checkBlobPrefix(prefix).replace(/\/$/, '');
+    await rm(join(this.jobsDir, dir), { recursive: true, force: true });
+  }
+
+  async *list(prefix: string): AsyncIterable<{ name: string; bytes: number }> {
+    const dir = checkBlobPrefix(prefix).replace(/\/$/, '');
+    const walk = async function* (this: LocalBlobStore, rel: string): AsyncGenerator<{ name: string; bytes: number }> {
+      let entries;
+      try {
+        entries = await readdir(join(this.jobsDir, rel), { withFileTypes: true });
+      } catch (e) {
+        if (isMissing(e)) return;
+        throw e;
+      }
+      for (const e of entries) {
+        const name = `${rel}/${e.name}`;
+        if (e.isDirectory()) yield* walk.call(this, name);
+        else if (e.isFile()) {
+          const s = await stat(join(this.jobsDir, name)).catch(() => null);
+          if (s) yield { name, bytes: s.size };
+        }
+      }
+    };
+    yield* walk.call(this, dir);
+  }
+
+  async jobs(): Promise<string[]> {
+    try {
+      return (await readdir(this.jobsDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch (e) {
+      if (isMissing(e)) return [];
+      throw e;
+    }
+  }
+
+  async clearUnfinished(): Promise<void> {
+    await rm(this.tmpDir, { recursive: true, force: true });
+    await mkdir(this.tmpDir, { recursive: true });
+  }
+}
