@@ -2,11 +2,11 @@
  * What every benchmark shares: the result table, percentiles and histograms, temp inputs, and the
  * rule that every child process a benchmark starts is killed when it ends, even when it throws.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { corpusFiles, tempDir } from '../helpers/cluster.js';
-import { readTcpCounters } from './proc-stats.js';
+import { CLI, corpusFiles, tempDir } from '../helpers/cluster.js';
+import { ProcSampler, readTcpCounters } from './proc-stats.js';
 
 export interface Row {
   what: string;
@@ -207,4 +207,36 @@ export async function readCommitCounters(url: string): Promise<{ commits: number
   const text = await fetch(`${url}/metrics`).then((r) => r.text());
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   return { commits: value('tabreduce_group_commits_total'), seconds: value('tabreduce_group_commit_seconds_total') };
+}
+
+/** Runs the CLI and times it; rejects on a non-zero exit or after `timeoutMs`. */
+export function timedCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ ms: number; out: string; cpuMs: number }> {
+  return new Promise((ok, fail) => {
+    const t0 = performance.now();
+    const proc = track(
+      spawn(process.execPath, [CLI, ...args], {
+        env: { ...process.env, TABREDUCE_TOKEN: '', TABREDUCE_URL: '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    // CPU time as last seen at most 100 ms before the exit: close enough against tens of seconds.
+    const cpu = new ProcSampler(proc.pid!, 100);
+    let out = '';
+    let err = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      cpu.stop();
+      const ms = performance.now() - t0;
+      const cpuMs = (cpu.samples.at(-1)?.cpuMs ?? NaN) - (cpu.samples[0]?.cpuMs ?? 0);
+      if (code === 0) ok({ ms, out, cpuMs });
+      else fail(new Error(`tabreduce ${args[0]} exited with ${code} after ${fmtMs(ms)}: ${err.slice(-2000)}`));
+    });
+  });
 }

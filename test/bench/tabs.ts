@@ -3,11 +3,10 @@
  * `tabreduce local` on the same module and data in the same run. The ratio is the distributed wall
  * time, upload included (`tabreduce submit --wait` from start to exit), over the local wall time.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { apiGet, CLI, corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
+import { apiGet, corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
 import type { JobView, TaskView, WorkerView } from '../../shared/api.js';
 import {
   fmtBytes,
@@ -15,12 +14,12 @@ import {
   fmtMs,
   sleep,
   summarize,
-  track,
   type BenchContext,
   type BenchReport,
   type Benchmark,
   type Row,
   commandFor,
+  timedCli,
 } from './bench-kit.js';
 import { startBenchMaster } from './bench-master.js';
 import { BoxSampler, cpuMsOf, descendants, ProcSampler } from './proc-stats.js';
@@ -28,38 +27,6 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
 
 const TARGET_RATIO = 1.0;
 const PAGE = join(ROOT, 'dist/client/index.html');
-
-/** Runs the CLI and times it; rejects on a non-zero exit or after `timeoutMs`. */
-function timedCli(
-  args: string[],
-  env: Record<string, string>,
-  timeoutMs: number,
-): Promise<{ ms: number; out: string; cpuMs: number }> {
-  return new Promise((ok, fail) => {
-    const t0 = performance.now();
-    const proc = track(
-      spawn(process.execPath, [CLI, ...args], {
-        env: { ...process.env, TABREDUCE_TOKEN: '', TABREDUCE_URL: '', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
-    );
-    // CPU time as last seen at most 100 ms before the exit: close enough against tens of seconds.
-    const cpu = new ProcSampler(proc.pid!, 100);
-    let out = '';
-    let err = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      cpu.stop();
-      const ms = performance.now() - t0;
-      const cpuMs = (cpu.samples.at(-1)?.cpuMs ?? NaN) - (cpu.samples[0]?.cpuMs ?? 0);
-      if (code === 0) ok({ ms, out, cpuMs });
-      else fail(new Error(`tabreduce ${args[0]} exited with ${code} after ${fmtMs(ms)}: ${err.slice(-2000)}`));
-    });
-  });
-}
 
 /** ~`bytes` of input: copies of the corpus files under distinct base names. */
 function repeatedCorpus(bytes: number): { files: string[]; total: number } {
