@@ -10,10 +10,10 @@
  * (a backup attempt won, or the job ended). Invalid messages get an `error` reply and are ignored.
  */
 import { z } from 'zod';
-import type { Partition } from './engine.js';
 import type { SerializedError } from './errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: task data travels by URL when large (`TaskData`), and outputs are records text (shared/records.ts). */
+export const PROTOCOL_VERSION = 2;
 
 const id = z.string().min(1).max(64);
 const lease = z.string().regex(/^[0-9a-f]{32}$/, 'lease must be 32 hex digits');
@@ -67,13 +67,22 @@ const update = z.strictObject({
   paused: z.boolean(),
 });
 
-const result = z.strictObject({
-  type: z.literal('task.result'),
-  lease,
-  /** Map: one Partition per reduce task. Reduce: the `key<TAB>value\n` text. Checked per phase. */
-  output: z.unknown(),
-  stats: taskStats,
-});
+const result = z
+  .strictObject({
+    type: z.literal('task.result'),
+    lease,
+    /**
+     * The output itself, when it is at most `welcome.inlineBytes` of UTF-8. Map: its records
+     * (shared/records.ts); reduce: the `key<TAB>value\n` text. Checked per phase by the master.
+     */
+    output: z.string().optional(),
+    /** The output went up by `PUT /data/LEASE/output` instead, and the master has it. */
+    uploaded: z.literal(true).optional(),
+    stats: taskStats,
+  })
+  .refine((m) => (m.output === undefined) !== (m.uploaded === undefined), {
+    message: 'a result has either output or uploaded: true',
+  });
 
 const failure = z.strictObject({
   type: z.literal('task.fail'),
@@ -92,15 +101,26 @@ export type HelloMessage = z.infer<typeof hello>;
 export type TaskResultMessage = z.infer<typeof result>;
 export type TaskFailMessage = z.infer<typeof failure>;
 
+/**
+ * A task's input: inside the message when it is small (`text`), else on the master at `url`
+ * (`GET`, a path on the master's origin, authorised by the lease in it), which the volunteer fetches
+ * as a stream before running the task. Job code never fetches it: the volunteer's own code does.
+ */
+export interface TaskData {
+  /** Its size in UTF-8 bytes. */
+  bytes: number;
+  text?: string;
+  url?: string;
+}
 interface MapAssign {
   phase: 'map';
-  /** The input file's base name and the text of one split of it. */
-  input: { key: string; value: string };
+  /** The input file's base name, and one split of it (text). */
+  input: TaskData & { key: string };
 }
 interface ReduceAssign {
   phase: 'reduce';
-  /** Partition `index` of every map task's output, in map-task order. */
-  input: Partition[];
+  /** Partition `index` of every map task's output, in map-task order, as records (shared/records.ts). */
+  input: TaskData;
 }
 export type TaskAssign = {
   type: 'task.assign';
@@ -124,8 +144,12 @@ export type MasterMessage =
       heartbeatMs: number;
       /** Leases from `hello.running` that the master still counts as this volunteer's. */
       kept: string[];
-      /** Largest frame the master accepts (`serve --max-message`): a larger result is reported as too large. */
+      /** Largest frame the master accepts (`serve --max-message`). */
       maxMessageBytes?: number;
+      /** Outputs of more UTF-8 bytes than this go up by `PUT /data/LEASE/output`, not in `task.result`. */
+      inlineBytes: number;
+      /** Largest output the master takes (`serve --max-upload`): a larger one is reported as too large. */
+      maxOutputBytes: number;
     }
   | TaskAssign
   | { type: 'task.cancel'; lease: string; reason: string }
