@@ -50,10 +50,10 @@ const api: JobWorkerApi = {
       const input: TaskInput =
         req.phase === 'map'
           ? { phase: 'map', nReduce: req.nReduce, input: { key: req.key, value: text } }
-          : { phase: 'reduce', nReduce: req.nReduce, input: JSON.parse(text) as TaskInput['input'] };
+          : { phase: 'reduce', nReduce: req.nReduce, input: text };
       const mod = await loadModule(req.moduleUrl);
       const out = await runTask(mod, input, () => performance.now());
-      const reply: JobReply = { ok: true, stats: out.stats, output: encodeText(out.outputJson) };
+      const reply: JobReply = { ok: true, stats: out.stats, output: encodeText(out.output) };
       return transfer(reply, [reply.output]);
     } catch (e) {
       return { ok: false, error: serializeError(e) };
