@@ -2,15 +2,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseVolunteerMessage, checkMapOutput, checkReduceOutput } from '../shared/protocol.js';
+import { parseVolunteerMessage, checkMapOutput, checkReduceOutput, PROTOCOL_VERSION } from '../shared/protocol.js';
 
 const lease = 'a'.repeat(32);
+const stats = { ms: 1, recordsIn: 1, recordsOut: 0 };
 const valid = [
-  { type: 'hello', protocol: 1, threads: 2, slots: 3, paused: false, agent: 'x', running: [] },
+  { type: 'hello', protocol: PROTOCOL_VERSION, threads: 2, slots: 3, paused: false, agent: 'x', running: [] },
   { type: 'heartbeat', running: [lease] },
   { type: 'volunteer.update', threads: 1, slots: 1, paused: true },
-  { type: 'task.result', lease, output: [[]], stats: { ms: 1, recordsIn: 1, recordsOut: 0 } },
+  { type: 'task.result', lease, output: '[0,"a",["1"]]\n', stats },
   { type: 'task.fail', lease, reason: 'threw', error: { name: 'Error', message: 'm' } },
+  { type: 'task.result', lease, uploaded: true, stats },
 ];
 
 test('valid messages parse', () => {
@@ -22,7 +24,12 @@ test('invalid messages are refused with a reason', () => {
     ['{', /not JSON/],
     [{ type: 'nope' }, /type/],
     [{ type: 'heartbeat' }, /running/],
-    [{ type: 'task.result', lease: 'short', output: [], stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /lease/],
+    [{ type: 'task.result', lease: 'short', output: '', stats }, /lease/],
+    [{ ...valid[0], protocol: 1 }, /protocol/],
+    [{ type: 'task.result', lease, output: [[]], stats }, /output/],
+    [{ type: 'task.result', lease, output: '', uploaded: true, stats }, /either output or uploaded/],
+    [{ type: 'task.result', lease, stats }, /either output or uploaded/],
+    [{ type: 'task.result', lease, uploaded: false, stats }, /uploaded/],
     [{ ...valid[0], threads: 0 }, /threads/],
     [{ ...valid[0], extra: 1 }, /extra|Unrecognized/i],
     [{ ...valid[4], reason: 'bored' }, /reason/],
