@@ -23,6 +23,11 @@ export type TaskInput =
       input: string;
     };
 
+/** A task as the engine takes it, from what crosses into a worker: its phase, key (a map's) and input text. */
+export function taskInput(phase: 'map' | 'reduce', nReduce: number, key: string, text: string): TaskInput {
+  return phase === 'map' ? { phase, nReduce, input: { key, value: text } } : { phase, nReduce, input: text };
+}
+
 export interface TaskOutput {
   /** Map: its records (shared/records.ts). Reduce: its `key<TAB>value\n` lines. */
   output: string;

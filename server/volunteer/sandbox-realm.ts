@@ -6,7 +6,7 @@
  * into the realm once, as strings, and its output comes back once, as the text the master stores.
  */
 import { fireTimer, onUncaught } from './realm-globals.js';
-import { runTask, type TaskInput } from '../../shared/task-runner.js';
+import { runTask, taskInput } from '../../shared/task-runner.js';
 import { asJobModule } from '../../shared/engine.js';
 import { serializeError, type SerializedError } from '../../shared/errors.js';
 import type { JobModule } from '../../shared/job-types.js';
@@ -35,10 +35,8 @@ const realm = {
   async run(phase: 'map' | 'reduce', nReduce: number, key: string, data: string): Promise<RealmReply> {
     try {
       if (!mod) throw new Error('no job module was loaded');
-      const task: TaskInput =
-        phase === 'map' ? { phase, nReduce, input: { key, value: data } } : { phase, nReduce, input: data };
       const failed = new Promise<never>((_, reject) => (failRunning = reject));
-      const out = await Promise.race([runTask(mod, task, () => clock()), failed]);
+      const out = await Promise.race([runTask(mod, taskInput(phase, nReduce, key, data), () => clock()), failed]);
       return { ok: true, output: out.output, stats: out.stats };
     } catch (e) {
       return { ok: false, error: serializeError(e) };
