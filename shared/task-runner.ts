@@ -1,37 +1,55 @@
 /**
  * What a worker (Web Worker or worker thread) does with one assigned task once it has the job's
- * module: run the engine and hand back the output already as JSON text, so the thread that owns the
- * socket splices it into the result frame instead of cloning and re-serialising a large object.
+ * module and the task's input text: run the engine and hand back the output already as the text the
+ * master stores (a map's records, shared/records.ts; a reduce's `key<TAB>value\n` lines), so the
+ * thread that owns the socket sends or uploads it as it is instead of re-serialising a large object.
  */
-import { asJobModule, runMap, runReduce, type Partition } from './engine.js';
+import { asJobModule, runMap, runReduce } from './engine.js';
 import type { JobModule } from './job-types.js';
 import type { TaskStats } from './protocol.js';
+import { decodeRecords, encodeMapOutput } from './records.js';
 
-export interface TaskInput {
-  phase: 'map' | 'reduce';
-  nReduce: number;
-  /** Map: {key, value}. Reduce: the partitions of every map task. */
-  input: { key: string; value: string } | Partition[];
+export type TaskInput =
+  | {
+      phase: 'map';
+      nReduce: number;
+      /** The input file's base name and the text of one split of it. */
+      input: { key: string; value: string };
+    }
+  | {
+      phase: 'reduce';
+      nReduce: number;
+      /** Records (shared/records.ts): this partition of every map task's output, in map-task order. */
+      input: string;
+    };
+
+/** A task as the engine takes it, from what crosses into a worker: its phase, key (a map's) and input text. */
+export function taskInput(phase: 'map' | 'reduce', nReduce: number, key: string, text: string): TaskInput {
+  return phase === 'map' ? { phase, nReduce, input: { key, value: text } } : { phase, nReduce, input: text };
 }
 
 export interface TaskOutput {
-  outputJson: string;
+  /** Map: its records (shared/records.ts). Reduce: its `key<TAB>value\n` lines. */
+  output: string;
   stats: TaskStats;
 }
 
 export async function runTask(mod: JobModule, task: TaskInput, now: () => number): Promise<TaskOutput> {
   const started = now();
   if (task.phase === 'map') {
-    const { key, value } = task.input as { key: string; value: string };
+    const { key, value } = task.input;
     const r = await runMap(mod, key, value, task.nReduce);
     return {
-      outputJson: JSON.stringify(r.partitions),
+      output: encodeMapOutput(r.partitions),
       stats: { ms: now() - started, recordsIn: 1, recordsOut: r.recordsOut },
     };
   }
-  const r = await runReduce(mod, task.input as Partition[]);
+  // One list with a key once per map task that emitted it: runReduce merges them in the order they
+  // came, which is map-task order, so each key's values arrive as they did when each map task's
+  // partitions were a list of their own.
+  const r = await runReduce(mod, [decodeRecords(task.input)]);
   return {
-    outputJson: JSON.stringify(r.text),
+    output: r.text,
     stats: { ms: now() - started, recordsIn: r.recordsIn, recordsOut: r.records },
   };
 }

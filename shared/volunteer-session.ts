@@ -1,13 +1,14 @@
 /**
  * A volunteer's side of the protocol, the same for a browser tab and `tabreduce volunteer`: joins,
- * heartbeats, runs assigned tasks on an executor (a pool of Web Workers or worker threads), keeps
- * results until the master acknowledges them, and reconnects with jittered backoff, announcing the
- * leases it still holds so the master can let it keep them.
+ * heartbeats, fetches a task's input over HTTP when it did not come inside the assignment, runs
+ * assigned tasks on an executor (a pool of Web Workers or worker threads), sends small outputs in
+ * the result message and uploads large ones, keeps results until the master acknowledges them, and
+ * reconnects with jittered backoff, announcing the leases it still holds so the master can let it
+ * keep them.
  */
 import { PROTOCOL_VERSION, parseMasterMessage, type MasterMessage, type TaskAssign } from './protocol.js';
 import { serializeError, type SerializedError } from './errors.js';
 import type { TaskStats } from './protocol.js';
-import { partitionChars } from './engine.js';
 
 /** The part of the WebSocket API both browsers and the `ws` package offer. */
 export interface SocketLike {
@@ -31,9 +32,15 @@ export class TaskFailure extends Error {
   }
 }
 
+/** A task whose input is in hand: `input.text` as it came in the assignment, or fetched from `input.url`. */
+export type ReadyTask = TaskAssign & { input: { text: string } };
+
 export interface Executor {
-  /** Runs one task; rejects with TaskFailure. */
-  run(task: TaskAssign): Promise<{ outputJson: string; stats: TaskStats }>;
+  /**
+   * Runs one task; rejects with TaskFailure. The output is the text the master stores: a map's
+   * records (shared/records.ts), a reduce's `key<TAB>value\n` lines.
+   */
+  run(task: ReadyTask): Promise<{ output: string; stats: TaskStats }>;
   /** Stops a task's code if it is running (a backup won, or the job ended). */
   cancel(lease: string): void;
   setThreads(n: number): void;
@@ -49,8 +56,13 @@ export interface TaskInHand {
   index: number;
   /** Map: the input file's name; reduce: "partition N". */
   label: string;
+  /** The input's size, UTF-8 bytes. */
   bytes: number;
-  status: 'queued' | 'running' | 'reporting';
+  /**
+   * `fetching`: its input is on the way from the master; `running`: in the executor (computing, or
+   * waiting there for a thread); `reporting`: its output is going up, or waits for the master's ack.
+   */
+  status: 'fetching' | 'running' | 'reporting';
   startedAt: number;
 }
 
@@ -67,6 +79,12 @@ export interface SessionSnapshot {
   retryInMs: number | null;
 }
 
+/** The part of the Fetch API the session uses: browsers, Web Workers and Node 18+ all have it. */
+export type FetchLike = (
+  url: string,
+  init: { method: 'GET' | 'PUT'; headers?: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<{ readonly status: number; text(): Promise<string> }>;
+
 export interface SessionOptions {
   /** ws:// or wss:// URL of the master's /ws. */
   url: string;
@@ -75,6 +93,8 @@ export interface SessionOptions {
   prefetch: number;
   agent: string;
   connect: (url: string) => SocketLike;
+  /** Gets task inputs from the master's origin and puts outputs there; `globalThis.fetch` by default. */
+  fetch?: FetchLike;
   executor: Executor;
   /** Keeps the identity across reconnects (sessionStorage in a tab, memory in Node). */
   identity?: { load(): { id: string; secret: string } | null; save(id: string, secret: string): void };
@@ -89,12 +109,21 @@ const OPEN = 1;
 /** Close code the master uses when a newer connection took over this volunteer's identity. */
 const REPLACED = 4001;
 
+/**
+ * Waits before each retry of a data request the master did not answer, or answered with a 5xx (it
+ * may be restarting): about 8 s in all, as long as a master restart takes here. Then the task is
+ * dropped, and the master gives it to someone else once its attempt times out.
+ */
+const DATA_RETRY_MS = [250, 500, 1_000, 2_000, 4_000];
+
 interface Held extends TaskInHand {
   assign: TaskAssign | null;
   /** The result frame, kept until the master acknowledges it. */
   resultFrame: string | null;
   /** A failure report: forgotten once sent, as the master sends no ack for it. */
   unacknowledged?: boolean;
+  /** Stops the task's input download or output upload, and the waits between their retries. */
+  abort: AbortController;
 }
 
 export class VolunteerSession {
@@ -105,6 +134,13 @@ export class VolunteerSession {
   private heartbeatMs = 2000;
   /** The master's frame limit, from `welcome`; null when it did not say. */
   private maxMessageBytes: number | null = null;
+  /** Outputs up to this many UTF-8 bytes go in the result message, larger ones by PUT (`welcome`). */
+  private inlineBytes = 0;
+  /** The largest output the master takes (`welcome`, `serve --max-upload`). */
+  private maxOutputBytes = Infinity;
+  /** http(s)://host:port of the master, where task data is. */
+  private readonly origin: string;
+  private readonly fetch: FetchLike;
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   /** Starts the backoff over once this connection has lasted (see `welcome`). */
@@ -127,6 +163,8 @@ export class VolunteerSession {
     this.paused = opts.startPaused ?? false;
     this.now = opts.now ?? (() => Date.now());
     this.log = opts.log ?? (() => {});
+    this.origin = httpOrigin(opts.url);
+    this.fetch = opts.fetch ?? ((url, init) => fetch(url, init));
     const id = opts.identity?.load();
     if (id) {
       this.volunteerId = id.id;
@@ -165,7 +203,7 @@ export class VolunteerSession {
       volunteerId: this.volunteerId,
       paused: this.paused,
       threads: this.threads,
-      tasks: [...this.held.values()].map(({ assign: _a, resultFrame: _r, unacknowledged: _u, ...t }) => t),
+      tasks: [...this.held.values()].map(({ assign: _a, resultFrame: _r, unacknowledged: _u, abort: _c, ...t }) => t),
       done: this.done,
       failed: this.failed,
       bytesDone: this.bytesDone,
@@ -291,6 +329,8 @@ export class VolunteerSession {
         this.opts.identity?.save(msg.volunteerId, msg.secret);
         this.heartbeatMs = msg.heartbeatMs;
         this.maxMessageBytes = msg.maxMessageBytes ?? null;
+        this.inlineBytes = msg.inlineBytes;
+        this.maxOutputBytes = msg.maxOutputBytes;
         const kept = new Set(msg.kept);
         for (const lease of [...this.held.keys()]) if (!kept.has(lease)) this.drop(lease);
         // Results finished while disconnected go out now.
@@ -338,11 +378,11 @@ export class VolunteerSession {
     const h = this.held.get(lease);
     if (!h) return;
     this.held.delete(lease);
+    h.abort.abort();
     if (h.status === 'running') this.opts.executor.cancel(lease);
   }
 
   private accept(task: TaskAssign): void {
-    const bytes = task.phase === 'map' ? task.input.value.length : partitionChars(task.input);
     const h: Held = {
       lease: task.lease,
       jobId: task.jobId,
@@ -350,37 +390,165 @@ export class VolunteerSession {
       phase: task.phase,
       index: task.index,
       label: task.phase === 'map' ? task.input.key : `partition ${task.index}`,
-      bytes,
-      status: 'running',
+      bytes: task.input.bytes,
+      status: task.input.text === undefined ? 'fetching' : 'running',
       startedAt: this.now(),
       assign: task,
       resultFrame: null,
+      abort: new AbortController(),
     };
     this.held.set(task.lease, h);
     this.changed();
-    // The executor queues beyond its threads, so prefetched tasks wait there.
-    this.opts.executor.run(task).then(
-      (r) => {
-        if (this.held.get(task.lease) !== h) return;
-        const frame = `{"type":"task.result","lease":"${task.lease}","stats":${JSON.stringify(r.stats)},"output":${r.outputJson}}`;
-        const size = this.maxMessageBytes === null ? 0 : utf8Length(frame, this.maxMessageBytes);
-        if (this.maxMessageBytes !== null && size > this.maxMessageBytes) {
-          // Sent, it would close the socket and come back forever; reported, the job fails naming the limit.
-          const limit = this.maxMessageBytes;
-          this.fail(task, h, new TaskFailure('too-large', tooLarge(task, size, limit)));
-          return;
-        }
-        h.assign = null;
-        h.status = 'reporting';
-        h.resultFrame = frame;
-        this.send(h.resultFrame);
-        this.changed();
-      },
-      (e: unknown) => {
-        if (this.held.get(task.lease) !== h) return;
-        this.fail(task, h, e instanceof TaskFailure ? e : new TaskFailure('threw', serializeError(e)));
-      },
+    this.work(task, h).catch((e: unknown) => {
+      // A bug of ours rather than the job's or the network's: said, and the task handed back.
+      this.log(`${describeTask(task)} stopped: ${serializeError(e).message}`);
+      if (this.held.get(task.lease) === h) this.fail(task, h, new TaskFailure('crashed', serializeError(e)));
+    });
+  }
+
+  /**
+   * One task from assignment to report: its input fetched if it did not come inline, run, and its
+   * output sent or uploaded. Each step first checks the task is still held: a `task.cancel`, a lease
+   * the master did not keep over a reconnect, or a REPLACED close drops it, and then nothing is sent.
+   */
+  private async work(task: TaskAssign, h: Held): Promise<void> {
+    const held = () => this.held.get(task.lease) === h;
+    let text = task.input.text;
+    if (text === undefined) {
+      if (task.input.url === undefined) {
+        this.fail(task, h, new TaskFailure('threw', noInput(task)));
+        return;
+      }
+      const fetched = await this.fetchInput(task, h, task.input.url);
+      if (fetched === null || !held()) return;
+      text = fetched;
+      h.status = 'running';
+      this.changed();
+    }
+    let out: { output: string; stats: TaskStats };
+    try {
+      // The executor queues beyond its threads, so prefetched tasks wait there.
+      out = await this.opts.executor.run(withText(task, text));
+    } catch (e) {
+      if (held()) this.fail(task, h, e instanceof TaskFailure ? e : new TaskFailure('threw', serializeError(e)));
+      return;
+    }
+    if (!held()) return;
+    h.assign = null;
+    h.status = 'reporting';
+    this.changed();
+    await this.report(task, h, out.output, out.stats);
+  }
+
+  /** The task's input from the master, or null when the task was dropped (here or by the master). */
+  private async fetchInput(task: TaskAssign, h: Held, path: string): Promise<string | null> {
+    const res = await this.request(h, path, { method: 'GET' }, `the input of ${describeTask(task)}`);
+    if (res === null) return null;
+    if (res.status === 200) return res.body;
+    // 404 or 410: the lease is over (the master gave the task to someone else), so is the task.
+    if (res.status !== 404 && res.status !== 410) {
+      this.log(
+        `dropped ${describeTask(task)}: its input could not be fetched (HTTP ${res.status}: ${reasonIn(res.body)})`,
+      );
+    }
+    this.drop(task.lease);
+    this.changed();
+    return null;
+  }
+
+  /**
+   * Sends a small output inside the result message; uploads a larger one by `PUT`, then sends a
+   * result saying so; fails one larger than the master takes without sending it at all.
+   */
+  private async report(task: TaskAssign, h: Held, output: string, stats: TaskStats): Promise<void> {
+    const head = `{"type":"task.result","lease":"${task.lease}","stats":${JSON.stringify(stats)}`;
+    if (utf8Length(output, this.inlineBytes) <= this.inlineBytes) {
+      const frame = `${head},"output":${JSON.stringify(output)}}`;
+      // JSON escapes control characters six bytes each, so a frame of a small output could still pass
+      // the master's frame limit: such an output goes up like a large one instead.
+      const limit = this.maxMessageBytes;
+      if (limit === null || utf8Length(frame, limit) <= limit) {
+        this.sendResult(h, frame);
+        return;
+      }
+    }
+    const size = utf8Length(output, this.maxOutputBytes);
+    if (size > this.maxOutputBytes) {
+      // Uploaded, it would only be refused: reported, the job fails naming the limit and how to raise it.
+      this.fail(task, h, new TaskFailure('too-large', tooLarge(task, size, this.maxOutputBytes)));
+      return;
+    }
+    const res = await this.request(
+      h,
+      `/data/${task.lease}/output`,
+      { method: 'PUT', headers: { 'content-type': 'text/plain; charset=utf-8' }, body: output },
+      `the output of ${describeTask(task)}`,
     );
+    if (res === null || this.held.get(task.lease) !== h) return;
+    if (res.status === 200) {
+      this.sendResult(h, `${head},"uploaded":true}`);
+      return;
+    }
+    if (res.status === 413) {
+      // Its limit is lower than it said when this volunteer joined (restarted with a new one): its words name it.
+      this.fail(task, h, new TaskFailure('too-large', tooLarge(task, utf8Length(output, 0), null, res.body)));
+      return;
+    }
+    if (res.status === 400) {
+      this.fail(task, h, new TaskFailure('threw', refused(task, res.body)));
+      return;
+    }
+    if (res.status !== 404 && res.status !== 410) {
+      this.log(
+        `dropped ${describeTask(task)}: its output could not be uploaded (HTTP ${res.status}: ${reasonIn(res.body)})`,
+      );
+    }
+    this.drop(task.lease);
+    this.changed();
+  }
+
+  /** Sends a result frame and keeps it until the master acknowledges it (or re-sends it after a reconnect). */
+  private sendResult(h: Held, frame: string): void {
+    h.resultFrame = frame;
+    this.send(frame);
+    this.changed();
+  }
+
+  /**
+   * One request to the master's data routes, retried after `DATA_RETRY_MS` while the master cannot
+   * be reached or answers 5xx. Returns the answer (status below 500) with its body, or null when the
+   * task was dropped meanwhile or the retries ran out (the task is then dropped too).
+   */
+  private async request(
+    h: Held,
+    path: string,
+    init: { method: 'GET' | 'PUT'; headers?: Record<string, string>; body?: string },
+    what: string,
+  ): Promise<{ status: number; body: string } | null> {
+    const url = `${this.origin}${path.startsWith('/') ? '' : '/'}${path}`;
+    const signal = h.abort.signal;
+    for (let attempt = 0; ; attempt++) {
+      let why: string;
+      try {
+        const res = await this.fetch(url, { ...init, signal });
+        // The body is read inside the try: a connection cut halfway through is retried like any other.
+        const body = await res.text();
+        if (res.status < 500) return { status: res.status, body };
+        why = `HTTP ${res.status}`;
+      } catch (e) {
+        why = serializeError(e).message;
+      }
+      if (signal.aborted || this.held.get(h.lease) !== h) return null;
+      const wait = DATA_RETRY_MS[attempt];
+      if (wait === undefined) {
+        this.log(`dropped a task: could not transfer ${what} after ${attempt + 1} tries (${why})`);
+        this.drop(h.lease);
+        this.changed();
+        return null;
+      }
+      await sleep(wait, signal);
+      if (signal.aborted) return null;
+    }
   }
 
   private fail(task: TaskAssign, h: Held, f: TaskFailure): void {
@@ -400,13 +568,78 @@ export class VolunteerSession {
   }
 }
 
-function tooLarge(task: TaskAssign, size: number, limit: number): SerializedError {
+/** Says which task, for log lines: "wc map 3". */
+function describeTask(task: TaskAssign): string {
+  return `${task.jobName} ${task.phase} ${task.index}`;
+}
+
+/** A copy of the assignment with its input's text in it, for the executor. */
+function withText(task: TaskAssign, text: string): ReadyTask {
+  return { ...task, input: { ...task.input, text } } as ReadyTask;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+/** The `error` of a data route's JSON answer, or the start of its body when it is not one. */
+function reasonIn(body: string): string {
+  try {
+    const error = (JSON.parse(body) as { error?: unknown } | null)?.error;
+    if (typeof error === 'string') return error;
+  } catch {
+    // Not JSON: a proxy's page, say.
+  }
+  return body.slice(0, 200).trim() || 'no reason given';
+}
+
+/** Why an output is too large: over `limit` as the master announced it, or refused with a 413 saying why. */
+function tooLarge(task: TaskAssign, size: number, limit: number | null, masterSaid = ''): SerializedError {
+  const over =
+    limit === null
+      ? `more than the master takes (it said: ${reasonIn(masterSaid)})`
+      : `over the master's limit of ${limit} bytes`;
+  const smaller =
+    task.phase === 'map' ? 'a smaller --split-size, or a combine function' : 'more --reduces, or fewer keys';
   return {
     name: 'OutputTooLarge',
     message:
-      `the ${task.phase} output is ${size} bytes as a message, over the master's limit of ${limit} bytes; ` +
-      `raise it with \`tabreduce serve --max-message\`, or make the task's output smaller (a smaller --split-size, or a combine function)`,
+      `the ${task.phase} output is ${size} bytes, ${over}; raise the limit with \`tabreduce serve --max-upload\`, ` +
+      `or make the task's output smaller (${smaller})`,
   };
+}
+
+function refused(task: TaskAssign, body: string): SerializedError {
+  return {
+    name: 'OutputRefused',
+    message:
+      `the master refused the ${task.phase} output as malformed: ${reasonIn(body)}. ` +
+      `tabreduce's own engine never produces such output, so this volunteer is at fault, not the job's code: please report it`,
+  };
+}
+
+function noInput(task: TaskAssign): SerializedError {
+  return {
+    name: 'ProtocolError',
+    message: `the master assigned ${describeTask(task)} with neither its input nor a URL to fetch it from`,
+  };
+}
+
+/** The master's HTTP origin for its ws:// or wss:// URL: the same host and port, where task data is. */
+export function httpOrigin(wsUrl: string): string {
+  const m = /^(wss?):\/\/([^/?#]+)/i.exec(wsUrl);
+  if (!m) throw new Error(`the master's URL must start with ws:// or wss://, not ${wsUrl}`);
+  return `${m[1]!.toLowerCase() === 'wss' ? 'https' : 'http'}://${m[2]}`;
 }
 
 /**

@@ -3,18 +3,17 @@
  * limit. A worker whose code runs past the limit, or that dies, is terminated and replaced; the task
  * fails with a reason the master records. Runtime-neutral: the caller supplies how to make a worker.
  */
-import type { TaskAssign } from './protocol.js';
 import type { TaskOutput } from './task-runner.js';
-import { TaskFailure, type Executor } from './volunteer-session.js';
+import { TaskFailure, type Executor, type ReadyTask } from './volunteer-session.js';
 
 export interface PoolWorker {
   /** Runs a task; rejects with TaskFailure ('threw' for the job's errors, 'crashed' if the worker died). */
-  run(task: TaskAssign): Promise<TaskOutput>;
+  run(task: ReadyTask): Promise<TaskOutput>;
   terminate(): void;
 }
 
 interface Job {
-  task: TaskAssign;
+  task: ReadyTask;
   resolve: (r: TaskOutput) => void;
   reject: (e: unknown) => void;
 }
@@ -35,7 +34,7 @@ export class WorkerPool implements Executor {
     private readonly onEvent: (e: { kind: 'start' | 'end'; lease: string }) => void = () => {},
   ) {}
 
-  run(task: TaskAssign): Promise<TaskOutput> {
+  run(task: ReadyTask): Promise<TaskOutput> {
     return new Promise((resolve, reject) => {
       this.queue.push({ task, resolve, reject });
       this.pump();

@@ -10,7 +10,7 @@ function snapshot(over: Partial<TabSnapshot> = {}): TabSnapshot {
   return { ...initialSnapshot(), state: 'connected', volunteerId: 'v1', ...over };
 }
 
-const task = (lease: string, status: 'running' | 'reporting' = 'running') => ({
+const task = (lease: string, status: 'fetching' | 'running' | 'reporting' = 'running') => ({
   lease,
   jobId: 'j',
   jobName: 'Word count',
@@ -64,8 +64,11 @@ describe('volunteer page words', () => {
     assert.equal(fatal.detail, 'no workers here');
   });
 
-  it('tells running tasks from waiting and reporting ones', () => {
-    const s = snapshot({ tasks: [task('a'), task('b'), task('c', 'reporting')], computing: ['a'] });
+  it('tells running tasks from waiting, fetching and reporting ones', () => {
+    const s = snapshot({
+      tasks: [task('a'), task('b'), task('c', 'reporting'), task('d', 'fetching')],
+      computing: ['a'],
+    });
     const lines = taskLines(s, 4_200);
     assert.deepEqual(
       lines.map((l) => [l.status, l.statusText]),
@@ -73,6 +76,7 @@ describe('volunteer page words', () => {
         ['running', 'Working · 3 s'],
         ['waiting', 'Waiting for a free thread'],
         ['reporting', 'Sending the result'],
+        ['fetching', 'Getting the data'],
       ],
     );
     assert.equal(lines[0]!.size, '2.5 MB');

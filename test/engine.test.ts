@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fnv1a32, defaultPartition } from '../shared/partition.js';
 import { runMap, runReduce, asJobModule, JobCodeError } from '../shared/engine.js';
+import { runTask } from '../shared/task-runner.js';
+import { encodeMapOutput } from '../shared/records.js';
 import { splitRanges, decodeUtf8 } from '../shared/split.js';
 import { UserError } from '../shared/errors.js';
 import { stageInputs } from '../server/receive-job.js';
@@ -75,6 +77,53 @@ test('reduce merges map outputs in map order, sorts keys by JS string order, awa
   ]);
   assert.equal(r.text, 'B\tB:2\nb\tb:1,3\né\té:x\n');
   assert.equal(r.records, 3);
+});
+
+test('runTask: a map gives its partitions as records, a reduce of records text gives what the partitions gave', async () => {
+  const mod = asJobModule({
+    // Each value is the map task's key, so a reduce shows the order its values came in.
+    map: (k: string, v: string, emit: (k: string, v: string) => void) => {
+      for (const w of v.split(' ')) emit(w, k);
+    },
+    reduce: (k: string, vs: string[]) => vs.join(','),
+    partition: (k: string) => (k < 'm' ? 0 : 1),
+  });
+  // Map tasks whose keys do not sort in map-task order, and keys JSON must escape.
+  const splits: [string, string][] = [
+    ['f2', 'b zoo a'],
+    ['f0', 'zoo b é\t"x"\n'],
+    ['f1', 'b a'],
+  ];
+  const outputs: string[] = [];
+  const maps = [];
+  for (const [key, value] of splits) {
+    const map = await runMap(mod, key, value, 2);
+    const out = await runTask(mod, { phase: 'map', nReduce: 2, input: { key, value } }, () => 0);
+    assert.equal(out.output, encodeMapOutput(map.partitions));
+    assert.deepEqual(out.stats, { ms: 0, recordsIn: 1, recordsOut: map.recordsOut });
+    maps.push(map);
+    outputs.push(out.output);
+  }
+  const reduced: string[] = [];
+  for (const r of [0, 1]) {
+    // Reduce r's input as the master streams it: partition r's records of each map task, in map-task order.
+    const records = outputs
+      .flatMap((o) => o.split('\n').filter((line) => line.startsWith(`[${r},`)))
+      .map((line) => `${line}\n`)
+      .join('');
+    const expected = await runReduce(
+      mod,
+      maps.map((m) => m.partitions[r]!),
+    );
+    const out = await runTask(mod, { phase: 'reduce', nReduce: 2, input: records }, () => 0);
+    assert.equal(out.output, expected.text, `reduce ${r}`);
+    assert.deepEqual(out.stats, { ms: 0, recordsIn: expected.recordsIn, recordsOut: expected.records });
+    reduced.push(out.output);
+  }
+  // A key's values come in map-task order, as with `tabreduce local`, not in the order of the tasks' keys.
+  assert.equal(reduced[0], 'a\tf2,f1\nb\tf2,f0,f1\n');
+  assert.equal(reduced[1], 'zoo\tf2,f0\né\t"x"\n\tf0\n');
+  assert.equal((await runTask(mod, { phase: 'reduce', nReduce: 2, input: '' }, () => 0)).output, '');
 });
 
 test('bad job code is reported clearly', async () => {

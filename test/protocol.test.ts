@@ -26,6 +26,7 @@ test('invalid messages are refused with a reason', () => {
     [{ type: 'heartbeat' }, /running/],
     [{ type: 'task.result', lease: 'short', output: '', stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /lease/],
     [{ type: 'task.result', lease, output: [[]], stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /output/],
+    [{ ...valid[0], protocol: 1 }, /protocol/],
     [{ type: 'task.result', lease, stats: { ms: 1, recordsIn: 0, recordsOut: 0 } }, /either output or uploaded/],
     [
       { type: 'task.result', lease, output: '', uploaded: true, stats: { ms: 1, recordsIn: 0, recordsOut: 0 } },

@@ -88,9 +88,9 @@ export interface TaskLine {
   job: string;
   step: string;
   input: string;
-  /** The input's size, or '' when unknown. */
+  /** The input's size. */
   size: string;
-  status: 'waiting' | 'running' | 'reporting';
+  status: 'fetching' | 'waiting' | 'running' | 'reporting';
   statusText: string;
 }
 
@@ -100,20 +100,22 @@ const STEPS = { map: 'Step 1 · map', reduce: 'Step 2 · reduce' } as const;
 export function taskLines(s: TabSnapshot, now: number): TaskLine[] {
   const computing = new Set(s.computing);
   return s.tasks.map((t: TaskInHand) => {
-    const status = t.status === 'reporting' ? 'reporting' : computing.has(t.lease) ? 'running' : 'waiting';
+    const status =
+      t.status === 'fetching' || t.status === 'reporting' ? t.status : computing.has(t.lease) ? 'running' : 'waiting';
     const statusText =
-      status === 'reporting'
-        ? 'Sending the result'
-        : status === 'running'
-          ? `Working · ${formatSeconds(now - t.startedAt)}`
-          : 'Waiting for a free thread';
+      status === 'fetching'
+        ? 'Getting the data'
+        : status === 'reporting'
+          ? 'Sending the result'
+          : status === 'running'
+            ? `Working · ${formatSeconds(now - t.startedAt)}`
+            : 'Waiting for a free thread';
     return {
       lease: t.lease,
       job: t.jobName,
       step: STEPS[t.phase],
       input: t.phase === 'map' ? t.label : `part ${t.index + 1} of the results`,
-      // For a reduce, TaskInHand.bytes counts key groups rather than bytes, so no size is shown.
-      size: t.phase === 'map' ? formatBytes(t.bytes) : '',
+      size: formatBytes(t.bytes),
       status,
       statusText,
     };

@@ -59,7 +59,7 @@ export interface SessionWorkerApi {
 
 /**
  * One task for a job worker. The input travels as UTF-8 bytes in a transferred ArrayBuffer (the
- * split's text for a map, the partitions' JSON for a reduce): a move, not a structured-clone copy.
+ * split's text for a map, the records text for a reduce): a move, not a structured-clone copy.
  */
 export interface JobRequest {
   moduleUrl: string;
@@ -71,7 +71,12 @@ export interface JobRequest {
 }
 
 export type JobReply =
-  | { ok: true; stats: TaskStats; /** The output as JSON text in UTF-8, transferred back. */ output: ArrayBuffer }
+  | {
+      ok: true;
+      stats: TaskStats;
+      /** The output in UTF-8 (a map's records, a reduce's `key<TAB>value` lines), transferred back. */
+      output: ArrayBuffer;
+    }
   | { ok: false; error: SerializedError };
 
 export interface JobWorkerApi {

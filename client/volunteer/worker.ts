@@ -5,7 +5,7 @@
  * code can reach no host but the master.
  */
 import { expose, transfer } from 'comlink';
-import { createModuleCache, loadWithRetries, runTask, type TaskInput } from '../../shared/task-runner.js';
+import { createModuleCache, loadWithRetries, runTask, taskInput } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
 import { decodeText, encodeText } from './bytes.js';
 import { CLOSED_NOTICE, type ClosedNotice, type JobReply, type JobRequest, type JobWorkerApi } from './wire.js';
@@ -46,14 +46,10 @@ const loadModule = createModuleCache((url) =>
 const api: JobWorkerApi = {
   async run(req: JobRequest): Promise<JobReply> {
     try {
-      const text = decodeText(req.data);
-      const input: TaskInput =
-        req.phase === 'map'
-          ? { phase: 'map', nReduce: req.nReduce, input: { key: req.key, value: text } }
-          : { phase: 'reduce', nReduce: req.nReduce, input: JSON.parse(text) as TaskInput['input'] };
+      const input = taskInput(req.phase, req.nReduce, req.key, decodeText(req.data));
       const mod = await loadModule(req.moduleUrl);
       const out = await runTask(mod, input, () => performance.now());
-      const reply: JobReply = { ok: true, stats: out.stats, output: encodeText(out.outputJson) };
+      const reply: JobReply = { ok: true, stats: out.stats, output: encodeText(out.output) };
       return transfer(reply, [reply.output]);
     } catch (e) {
       return { ok: false, error: serializeError(e) };

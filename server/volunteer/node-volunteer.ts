@@ -9,11 +9,11 @@ import { WebSocket } from 'ws';
 import {
   VolunteerSession,
   TaskFailure,
+  type ReadyTask,
   type SessionSnapshot,
   type SocketLike,
 } from '../../shared/volunteer-session.js';
 import { WorkerPool, type PoolWorker } from '../../shared/worker-pool.js';
-import type { TaskAssign } from '../../shared/protocol.js';
 import { loadWithRetries, type TaskOutput } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
 import type { FromSandbox, SandboxTask, ToSandbox } from './sandbox-protocol.js';
@@ -35,13 +35,11 @@ const SANDBOX_NODE_FLAGS = ['--no-node-snapshot'];
 /** Bytes of a sandbox's stderr kept to explain a crash (V8 prints why it aborted there). */
 const STDERR_TAIL = 4096;
 
-function sandboxTask(task: TaskAssign): SandboxTask {
+function sandboxTask(task: ReadyTask): SandboxTask {
   const { lease, jobId, moduleUrl, phase, nReduce } = task;
-  // One string crosses into the sandbox: a map's split as it came, a reduce's partitions as JSON text.
-  if (task.phase === 'map') {
-    return { type: 'task', lease, jobId, moduleUrl, phase, nReduce, key: task.input.key, data: task.input.value };
-  }
-  return { type: 'task', lease, jobId, moduleUrl, phase, nReduce, key: '', data: JSON.stringify(task.input) };
+  // One string crosses into the sandbox as it came: a map's split, a reduce's records text.
+  const key = task.phase === 'map' ? task.input.key : '';
+  return { type: 'task', lease, jobId, moduleUrl, phase, nReduce, key, data: task.input.text };
 }
 
 /** Gives a job module's text and full URL for its path on the master. */
@@ -109,7 +107,7 @@ export function sandboxWorker(source: ModuleSource, cannotStart: (why: string) =
       const p = pending.get(m.lease);
       if (!p) return;
       pending.delete(m.lease);
-      if (m.ok) p.resolve({ outputJson: m.outputJson, stats: m.stats });
+      if (m.ok) p.resolve({ output: m.output, stats: m.stats });
       else p.reject(new TaskFailure('threw', m.error));
     }
   });

@@ -5,7 +5,7 @@
 import type { SerializedError } from '../../shared/errors.js';
 import type { TaskStats } from '../../shared/protocol.js';
 
-/** A task as it crosses into the sandbox: a map's split as `key` + `data`, a reduce's partitions as JSON `data`. */
+/** A task as it crosses into the sandbox: a map's split as `key` + `data`, a reduce's records text as `data`. */
 export interface SandboxTask {
   type: 'task';
   lease: string;
@@ -17,8 +17,8 @@ export interface SandboxTask {
   data: string;
 }
 
-/** What the engine inside the isolate answers for one task. */
-export type RealmReply = { ok: true; outputJson: string; stats: TaskStats } | { ok: false; error: SerializedError };
+/** What the engine inside the isolate answers for one task: its output as the text the master stores. */
+export type RealmReply = { ok: true; output: string; stats: TaskStats } | { ok: false; error: SerializedError };
 
 export type ToSandbox =
   | SandboxTask

@@ -3,11 +3,11 @@
  * realm-globals.ts, then the very `runTask` the tab and `tabreduce local` run. `npm run build`
  * bundles this file and its imports into one script (dist/server/volunteer/sandbox-realm.iife.js);
  * sandbox-host.ts evaluates it in each job's fresh context before the job's module. A task crosses
- * into the realm once, as strings, and its output comes back once, as JSON text.
+ * into the realm once, as strings, and its output comes back once, as the text the master stores.
  */
 import { fireTimer, onUncaught } from './realm-globals.js';
-import { runTask, type TaskInput } from '../../shared/task-runner.js';
-import { asJobModule, type Partition } from '../../shared/engine.js';
+import { runTask, taskInput } from '../../shared/task-runner.js';
+import { asJobModule } from '../../shared/engine.js';
 import { serializeError, type SerializedError } from '../../shared/errors.js';
 import type { JobModule } from '../../shared/job-types.js';
 import type { RealmReply } from './sandbox-protocol.js';
@@ -31,14 +31,13 @@ const realm = {
     }
   },
 
-  /** One task: a map's split (`key`, `data` its text) or a reduce's partitions (`data` as JSON text). */
+  /** One task: a map's split (`key`, `data` its text) or a reduce's input (`data`, its records text). */
   async run(phase: 'map' | 'reduce', nReduce: number, key: string, data: string): Promise<RealmReply> {
     try {
       if (!mod) throw new Error('no job module was loaded');
-      const input: TaskInput['input'] = phase === 'map' ? { key, value: data } : (JSON.parse(data) as Partition[]);
       const failed = new Promise<never>((_, reject) => (failRunning = reject));
-      const out = await Promise.race([runTask(mod, { phase, nReduce, input }, () => clock()), failed]);
-      return { ok: true, outputJson: out.outputJson, stats: out.stats };
+      const out = await Promise.race([runTask(mod, taskInput(phase, nReduce, key, data), () => clock()), failed]);
+      return { ok: true, output: out.output, stats: out.stats };
     } catch (e) {
       return { ok: false, error: serializeError(e) };
     } finally {

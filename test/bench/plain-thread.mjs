@@ -8,11 +8,12 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 
 const { root, modulePath } = workerData;
-const { runTask } = await import(pathToFileURL(join(root, 'dist/shared/task-runner.js')).href);
+const { runTask, taskInput } = await import(pathToFileURL(join(root, 'dist/shared/task-runner.js')).href);
 const { asJobModule } = await import(pathToFileURL(join(root, 'dist/shared/engine.js')).href);
 const mod = asJobModule(await import(pathToFileURL(modulePath).href));
 
 parentPort.on('message', async (task) => {
-  parentPort.postMessage(await runTask(mod, task, () => performance.now()));
+  const input = taskInput(task.phase, task.nReduce, task.input.key ?? '', task.input.text);
+  parentPort.postMessage(await runTask(mod, input, () => performance.now()));
 });
 parentPort.postMessage('ready');

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { corpusFiles, EXAMPLES, ROOT } from '../helpers/cluster.js';
-import type { TaskAssign } from '../../shared/protocol.js';
 import type { TaskOutput } from '../../shared/task-runner.js';
+import type { ReadyTask } from '../../shared/volunteer-session.js';
 import type { PoolWorker } from '../../shared/worker-pool.js';
 import { commandFor, fmtInt, summarize, type BenchContext, type BenchReport, type Benchmark } from './bench-kit.js';
 import { descendants, readProc } from './proc-stats.js';
@@ -33,7 +33,7 @@ function split(bytes: number): string {
 }
 
 let leases = 0;
-function mapTask(value: string, moduleUrl: string): TaskAssign {
+function mapTask(value: string, moduleUrl: string): ReadyTask {
   return {
     type: 'task.assign',
     lease: `bench-${++leases}`,
@@ -45,13 +45,13 @@ function mapTask(value: string, moduleUrl: string): TaskAssign {
     moduleUrl,
     hardLimitMs: 600_000,
     phase: 'map',
-    input: { key: 'split.txt', value },
+    input: { key: 'split.txt', bytes: Buffer.byteLength(value), text: value },
   };
 }
 
 interface Runner {
   name: string;
-  run(task: TaskAssign): Promise<TaskOutput>;
+  run(task: ReadyTask): Promise<TaskOutput>;
   /** CPU ms of every process involved so far (this one included). */
   cpuMs(): number;
   close(): void;
@@ -72,7 +72,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
   const moduleUrl = '/jobs/bench/module.js';
 
-  const { runTask } = await dist<typeof import('../../shared/task-runner.js')>('shared/task-runner.js');
+  const { runTask, taskInput } = await dist<typeof import('../../shared/task-runner.js')>('shared/task-runner.js');
   const { asJobModule } = await dist<typeof import('../../shared/engine.js')>('shared/engine.js');
   const { sandboxWorker, moduleSource } = await dist<typeof import('../../server/volunteer/node-volunteer.js')>(
     'server/volunteer/node-volunteer.js',
@@ -81,7 +81,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
 
   const inProcess: Runner = {
     name: 'in this process (tabreduce local)',
-    run: (task) => runTask(mod, task, () => performance.now()),
+    run: (task) => runTask(mod, taskInput('map', task.nReduce, 'split.txt', task.input.text), () => performance.now()),
     cpuMs: selfCpuMs,
     close() {},
   };
@@ -131,8 +131,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     }
     ctx.log('sandbox: big tasks, the runners taking turns');
     const outputs = await Promise.all(runners.map((r) => r.run(mapTask(big, moduleUrl))));
-    if (outputs.some((o) => o.outputJson !== outputs[0]!.outputJson))
-      throw new Error('the runners disagree on the output');
+    if (outputs.some((o) => o.output !== outputs[0]!.output)) throw new Error('the runners disagree on the output');
     // Turns, so that whatever else the box does falls on every runner alike.
     const times = runners.map((): number[] => []);
     for (let i = 0; i < bigRuns; i++) {

@@ -7,6 +7,7 @@
  */
 import WebSocket from 'ws';
 import { PROTOCOL_VERSION, type MasterMessage, type TaskAssign } from '../../shared/protocol.js';
+import { encodeMapOutput } from '../../shared/records.js';
 
 export interface SimulatedOptions {
   /** The master's http(s) URL. */
@@ -145,12 +146,15 @@ export function startSimulatedVolunteers(opts: SimulatedOptions): SimulatedVolun
             return;
           }
           counts.results++;
+          // Outputs of a few bytes, always inline; a reduce needs only its input's size, not the input.
           const output =
             task.phase === 'map'
-              ? Array.from({ length: task.nReduce }, (_, r) =>
-                  r === task.index % task.nReduce ? [['word', ['1']]] : [],
+              ? encodeMapOutput(
+                  Array.from({ length: task.nReduce }, (_, r) =>
+                    r === task.index % task.nReduce ? [['word', ['1']]] : [],
+                  ),
                 )
-              : task.input.some((p) => p.length > 0)
+              : task.input.bytes > 0
                 ? 'word\t1\n'
                 : '';
           this.send({
