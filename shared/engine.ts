@@ -10,18 +10,6 @@ export type Group = [key: string, values: string[]];
 /** A map task's output for one reduce partition: groups with unique keys in ascending order. */
 export type Partition = Group[];
 
-/** Characters of keys and values in partitions: the size of a reduce task's input, for display. */
-export function partitionChars(partitions: readonly Partition[]): number {
-  let n = 0;
-  for (const p of partitions) {
-    for (const [key, values] of p) {
-      n += key.length;
-      for (const v of values) n += v.length;
-    }
-  }
-  return n;
-}
-
 export interface MapResult {
   partitions: Partition[];
   /** Records emitted by `map` (before the combiner). */

@@ -89,7 +89,7 @@ const failure = z.strictObject({
   lease,
   /**
    * `threw`: the job's code threw; `timeout`: it ran past the hard limit; `crashed`: its worker died;
-   * `too-large`: its output would not fit in one message to the master (`welcome.maxMessageBytes`).
+   * `too-large`: its output is larger than the master takes (`welcome.maxOutputBytes`, `serve --max-upload`).
    */
   reason: z.enum(['threw', 'timeout', 'crashed', 'too-large']),
   error: serializedError,

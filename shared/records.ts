@@ -40,11 +40,7 @@ export function decodeRecords(text: string): Group[] {
 }
 
 /** Why one record line is malformed, or null; `prev` is the previous line's partition and key. */
-export function checkRecord(
-  rec: unknown,
-  nReduce: number,
-  prev: { part: number; key: string } | null,
-): string | null {
+export function checkRecord(rec: unknown, nReduce: number, prev: { part: number; key: string } | null): string | null {
   if (!Array.isArray(rec) || rec.length !== 3) return 'each record must be [partition, key, [values]]';
   const [part, key, values] = rec as unknown[];
   if (!Number.isInteger(part) || (part as number) < 0 || (part as number) >= nReduce) {

@@ -92,7 +92,8 @@ export class SplitFinder {
       // Cut only once a byte past the split's limit exists: a remainder that fits is one split.
       if (this.pos <= limit) break;
       const inChunk = limit - 1 >= base ? chunk.lastIndexOf(NEWLINE, limit - 1 - base) : -1;
-      const nl = inChunk >= 0 && base + inChunk >= this.start ? base + inChunk : this.lastNl >= this.start ? this.lastNl : -1;
+      const nl =
+        inChunk >= 0 && base + inChunk >= this.start ? base + inChunk : this.lastNl >= this.start ? this.lastNl : -1;
       if (nl >= 0) this.cut(out, nl + 1);
       else this.waiting = true;
     }

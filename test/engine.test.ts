@@ -180,7 +180,14 @@ test('inputs are stored and split at line ends, their UTF-8 checked, as local sp
   assert.deepEqual(
     staged.map((s) => [s.name, s.bytes, s.splits]),
     [
-      ['dir/a.txt', 6, [{ start: 0, end: 3 }, { start: 3, end: 6 }]],
+      [
+        'dir/a.txt',
+        6,
+        [
+          { start: 0, end: 3 },
+          { start: 3, end: 6 },
+        ],
+      ],
       ['b.txt', 0, [{ start: 0, end: 0 }]],
     ],
   );

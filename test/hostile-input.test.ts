@@ -50,7 +50,7 @@ async function healthy() {
 function hello(extra: object = {}) {
   return JSON.stringify({
     type: 'hello',
-    protocol: 1,
+    protocol: 2,
     threads: 1,
     slots: 0,
     paused: true,

@@ -14,7 +14,7 @@ function rng(seed: number) {
 
 function chunked(bytes: Uint8Array, rand: () => number, max: number): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const n = 1 + Math.floor(rand() * max);
     out.push(bytes.subarray(i, i + n));
     i += n;

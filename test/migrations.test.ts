@@ -71,7 +71,10 @@ test('map outputs stored one row per partition (before 0003) move to one row per
   );
   assert.deepEqual(after, expected);
   assert.deepEqual(after[1], []);
-  assert.equal(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name IN ('map_output', 'map_result')").pluck().get(), 0);
+  assert.equal(
+    db.prepare("SELECT count(*) FROM sqlite_schema WHERE name IN ('map_output', 'map_result')").pluck().get(),
+    0,
+  );
   assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
   db.close();
 });

@@ -18,7 +18,15 @@ function chunks(buf: Buffer, size: number): Buffer[] {
 }
 
 test('a map output streamed in any chunks is checked and its partitions located', () => {
-  const parts: Partition[] = [[['a', ['1', '2']], ['é', ['x\ty']]], [], [['z', ['"q"']]], []];
+  const parts: Partition[] = [
+    [
+      ['a', ['1', '2']],
+      ['é', ['x\ty']],
+    ],
+    [],
+    [['z', ['"q"']]],
+    [],
+  ];
   const bytes = Buffer.from(encodeMapOutput(parts));
   for (const size of [1, 2, 3, 7, 64, bytes.length]) {
     const check = new MapOutputCheck(4);
@@ -30,7 +38,11 @@ test('a map output streamed in any chunks is checked and its partitions located'
     const packed = packOffsets(s.offsets);
     parts.forEach((p, r) => {
       const { start, end } = spanOf(packed.subarray(r * 8, r * 8 + 16));
-      assert.deepEqual(decodeRecords(bytes.subarray(start, end).toString('utf8')), p, `partition ${r}, chunks of ${size}`);
+      assert.deepEqual(
+        decodeRecords(bytes.subarray(start, end).toString('utf8')),
+        p,
+        `partition ${r}, chunks of ${size}`,
+      );
     });
   }
   const empty = new MapOutputCheck(2).end();

@@ -21,7 +21,7 @@ export interface Span {
 
 /** Partition `part`'s byte range in every map output that has one, in map-task order. */
 export function* reduceSpans(outputs: OutputStore, jobId: string, part: number): Generator<Span> {
-  for (let after = -1; ; ) {
+  for (let after = -1; ;) {
     const page = outputs.spans(jobId, part, after, PAGE);
     for (const row of page) {
       const { start, end } = spanOf(row.pair);
@@ -35,10 +35,11 @@ export function* reduceSpans(outputs: OutputStore, jobId: string, part: number):
 /** The size of every reduce partition, summed over all map outputs: one pass when the maps are done. */
 export function partitionBytes(outputs: OutputStore, jobId: string, nReduce: number): number[] {
   const sizes = new Array<number>(nReduce).fill(0);
-  for (let after = -1; ; ) {
+  for (let after = -1; ;) {
     const page = outputs.offsets(jobId, after, PAGE);
     for (const row of page) {
-      for (let r = 0; r < nReduce; r++) sizes[r]! += row.offsets.readDoubleLE(r * 8 + 8) - row.offsets.readDoubleLE(r * 8);
+      for (let r = 0; r < nReduce; r++)
+        sizes[r]! += row.offsets.readDoubleLE(r * 8 + 8) - row.offsets.readDoubleLE(r * 8);
     }
     if (page.length < PAGE) return sizes;
     after = page[page.length - 1]!.map_idx;

@@ -11,14 +11,16 @@ export function convertLegacyMapResults(db: Db, log: (line: string) => void): vo
   const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'map_result'`).get();
   if (!exists) return;
   const rows = db
-    .prepare(`SELECT m.job_id, m.map_idx, json(m.data) AS data, j.n_reduce FROM map_result m
-      JOIN job j ON j.id = m.job_id LIMIT 500`)
+    .prepare(
+      `SELECT m.job_id, m.map_idx, json(m.data) AS data, j.n_reduce FROM map_result m
+      JOIN job j ON j.id = m.job_id LIMIT 500`,
+    )
     .all() as { job_id: string; map_idx: number; data: string; n_reduce: number }[];
   const insert = db.prepare(`INSERT OR REPLACE INTO map_data (job_id, map_idx, blob, data, bytes, offsets)
     VALUES (?, ?, NULL, ?, ?, ?)`);
   const remove = db.prepare('DELETE FROM map_result WHERE job_id = ? AND map_idx = ?');
   let n = 0;
-  for (let page = rows; page.length > 0; ) {
+  for (let page = rows; page.length > 0;) {
     db.transaction(() => {
       for (const r of page) {
         const data = Buffer.from(encodeMapOutput(JSON.parse(r.data) as Partition[]));
@@ -31,8 +33,10 @@ export function convertLegacyMapResults(db: Db, log: (line: string) => void): vo
     })();
     n += page.length;
     page = db
-      .prepare(`SELECT m.job_id, m.map_idx, json(m.data) AS data, j.n_reduce FROM map_result m
-        JOIN job j ON j.id = m.job_id LIMIT 500`)
+      .prepare(
+        `SELECT m.job_id, m.map_idx, json(m.data) AS data, j.n_reduce FROM map_result m
+        JOIN job j ON j.id = m.job_id LIMIT 500`,
+      )
       .all() as typeof rows;
   }
   db.exec('DROP TABLE map_result');

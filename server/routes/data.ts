@@ -26,7 +26,10 @@ export function dataRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStor
     const run = LEASE.test(lease) ? scheduler.running(lease) : null;
     if (!run) return c.json({ error: GONE }, 410);
     const l = run.lease;
-    const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
+    const headers: Record<string, string> = {
+      'content-type': 'text/plain; charset=utf-8',
+      'cache-control': 'no-store',
+    };
     if (l.phase === 'map') {
       const src = stores.tasks.input(l.taskId) ?? { inline: Buffer.alloc(0) };
       headers['content-length'] = String(inputBytes(src));

@@ -42,7 +42,9 @@ export function createTaskStore(db: Db) {
   const cancelOpen = db.prepare(`UPDATE task SET state = 'cancelled'
     WHERE job_id = ? AND state IN ('pending', 'running')`);
   const forJob = db.prepare(`SELECT ${COLUMNS} FROM task WHERE job_id = ? ORDER BY phase, idx`);
-  const dropInputs = db.prepare(`UPDATE task SET input = NULL WHERE job_id = ? AND phase = 'map' AND input IS NOT NULL`);
+  const dropInputs = db.prepare(
+    `UPDATE task SET input = NULL WHERE job_id = ? AND phase = 'map' AND input IS NOT NULL`,
+  );
 
   return {
     insert: (t: NewTask) => insert.run(t),

@@ -113,13 +113,17 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   try {
     const t0 = Date.now();
     ctx.log('big: uploading');
-    const submitted = await timedCli(['submit', module, ...input.files, ...flags, '--server', master.url], env, 3_600_000);
+    const submitted = await timedCli(
+      ['submit', module, ...input.files, ...flags, '--server', master.url],
+      env,
+      3_600_000,
+    );
     const id = submitted.out.trim().split('\n')[0]!;
     const uploadedAt = Date.now();
     let job = await apiGet<JobView>(master, `/api/jobs/${id}`);
     let barrierAt = NaN;
     let shuffleBytes = NaN;
-    for (let last = ''; job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled'; ) {
+    for (let last = ''; job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled';) {
       await sleep(250);
       job = await apiGet<JobView>(master, `/api/jobs/${id}`);
       if (job.state === 'reducing' && Number.isNaN(barrierAt)) {

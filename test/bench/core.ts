@@ -25,9 +25,13 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const { openDatabase } = await dist<typeof import('../../server/db.js')>('server/db.js');
   const { Scheduler } = await dist<typeof import('../../server/scheduler/index.js')>('server/scheduler/index.js');
   const { createStores } = await dist<typeof import('../../server/sql/index.js')>('server/sql/index.js');
-  const { submitJob } = await dist<typeof import('../../server/submit-job.js')>('server/submit-job.js');
+  const { insertJob, newJobId } = await dist<typeof import('../../server/submit-job.js')>('server/submit-job.js');
+  const { stageInputs } = await dist<typeof import('../../server/receive-job.js')>('server/receive-job.js');
+  const { LocalBlobStore } = await dist<typeof import('../../server/blobs/local-blob-store.js')>(
+    'server/blobs/local-blob-store.js',
+  );
   const { parseVolunteerMessage } = await dist<typeof import('../../shared/protocol.js')>('shared/protocol.js');
-  const { runTask } = await dist<typeof import('../../shared/task-runner.js')>('shared/task-runner.js');
+  const { runTask, taskInput } = await dist<typeof import('../../shared/task-runner.js')>('shared/task-runner.js');
   const { asJobModule } = await dist<typeof import('../../shared/engine.js')>('shared/engine.js');
   const { splitRanges } = await dist<typeof import('../../shared/split.js')>('shared/split.js');
   const modulePath = join(EXAMPLES, 'word-count.js');
@@ -40,25 +44,36 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     for (const r of splitRanges(bytes, splitSize)) {
       const value = bytes.subarray(r.start, r.end).toString('utf8');
       const out = await runTask(mod, { phase: 'map', nReduce: 2, input: { key: basename(f), value } }, () => 0);
-      mapOutputs.push(`"stats":${JSON.stringify(out.stats)},"output":${out.outputJson}`);
+      mapOutputs.push(`"stats":${JSON.stringify(out.stats)},"output":${JSON.stringify(out.output)}`);
     }
   }
 
   const db = openDatabase(join(tempDir('tabreduce-bench-core-'), 'tabreduce.db'));
   const stores = createStores(db);
-  const scheduler: SchedulerType = new Scheduler(db, stores, {});
-  const id = submitJob(
+  const dir = tempDir('tabreduce-bench-core-blobs-');
+  const blobs = new LocalBlobStore(join(dir, 'blobs'));
+  // Every task's data inside its frames, as there is no HTTP server here: the master's cost per task.
+  const scheduler: SchedulerType = new Scheduler(db, stores, { blobs, inlineBytes: 1024 ** 3 });
+  const id = newJobId();
+  await insertJob(
     stores,
     {
+      id,
       moduleName: basename(modulePath),
       module: readFileSync(modulePath, 'utf8'),
-      inputs: corpusFiles().map((f) => ({ name: basename(f), bytes: readFileSync(f) })),
+      inputs: await stageInputs(
+        blobs,
+        id,
+        corpusFiles().map((f) => ({ name: basename(f), bytes: readFileSync(f) })),
+        splitSize,
+      ),
       reduces: 2,
       splitSize,
       taskTimeoutMs: 60_000,
       maxAttempts: 4,
     },
     Date.now(),
+    stores.transaction,
   );
 
   const inbox: TaskAssign[] = [];
@@ -81,7 +96,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     scheduler.batched(() =>
       scheduler.hello(c.conn, {
         type: 'hello',
-        protocol: 1,
+        protocol: 2,
         threads: slots,
         slots,
         paused: false,
@@ -106,8 +121,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       if (body === undefined) {
         // The two reduces run the engine here; their CPU is taken out of the master's.
         const e0 = process.cpuUsage();
-        const out = await runTask(mod, a, () => 0);
-        body = `"stats":${JSON.stringify(out.stats)},"output":${out.outputJson}`;
+        const out = await runTask(mod, taskInput(a.phase, a.nReduce, '', a.input.text ?? ''), () => 0);
+        body = `"stats":${JSON.stringify(out.stats)},"output":${JSON.stringify(out.output)}`;
         const e = process.cpuUsage(e0);
         engineUs += e.user + e.system;
       }

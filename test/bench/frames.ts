@@ -24,14 +24,12 @@ interface Phase {
   sockets: number;
 }
 
-/** A valid task.result of about `size` bytes for a made-up lease. */
+/** A valid task.result of about `size` bytes for a made-up lease: records text, escapes and all. */
 function bigResult(size: number): Buffer {
-  const head = `{"type":"task.result","lease":"${'0'.repeat(32)}","stats":{"ms":1,"recordsIn":1,"recordsOut":1},"output":[[`;
-  const entry = '["k",["v"]],';
+  const head = `{"type":"task.result","lease":"${'0'.repeat(32)}","stats":{"ms":1,"recordsIn":1,"recordsOut":1},"output":"`;
+  const entry = JSON.stringify('[0,"k",["v"]]\n').slice(1, -1);
   const n = Math.max(1, Math.floor((size - head.length - 20) / entry.length));
-  let body = entry.repeat(n);
-  body = body.slice(0, -1);
-  return Buffer.from(`${head}${body}]]}`);
+  return Buffer.from(`${head}${entry.repeat(n)}"}`);
 }
 
 async function attack(url: string, mode: 'before-hello' | 'after-hello', maxBytes: number, until: () => boolean) {
@@ -59,7 +57,7 @@ async function attack(url: string, mode: 'before-hello' | 'after-hello', maxByte
         ws.send(
           JSON.stringify({
             type: 'hello',
-            protocol: 1,
+            protocol: 2,
             threads: 1,
             slots: 0,
             paused: true,
@@ -145,7 +143,7 @@ async function runPhase(mode: 'before-hello' | 'after-hello', seconds: number, m
 
 async function run(ctx: BenchContext): Promise<BenchReport> {
   const seconds = Number(ctx.options.get('seconds') ?? 15);
-  const maxBytes = parseSize(ctx.options.get('max-message') ?? '16MiB', '--max-message');
+  const maxBytes = parseSize(ctx.options.get('max-message') ?? '1MiB', '--max-message');
   const phases: Phase[] = [];
   for (const mode of ['before-hello', 'after-hello'] as const)
     phases.push(await runPhase(mode, seconds, maxBytes, ctx));
