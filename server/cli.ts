@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, toError } from '../shared/errors.js';
-import { parseDuration, parseSize } from '../shared/units.js';
+import { formatDuration, parseDuration, parseSize } from '../shared/units.js';
 import { DEFAULT_SERVER, MasterError, resolveServer, resolveToken, type AdminTarget } from './cli/admin-client.js';
 import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
@@ -66,9 +66,12 @@ const COMMANDS: Record<string, Command> = {
     usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
                 [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
                 [--max-upload 100GiB] [--max-message 1MiB] [--max-per-ip 1024] [--allow-origin URL]...
+                [--retain 7d]
 
 Keeps jobs in SQLite under --data; a restart on the same directory resumes them. One master
 per data directory: it holds DATA/lock while it runs.
+Finished jobs and their output are kept until \`tabreduce delete JOB\`; --retain D deletes
+each one D after it finished (checked every tenth of D, at most every minute).
 The admin token is TABREDUCE_TOKEN if set, else DATA/admin-token (created once, mode 0600).
 Browsers may open the volunteer socket only from the master's own pages (the origin they
 were loaded from, as the request's Host names it); --allow-origin URL (repeatable) admits
@@ -77,7 +80,8 @@ pages on another origin, such as a proxy that rewrites Host.
 Examples:
   tabreduce serve
   tabreduce serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem
-  tabreduce serve --allow-origin https://compute.example.org`,
+  tabreduce serve --allow-origin https://compute.example.org
+  tabreduce serve --retain 7d`,
     options: {
       host: { type: 'string' },
       port: { type: 'string' },
@@ -90,6 +94,7 @@ Examples:
       'max-message': { type: 'string' },
       'max-per-ip': { type: 'string' },
       'allow-origin': { type: 'string', multiple: true },
+      retain: { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -169,6 +174,20 @@ Example:
   tabreduce cancel k3xq7w2m9pza`,
     admin.cancel,
   ),
+  delete: adminCommand(
+    'delete a finished job and its data',
+    `tabreduce delete JOB [--json]
+
+Deletes a finished (succeeded, failed or cancelled) job: its tasks, attempts and output, and the
+disk they took. A queued or running job is refused (exit 2): cancel it first. Prints what was
+freed on stderr; --json prints {"id", "freedBytes"} on stdout. \`tabreduce serve --retain 7d\`
+deletes finished jobs by age instead.
+
+Examples:
+  tabreduce delete k3xq7w2m9pza
+  tabreduce status --json | jq -r '.[] | select(.state == "failed") | .id' | xargs -n1 tabreduce delete`,
+    admin.remove,
+  ),
   workers: adminCommand(
     'list connected volunteers',
     `tabreduce workers [--json]
@@ -226,6 +245,7 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
   const portText = (f['port'] as string | undefined) ?? String(SERVE_DEFAULTS.port);
   if (!/^\d+$/.test(portText) || Number(portText) > 65535)
     throw new UserError(`--port must be 0-65535, got ${portText}`);
+  const retainMs = f['retain'] ? parseDuration(String(f['retain']), '--retain') : null;
   const master = await startMaster({
     host: (f['host'] as string | undefined) ?? SERVE_DEFAULTS.host,
     port: Number(portText),
@@ -244,6 +264,7 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
       : SERVE_DEFAULTS.maxMessageBytes,
     maxPerIp: intFlag(f['max-per-ip'], 'max-per-ip', SERVE_DEFAULTS.maxPerIp),
     allowOrigins: ((f['allow-origin'] as string[] | undefined) ?? []).map((o) => parseOrigin(o)),
+    retainMs,
     log,
   });
   process.stdout.write(
@@ -252,6 +273,9 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
       `  volunteers: open ${master.url}/`,
       `  status:     ${master.url}/status`,
       `  admin token: ${master.tokenSource}`,
+      retainMs === null
+        ? '  finished jobs: kept until `tabreduce delete JOB`'
+        : `  finished jobs: deleted ${formatDuration(retainMs)} after they finish (--retain)`,
       '',
     ].join('\n'),
   );

@@ -11,6 +11,11 @@ export function notFound(what: string): HTTPException {
   return new HTTPException(404, { message: what });
 }
 
+/** The request is right but the resource's state refuses it now (a running job cannot be deleted). */
+export function conflict(message: string): HTTPException {
+  return new HTTPException(409, { message });
+}
+
 /** The one place that turns errors into HTTP responses: `{"error": "..."}` with a fitting status. */
 export function errorResponse(e: unknown, c: Context, log: (line: string) => void): Response {
   if (e instanceof HTTPException) return c.json({ error: e.message || 'request refused' }, e.status);

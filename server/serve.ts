@@ -20,6 +20,7 @@ import { LocalBlobStore } from './blobs/local-blob-store.js';
 import { sweepBlobs } from './blobs/sweep.js';
 import { convertLegacyMapResults } from './blobs/legacy.js';
 import { createOriginGate, isLoopbackName } from './origin-check.js';
+import { applyRetention, retentionEveryMs } from './retention.js';
 
 export interface ServeOptions {
   host: string;
@@ -34,6 +35,8 @@ export interface ServeOptions {
   maxPerIp: number;
   /** Origins, besides the master's own, whose pages may volunteer (`--allow-origin`, normalised). */
   allowOrigins: readonly string[];
+  /** Finished jobs are deleted this long after they finished (`--retain`); absent or null: kept until deleted. */
+  retainMs?: number | null;
   log: (line: string) => void;
   clock?: Clock;
 }
@@ -198,10 +201,29 @@ async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Mast
     scheduler.sweep();
   });
   const flusher = every(SWEEP_MS, 'saving volunteers', () => scheduler.saveVolunteers());
+  // Retention deletes blobs, which takes turns of the event loop: one pass at a time, and close()
+  // waits for the one under way before it closes the database under it. Volunteer rows are looked
+  // at once a minute, however short the retention.
+  const retainMs = opts.retainMs ?? null;
+  let closed = false;
+  let retaining: Promise<void> | null = null;
+  let volunteersAt = -Infinity;
+  const retain = () => {
+    if (retaining || closed) return;
+    const volunteers = performance.now() - volunteersAt >= 60_000;
+    if (volunteers) volunteersAt = performance.now();
+    retaining = applyRetention(scheduler, stores.jobs, { retainMs, log: opts.log, stopping: () => closed, volunteers })
+      .then(
+        () => {},
+        (e: unknown) => opts.log(`retention failed: ${isStorageError(e) ? toError(e).message : toError(e).stack}`),
+      )
+      .finally(() => (retaining = null));
+  };
+  const retention = setInterval(retain, retentionEveryMs(retainMs));
   const port = (server.address() as AddressInfo).port;
   const shownHost = opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host;
   const url = `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
-  let closed = false;
+  retain();
   return {
     url,
     port,
@@ -212,6 +234,8 @@ async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Mast
       closed = true;
       clearInterval(sweeper);
       clearInterval(flusher);
+      clearInterval(retention);
+      await retaining;
       hub.close();
       server.closeAllConnections?.();
       await new Promise<void>((ok) => server.close(() => ok()));

@@ -22,6 +22,7 @@ export function jobView(j: JobRow): JobView {
     splitSize: j.split_size,
     taskTimeoutMs: j.task_timeout_ms,
     maxAttempts: j.max_attempts,
+    storedBytes: j.stored_bytes,
   };
 }
 

@@ -20,6 +20,17 @@ export interface JobView {
   splitSize: number;
   taskTimeoutMs: number;
   maxAttempts: number;
+  /**
+   * Bytes of the job's data the master keeps: its inputs until the maps are done, map outputs until
+   * it ends, its output until it is deleted (`tabreduce delete`, `serve --retain`).
+   */
+  storedBytes: number;
+}
+
+/** `DELETE /api/jobs/:id`: the job is gone, with the bytes it kept. */
+export interface DeletedJob {
+  id: string;
+  freedBytes: number;
 }
 
 export interface AttemptView {

@@ -1,9 +1,9 @@
 import { UserError } from './errors.js';
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** "10s", "500ms", "2m", or a bare number of milliseconds → milliseconds. */
+/** "10s", "500ms", "2m", "7d", or a bare number of milliseconds → milliseconds. */
 export function parseDuration(text: string, what = 'duration'): number {
   const m = DURATION.exec(text.trim());
   if (!m) throw new UserError(`${what}: "${text}" is not a duration (examples: 500ms, 10s, 2m)`);
@@ -62,5 +62,7 @@ export function formatDuration(ms: number): string {
   if (s < 60) return `${s.toFixed(1)}s`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }

@@ -30,7 +30,7 @@ import {
 import { progressLine } from '../server/cli/progress.js';
 import type { JobView } from '../shared/api.js';
 
-const COMMANDS = ['serve', 'submit', 'status', 'wait', 'result', 'cancel', 'workers', 'local', 'volunteer'];
+const COMMANDS = ['serve', 'submit', 'status', 'wait', 'result', 'cancel', 'delete', 'workers', 'local', 'volunteer'];
 const WORD_COUNT = join(EXAMPLES, 'word-count.js');
 
 let master: MasterProc;
@@ -118,8 +118,9 @@ describe('errors and exit codes', () => {
     assertCleanError(missing, 3, /no admin token: pass --token, set TABREDUCE_TOKEN/);
   });
 
-  test('an unknown job exits 2 for status, wait, result and cancel', async () => {
-    const results = await Promise.all(['status', 'wait', 'result', 'cancel'].map((c) => run([c, 'nosuchjob'])));
+  test('an unknown job exits 2 for status, wait, result, cancel and delete', async () => {
+    const commands = ['status', 'wait', 'result', 'cancel', 'delete'];
+    const results = await Promise.all(commands.map((c) => run([c, 'nosuchjob'])));
     for (const r of results) assertCleanError(r, 2, /no job "nosuchjob" on http.*`tabreduce status` lists its jobs/);
   });
 
@@ -185,7 +186,7 @@ describe('a job from submit to result', () => {
       run(['result', id]),
       localOutput(WORD_COUNT, inputs, ['--reduces', '3', '--split-size', '128KiB']),
     ]);
-    assert.match(table.stdout, /^ID +NAME +STATE +MAPS +REDUCES +ELAPSED +ETA +CREATED\n/);
+    assert.match(table.stdout, /^ID +NAME +STATE +MAPS +REDUCES +ELAPSED +ETA +STORED +CREATED\n/);
     assert.match(table.stdout, new RegExp(`\\n${id} +wc +succeeded +(\\d+)/\\1 +3/3 `));
     const jobs = JSON.parse(json.stdout) as JobView[];
     const job = jobs.find((j) => j.id === id)!;

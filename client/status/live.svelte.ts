@@ -144,6 +144,11 @@ export class LiveState {
         this.jobs = next;
         return;
       }
+      case 'deleted': {
+        const { id } = JSON.parse(e.data) as { id: string };
+        this.jobs = this.jobs.filter((j) => j.id !== id);
+        return;
+      }
       case 'workers':
         this.workers = JSON.parse(e.data) as WorkerView[];
         return;

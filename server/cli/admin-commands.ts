@@ -1,4 +1,4 @@
-/** The admin's commands: submit, status, wait, result, cancel, workers. One function per command. */
+/** The admin's commands: submit, status, wait, result, cancel, delete, workers. One function per command. */
 import { createWriteStream, openAsBlob } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -9,7 +9,7 @@ import { parseDuration, parseSize, formatBytes, formatDuration } from '../../sha
 import { UserError } from '../../shared/errors.js';
 import { checkJobModule } from '../module-check.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import type { JobView, TaskView, WorkerView } from '../../shared/api.js';
+import type { DeletedJob, JobView, TaskView, WorkerView } from '../../shared/api.js';
 import { api, apiJson, type AdminTarget } from './admin-client.js';
 import { checkReadable, readInput } from './files.js';
 import { eta, waitForJob } from './progress.js';
@@ -107,6 +107,13 @@ function age(ms: number): string {
   return `${formatDuration(Date.now() - ms)} ago`;
 }
 
+/** What a job's stored bytes are, and until when they stay. */
+function storedNote(job: JobView): string {
+  if (job.state === 'queued' || job.state === 'mapping') return '(inputs and map outputs so far)';
+  if (job.state === 'reducing') return '(map outputs and output so far)';
+  return job.storedBytes > 0 ? `(output; \`tabreduce delete ${job.id}\` frees it)` : '';
+}
+
 export async function status(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   if (args[0]) {
     const id = args[0];
@@ -127,6 +134,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       `input      ${formatBytes(job.inputBytes)} in splits of ${formatBytes(job.splitSize)}; records emitted ${job.recordsIn}, written ${job.recordsOut}`,
       `attempts   ${['running', 'succeeded', 'failed', 'lost', 'superseded'].map((o) => `${o} ${count(o)}`).join(', ')}`,
       `limits     task timeout ${formatDuration(job.taskTimeoutMs)}, max attempts ${job.maxAttempts}`,
+      `stored     ${`${formatBytes(job.storedBytes)} ${storedNote(job)}`.trim()}`,
     ];
     if (job.error)
       lines.push(`error      ${stripControls(job.error, { multiline: true }).replace(/\n/g, '\n           ')}`);
@@ -153,7 +161,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
     return 0;
   }
   const now = Date.now();
-  const rows = [['ID', 'NAME', 'STATE', 'MAPS', 'REDUCES', 'ELAPSED', 'ETA', 'CREATED']];
+  const rows = [['ID', 'NAME', 'STATE', 'MAPS', 'REDUCES', 'ELAPSED', 'ETA', 'STORED', 'CREATED']];
   for (const j of jobs) {
     rows.push([
       j.id,
@@ -163,6 +171,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       `${j.reduces.done}/${j.reduces.total}`,
       formatDuration((j.finishedAt ?? now) - j.createdAt),
       isJobFinished(j.state) ? '-' : eta(j, now),
+      formatBytes(j.storedBytes),
       age(j.createdAt),
     ]);
   }
@@ -202,6 +211,15 @@ export async function cancel(t: AdminTarget, args: string[], f: Flags): Promise<
   const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
   if (f['json']) process.stdout.write(`${jsonText(job)}\n`);
   else process.stderr.write(`job ${id} cancelled\n`);
+  return 0;
+}
+
+/** `tabreduce delete` (`delete` is a reserved word). */
+export async function remove(t: AdminTarget, args: string[], f: Flags): Promise<number> {
+  const id = needJob(args, 'delete');
+  const r = await apiJson<DeletedJob>(t, `/api/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  if (f['json']) process.stdout.write(`${jsonText(r)}\n`);
+  else process.stderr.write(`deleted job ${id} (freed ${formatBytes(r.freedBytes)})\n`);
   return 0;
 }
 

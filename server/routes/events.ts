@@ -8,8 +8,9 @@ import type { ThroughputSample } from '../../shared/api.js';
 
 /**
  * Server-sent events for the status page: `jobs` (full list) on connect, then `job` for each job that
- * changed, `workers` when volunteers change, and `throughput` every second. Changes are batched
- * every 250 ms so a burst of 2,000 commits per second costs a handful of frames.
+ * changed (`deleted` with its id once it is gone), `workers` when volunteers change, and `throughput`
+ * every second. Changes are batched every 250 ms so a burst of 2,000 commits per second costs a
+ * handful of frames.
  *
  * `throughput` carries the whole window (ten minutes) on connect, then only the seconds from the
  * last one sent on: a client merges samples by `t`. The list may be empty; it is sent anyway, so a
@@ -37,6 +38,7 @@ export function eventRoutes(scheduler: Scheduler, jobs: JobStore, meter: Through
         for (const id of dirtyJobs) {
           const row = jobs.get(id);
           if (row) await stream.writeSSE({ event: 'job', data: JSON.stringify(jobView(row)) });
+          else await stream.writeSSE({ event: 'deleted', data: JSON.stringify({ id }) });
         }
         dirtyJobs.clear();
         // Heartbeats and current tasks change constantly; resend workers every second, which at 100

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { badRequest, notFound } from '../http-errors.js';
+import { badRequest, conflict, notFound } from '../http-errors.js';
 import { newJobId } from '../submit-job.js';
 import { receiveJob, UploadTooLarge } from '../receive-job.js';
 import { requestBody, streamResponse } from '../http-body.js';
@@ -9,6 +9,7 @@ import { jobView, taskViews } from '../views.js';
 import type { Scheduler } from '../scheduler/index.js';
 import type { Stores } from '../sql/index.js';
 import { isJobFinished } from '../../shared/states.js';
+import type { DeletedJob } from '../../shared/api.js';
 
 export function jobRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStore, maxUploadBytes: number) {
   const app = new Hono();
@@ -66,6 +67,13 @@ export function jobRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStore
       throw badRequest(`job ${j.id} has already ${j.state === 'cancelled' ? 'been cancelled' : j.state}`);
     scheduler.cancel(j.id);
     return c.json(jobView(job(j.id)));
+  });
+  app.delete('/:id', async (c) => {
+    const id = job(c.req.param('id')).id;
+    const r = await scheduler.deleteJob(id, 'by an admin');
+    if (r.kind === 'missing') throw notFound(`no job ${JSON.stringify(id)}`);
+    if (r.kind === 'unfinished') throw conflict(`job ${id} is ${r.state}; cancel it first (tabreduce cancel ${id})`);
+    return c.json({ id, freedBytes: r.freedBytes } satisfies DeletedJob);
   });
   return app;
 }

@@ -32,6 +32,12 @@ export function renderMetrics(s: Scheduler, stores: Stores): string {
     'Jobs by state.',
     JOB_STATES.map((st) => [`{state="${st}"}`, counts.get(st) ?? 0]),
   );
+  metric(
+    'tabreduce_stored_bytes',
+    'gauge',
+    'Bytes of job data kept: inputs until the maps are done, map outputs until a job ends, outputs until it is deleted.',
+    [['', stores.jobs.storedTotal()]],
+  );
   const vs = [...s.volunteers.values()];
   metric('tabreduce_volunteers', 'gauge', 'Volunteers known to the master.', [
     ['{state="connected"}', vs.filter((v) => v.conn).length],

@@ -10,7 +10,9 @@ import type { Db } from '../db.js';
 import type { Stores } from '../sql/index.js';
 import { insertJob, type JobSpec } from '../submit-job.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
-import type { SerializedError } from '../../shared/errors.js';
+import { toError, type SerializedError } from '../../shared/errors.js';
+import { formatBytes } from '../../shared/units.js';
+import { blobNames } from '../blobs/blob-store.js';
 import {
   createContext,
   discard,
@@ -32,9 +34,11 @@ import { heldLease, ownLease } from './lease-owner.js';
 import { commitResult } from './commit.js';
 import { cancelLease, endJob, settle } from './settle.js';
 import { findDue, goneReason } from './lease-sweeper.js';
+import { forgetVolunteers, removeJob, type JobRemoval } from './deletion.js';
 
 export { HARD_LIMIT_FACTOR } from './context.js';
 export type { Clock, Connection, Lease, SchedulerEvent, SchedulerOptions, Volunteer } from './context.js';
+export type { JobRemoval } from './deletion.js';
 
 /** How the log words each reason a volunteer gives for a failed attempt. */
 const FAIL_REASONS = {
@@ -137,6 +141,22 @@ export class Scheduler {
   /** An admin cancels a job, durably. */
   cancel(jobId: string): boolean {
     return this.durably(() => this.endJob(jobId, 'cancelled', 'cancelled by an admin'));
+  }
+
+  /**
+   * Deletes a finished job: its rows in one durable transaction, then its blobs (deletion.ts says
+   * why in that order). `why` completes the log line: "by an admin".
+   */
+  async deleteJob(jobId: string, why: string): Promise<JobRemoval> {
+    const r = this.durably(() => removeJob(this.ctx, jobId));
+    if (r.kind !== 'deleted') return r;
+    try {
+      await this.ctx.blobs.deletePrefix(blobNames.jobPrefix(jobId));
+    } catch (e) {
+      this.ctx.log(`could not delete the data of job ${jobId} (${toError(e).message}); the next start removes it`);
+    }
+    this.ctx.log(`deleted job ${jobId} (${r.name}) ${why}; freed ${formatBytes(r.freedBytes)}`);
+    return r;
   }
 
   // ---------------------------------------------------------------- volunteers
@@ -269,6 +289,11 @@ export class Scheduler {
   /** The master itself stalled `ms`: volunteers are not blamed for the silence. */
   excuse(ms: number): void {
     excuse(this.ctx, ms);
+  }
+
+  /** Forgets the rows of volunteers idle since `before` (deletion.ts); returns how many. */
+  forgetVolunteers(before: number): number {
+    return this.durably(() => forgetVolunteers(this.ctx, before));
   }
 
   /** Saves volunteers' last-seen times in slices (all of them with `Infinity`, at shutdown). */

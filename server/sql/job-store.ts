@@ -59,6 +59,7 @@ export function createJobStore(db: Db) {
   const mapDone = db.prepare(`UPDATE job SET maps_done = maps_done + 1, records_in = records_in + @records
     WHERE id = @id RETURNING maps_done, maps_total`);
   const countByState = db.prepare('SELECT state, count(*) AS n FROM job WHERE ready = 1 GROUP BY state');
+  const storedTotal = db.prepare('SELECT coalesce(sum(stored_bytes), 0) FROM job').pluck();
   const reduceDone = db.prepare(`UPDATE job SET reduces_done = reduces_done + 1,
     records_out = records_out + @records WHERE id = @id RETURNING reduces_done, n_reduce`);
 
@@ -88,6 +89,8 @@ export function createJobStore(db: Db) {
       reduceDone.get({ id, records }) as { reduces_done: number; n_reduce: number },
     /** How many jobs are in each state, for `/metrics`; states with no job are absent. */
     countByState: () => new Map((countByState.all() as { state: JobState; n: number }[]).map((r) => [r.state, r.n])),
+    /** Bytes kept for all jobs together (`stored_bytes`), for `/metrics`. */
+    storedTotal: () => storedTotal.get() as number,
   };
 }
 export type JobStore = ReturnType<typeof createJobStore>;

@@ -17,6 +17,14 @@ export function createVolunteerStore(db: Db) {
   const get = db.prepare('SELECT * FROM volunteer WHERE id = ?');
   const seen = db.prepare('UPDATE volunteer SET last_seen_at = ? WHERE id = ?');
   const done = db.prepare('UPDATE volunteer SET done = done + 1 WHERE id = ?');
+  // The running attempts are few and indexed (attempt_running), so the subquery is read once.
+  const idleSince = db
+    .prepare(
+      `SELECT id FROM volunteer WHERE last_seen_at < ?
+       AND id NOT IN (SELECT volunteer_id FROM attempt WHERE outcome = 'running')`,
+    )
+    .pluck();
+  const remove = db.prepare('DELETE FROM volunteer WHERE id = ?');
 
   return {
     upsert: (v: Omit<VolunteerRow, 'done'>) => upsert.run(v),
@@ -24,6 +32,9 @@ export function createVolunteerStore(db: Db) {
     seen: (id: string, at: number) => seen.run(at, id),
     /** Counts one more committed task, in the transaction that commits it. */
     done: (id: string) => done.run(id),
+    /** Volunteers last seen before `at` that hold no running attempt. */
+    idleSince: (at: number) => idleSince.all(at) as string[],
+    remove: (id: string) => remove.run(id).changes === 1,
   };
 }
 export type VolunteerStore = ReturnType<typeof createVolunteerStore>;
