@@ -70,6 +70,8 @@ async function healthLatencies(during: Promise<unknown>): Promise<number[]> {
 }
 
 test('a 60 MB frame before hello is cut off after a few KB while /healthz stays fast', async () => {
+  // One request first: the test's own HTTP client and connection warm up outside the measure.
+  await fetch(`${m.url}/healthz`).then((r) => r.text());
   const c = await rawClient();
   const socket = socketOf(c.ws);
   // Write a frame header for a 60 MB text frame by hand, then stream its body: the master must not
@@ -83,11 +85,12 @@ test('a 60 MB frame before hello is cut off after a few KB while /healthz stays 
       if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r).once('close', r));
     }
   })();
-  const times = await healthLatencies(Promise.race([c.done, sleep(10_000)]));
+  // Polled until the socket is cut, and for at least half a second: enough samples for a p99.
+  const times = await healthLatencies(Promise.all([Promise.race([c.done, sleep(10_000)]), sleep(500)]));
   await Promise.race([sending, sleep(1_000)]);
   assert.ok(c.closed(), 'the socket was closed by the master');
   const p99 = times[Math.floor(times.length * 0.99)] ?? 0;
-  assert.ok(p99 < 100, `/healthz p99 ${p99.toFixed(1)} ms while the frame arrived`);
+  assert.ok(p99 < 100, `/healthz p99 ${p99.toFixed(1)} ms while the frame arrived: ${times.map((t) => t.toFixed(0)).join(' ')}`);
   assert.match(m.output(), /sent \d+ bytes before hello; cutting it/);
 });
 
