@@ -99,7 +99,7 @@ const TASKS_PER_BATCH = 5_000;
 
 /**
  * Inserts a checked job and its tasks. The job row goes in first, hidden (`ready = 0`), then the map
- * tasks in batches, each its own transaction, yielding to the event loop between them so a job of
+ * tasks in batches (in index order, then the reduces), each its own transaction, yielding to the event loop between them so a job of
  * 200,000 tasks does not stall the master; then the job is made visible. A master that stops in
  * between deletes the hidden job at its next start (server/blobs/sweep.ts). `transaction` runs one
  * durable transaction (the scheduler's, outside its group commit).
@@ -133,9 +133,6 @@ export async function insertJob(
       input_bytes: inputBytes,
       stored_bytes: inputBytes,
     });
-    for (let r = 0; r < spec.reduces; r++) {
-      tasks.insert({ ...NO_INPUT, job_id: id, phase: 'reduce', idx: r });
-    }
   });
   try {
     for (let from = 0; from < maps.length; from += TASKS_PER_BATCH) {
@@ -156,7 +153,12 @@ export async function insertJob(
         }
       });
     }
-    transaction(() => jobs.ready(id));
+    // Reduces last, so a job's task ids run from map 0 to its last reduce (server/task-pages.ts pages
+    // a job's tasks by id in that order).
+    transaction(() => {
+      for (let r = 0; r < spec.reduces; r++) tasks.insert({ ...NO_INPUT, job_id: id, phase: 'reduce', idx: r });
+      jobs.ready(id);
+    });
   } catch (e) {
     try {
       transaction(() => jobs.remove(id));
