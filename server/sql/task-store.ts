@@ -19,6 +19,13 @@ export interface PendingTask extends TaskRow {
 
 const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures, losses';
 
+/**
+ * What a task listing shows of a task. Only columns stored before `input`: reading `failures` or
+ * `losses` makes SQLite walk the split's overflow pages to reach them, a 4 MiB read per map task.
+ */
+export type TaskListRow = Pick<TaskRow, 'id' | 'phase' | 'idx' | 'state' | 'input_key'>;
+const LIST_COLUMNS = 'id, phase, idx, state, input_key';
+
 export function createTaskStore(db: Db) {
   const insert = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input)
     VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input)`);
@@ -35,6 +42,21 @@ export function createTaskStore(db: Db) {
     WHERE job_id = ? AND state IN ('pending', 'running')`);
   const forJob = db.prepare(`SELECT ${COLUMNS} FROM task WHERE job_id = ? ORDER BY phase, idx`);
   const dropInputs = db.prepare(`UPDATE task SET input = NULL WHERE job_id = ? AND phase = 'map'`);
+  // A job's tasks are inserted in one transaction, maps then reduces, each in index order
+  // (submit-job.ts), so its ids run from its first map to its last reduce: two lookups in the
+  // (job_id, phase, idx) index. min(id) would read all of the job's index entries (22 ms at 200,000).
+  const idRange = db.prepare(`SELECT
+    (SELECT id FROM task WHERE job_id = @job ORDER BY phase, idx LIMIT 1) AS first,
+    (SELECT id FROM task WHERE job_id = @job ORDER BY phase DESC, idx DESC LIMIT 1) AS last`);
+  // `+job_id` keeps SQLite on the rowid range: by the job_id index it would sort all the job's
+  // tasks for every page.
+  const listPage = db.prepare(`SELECT ${LIST_COLUMNS} FROM task
+    WHERE id > @after AND id <= @last AND +job_id = @job ORDER BY id LIMIT @limit`);
+  const listIds = db.prepare(`SELECT ${LIST_COLUMNS} FROM task
+    WHERE id IN (SELECT value FROM json_each(@ids)) AND +job_id = @job ORDER BY id`);
+  const cancelledIn = db
+    .prepare(`SELECT id FROM task WHERE id BETWEEN @from AND @to AND +job_id = @job AND state = 'cancelled'`)
+    .pluck();
 
   return {
     insert: (t: { job_id: string; phase: Phase; idx: number; input_key: string | null; input: Buffer | null }) =>
@@ -54,6 +76,15 @@ export function createTaskStore(db: Db) {
     cancelOpen: (jobId: string) => cancelOpen.run(jobId).changes,
     forJob: (jobId: string) => forJob.all(jobId) as TaskRow[],
     dropInputs: (jobId: string) => dropInputs.run(jobId),
+    /** The first and last task id of a job (null for both when it has no tasks). */
+    idRange: (jobId: string) => idRange.get({ job: jobId }) as { first: number | null; last: number | null },
+    /** Up to `limit` of the job's tasks with ids in (after, last], in id order. */
+    listPage: (jobId: string, after: number, last: number, limit: number) =>
+      listPage.all({ job: jobId, after, last, limit }) as TaskListRow[],
+    /** The job's tasks among `ids`, in id order. */
+    listIds: (jobId: string, ids: number[]) => listIds.all({ job: jobId, ids: JSON.stringify(ids) }) as TaskListRow[],
+    /** Ids of the job's cancelled tasks with ids in [from, to]. */
+    cancelledIn: (jobId: string, from: number, to: number) => cancelledIn.all({ job: jobId, from, to }) as number[],
   };
 }
 export type TaskStore = ReturnType<typeof createTaskStore>;
