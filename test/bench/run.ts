@@ -19,6 +19,7 @@ import { coreBench } from './core.js';
 import { statusPageBench } from './status-page.js';
 import { framesBench } from './frames.js';
 import { sandboxBench } from './sandbox.js';
+import { tasksRouteBench } from './tasks-route.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -30,6 +31,7 @@ const BENCHMARKS: Benchmark[] = [
   coreBench,
   framesBench,
   sandboxBench,
+  tasksRouteBench,
 ];
 
 function usage(): string {
