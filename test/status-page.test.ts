@@ -337,6 +337,43 @@ describe('status page pieces', () => {
     assert.equal(again.bars[3]!.end, 6_000);
   });
 
+  test('past its limit the timeline draws the attempts that started last, counted from the job start', () => {
+    const b = new TimelineBuilder(2);
+    const tasks = [
+      task(1, [attempt('a', 1_000, 2_000, 'failed'), attempt('a', 2_000, 3_000)]),
+      task(2, [attempt('b', 2_500, 3_500)]),
+      task(3, [attempt('b', 4_000, null, 'running')]),
+      task(4, [attempt('c', 2_500, 4_500)]),
+    ];
+    const m = b.build(job, tasks, 5_000);
+    assert.equal(m.total, 5);
+    // 2,500 is the second latest start, and two attempts share it: only one of them is drawn.
+    assert.deepEqual(
+      m.bars.map((x) => x.key),
+      ['2:0', '3:0'],
+    );
+    assert.deepEqual([m.t0, m.origin], [2_500, 1_000]);
+    assert.equal(new TimelineBuilder(3).build(job, tasks, 5_000).bars.length, 3);
+
+    // A refresh that replaces a few tasks picks from the last picture and those tasks alone, and
+    // draws what a fresh look at every task would.
+    const bars = (x: ReturnType<TimelineBuilder['build']>) =>
+      x.bars.map((bar) => `${bar.key} ${bar.outcome} ${bar.lane}`);
+    let now = tasks;
+    for (const [i, t] of [
+      [0, task(1, [...tasks[0]!.attempts, attempt('c', 4_600, null, 'running')])],
+      [2, task(3, [attempt('b', 4_000, 4_700)])],
+      [1, task(2, [attempt('b', 2_500, 3_500), attempt('a', 4_800, null, 'running')])],
+    ] as const) {
+      now = now.map((x, j) => (j === i ? t : x));
+      const fresh = new TimelineBuilder(2).build(job, now, 5_000);
+      const refreshed = b.build(job, now, 5_000);
+      assert.deepEqual(bars(refreshed), bars(fresh));
+      assert.equal(refreshed.total, fresh.total);
+    }
+    assert.equal(new TimelineBuilder(5).build(job, tasks, 5_000).bars.length, 5);
+  });
+
   test('a live time axis grows in round steps with room to spare', () => {
     for (let ms = 50; ms < 1e7; ms = Math.ceil(ms * 1.07)) {
       const span = roomySpan(ms);
