@@ -8,11 +8,20 @@
  * The attempts are written into the database while the master is stopped, not run by volunteers:
  * 200,000 real tasks would take minutes and measure dispatch, not this route.
  *
+ * With Chromium (CHROMIUM_PATH, default /usr/bin/chromium), the job page of that job is measured
+ * too: the time to read every task and what it costs the page's main thread, then a refresh.
+ *
  * Run alone: `node --import tsx test/bench/tasks-route.ts [--tasks 200000]` (after `npm run build`).
  */
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminCli, EXAMPLES, startMaster, removeTempDirs, type MasterProc } from '../helpers/cluster.js';
+import type { Page } from 'playwright-core';
+import { adminCli, EXAMPLES, startMaster, removeTempDirs, until, type MasterProc } from '../helpers/cluster.js';
+import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
+import { openRawClient } from '../helpers/raw-volunteer.js';
+import { MAX_CELLS } from '../../client/status/task-cells.js';
 import {
   fmtBytes,
   fmtInt,
@@ -28,7 +37,7 @@ import {
 } from './bench-kit.js';
 
 /** Gives every map task of `jobId` one succeeded attempt (1% a failed one before it), as if run. */
-function fillAttempts(dataDir: string, jobId: string): number {
+export function fillAttempts(dataDir: string, jobId: string): number {
   const db = new Database(join(dataDir, 'tabreduce.db'));
   try {
     const tasks = db.prepare(`SELECT id, idx FROM task WHERE job_id = ? AND phase = 'map' ORDER BY id`).all(jobId) as {
@@ -61,8 +70,8 @@ function fillAttempts(dataDir: string, jobId: string): number {
   }
 }
 
-/** Fetches `path` to its last byte while asking `/healthz` in a loop; the slowest answer is the stall. */
-async function timedFetch(m: MasterProc, path: string) {
+/** `timedFetch` for small answers: read here, no process to start. */
+async function probedFetch(m: MasterProc, path: string) {
   let done = false;
   const health: number[] = [];
   const probe = (async () => {
@@ -80,6 +89,112 @@ async function timedFetch(m: MasterProc, path: string) {
   done = true;
   await probe;
   return { status: res.status, headers: res.headers, body, ms, health: summarize(health) };
+}
+
+/**
+ * Reads `path` to its last byte in a child process, while this one asks `/healthz` in a loop: the
+ * slowest answer is how long the master's event loop was held. (Read here, 41 MB arriving would
+ * hold this process too, and the probe would time both.)
+ */
+async function timedFetch(m: MasterProc, path: string) {
+  let done = false;
+  const health: number[] = [];
+  const probe = (async () => {
+    while (!done) {
+      const t = performance.now();
+      await (await fetch(`${m.url}/healthz`)).text();
+      health.push(performance.now() - t);
+      await sleep(5);
+    }
+  })();
+  const reader = `
+    const t0 = performance.now();
+    const res = await fetch(process.argv[1], { headers: { authorization: 'Bearer ' + process.argv[2] } });
+    const body = await res.text();
+    const headers = Object.fromEntries(res.headers);
+    process.stdout.write(JSON.stringify({ status: res.status, headers, body, ms: performance.now() - t0 }));`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', reader, `${m.url}${path}`, m.token], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (d: Buffer) => chunks.push(d));
+  await new Promise((r) => child.once('exit', r));
+  done = true;
+  await probe;
+  const got = JSON.parse(Buffer.concat(chunks).toString()) as {
+    status: number;
+    headers: Record<string, string>;
+    body: string;
+    ms: number;
+  };
+  return { ...got, headers: new Headers(got.headers), health: summarize(health) };
+}
+
+/** Long tasks on the page since the last call, from the PerformanceObserver the init script set. */
+async function longTasks(page: Page): Promise<number[]> {
+  return (await page.evaluate('window.benchLong.splice(0)')) as number[];
+}
+
+function longRow(what: string, list: number[], ms: number): Row {
+  const total = list.reduce((a, b) => a + b, 0);
+  return {
+    what: `${what}: long tasks (> 50 ms) count / longest / total`,
+    value: `${list.length} / ${list.length ? fmtMs(Math.max(...list)) : '-'} / ${fmtMs(total)} in ${fmtMs(ms)}`,
+  };
+}
+
+/**
+ * The job page of the same job in Chromium: how long its tasks take to arrive and what that costs
+ * the page's main thread; then a change (a volunteer takes a reduce task) and the refresh it causes.
+ */
+async function jobPage(m: MasterProc, id: string, maps: number, ctx: BenchContext): Promise<Row[]> {
+  const browser = await launchBrowser();
+  try {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    await context.addInitScript((t) => localStorage.setItem('tabreduce.adminToken', t), m.token);
+    // Scripts go in as strings: tsx would wrap named functions in a helper the page does not have.
+    await context.addInitScript(`{
+      window.benchLong = [];
+      new PerformanceObserver((l) => { for (const e of l.getEntries()) window.benchLong.push(e.duration); })
+        .observe({ type: 'longtask', buffered: true });
+    }`);
+    const page = await context.newPage();
+    const changes: number[] = [];
+    page.on('response', (r) => {
+      if (r.url().includes('changedSince=')) changes.push(performance.now());
+    });
+    ctx.log('tasks-route: the job page in Chromium');
+    const t0 = performance.now();
+    await page.goto(`${m.url}/status#/jobs/${id}`);
+    const cells = page.locator('.phases .phase').first().locator('.cell');
+    await until('the map cells', async () => (await cells.count()) === MAX_CELLS, 120_000, 50);
+    await page.locator('.loading').waitFor({ state: 'detached', timeout: 120_000 });
+    const loadMs = performance.now() - t0;
+    const loading = await longTasks(page);
+
+    // A change: a volunteer takes a reduce task, and the page asks for what changed.
+    const v = await openRawClient(m.url);
+    v.ws.send(
+      JSON.stringify({ type: 'hello', protocol: 1, threads: 1, slots: 1, paused: false, agent: 'bench', running: [] }),
+    );
+    await until('a refresh with changedSince', () => changes.length > 0, 30_000, 50);
+    const t1 = performance.now();
+    await sleep(5_000);
+    const refresh = await longTasks(page);
+    const refreshMs = performance.now() - t1;
+    v.ws.close();
+    return [
+      {
+        what: `job page: ${fmtInt(maps + 10)} tasks read in pages, grid drawn (${MAX_CELLS} map cells)`,
+        value: fmtMs(loadMs),
+      },
+      longRow('job page while loading', loading, loadMs),
+      { what: 'job page refresh after a change: answers with changedSince', value: `${changes.length}` },
+      longRow('job page in the 5 s after the change', refresh, refreshMs),
+    ];
+  } finally {
+    await browser.close();
+  }
 }
 
 async function run(ctx: BenchContext): Promise<BenchReport> {
@@ -123,14 +238,14 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     );
 
     // The newer ways in; a master without them answers 404 or ignores the parameters.
-    const summary = await timedFetch(master, `${base}/summary`);
+    const summary = await probedFetch(master, `${base}/summary`);
     if (summary.status === 200) {
       let after = 0;
       let pages = 0;
       let stall = 0;
       const t0 = performance.now();
       for (;;) {
-        const r = await timedFetch(master, `${base}/tasks?after=${after}&limit=5000`);
+        const r = await probedFetch(master, `${base}/tasks?after=${after}&limit=5000`);
         pages++;
         stall = Math.max(stall, r.health.max);
         const next = r.headers.get('x-next-after');
@@ -139,7 +254,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       }
       const pagedMs = performance.now() - t0;
       const since = Date.now() - 60_000;
-      const changed = await timedFetch(master, `${base}/tasks?changedSince=${since}`);
+      const changed = await probedFetch(master, `${base}/tasks?changedSince=${since}`);
       rows.push(
         {
           what: `GET /tasks?after=…&limit=5000, every page (${pages} requests)`,
@@ -152,6 +267,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
         { what: 'GET /summary', value: `${fmtBytes(summary.body.length)} in ${fmtMs(summary.ms)}` },
       );
     }
+    if (existsSync(CHROMIUM)) rows.push(...(await jobPage(master, id, maps, ctx)));
+    else ctx.log(`tasks-route: no Chromium at ${CHROMIUM}; the job page is not measured`);
     const load = (await import('node:os')).loadavg();
     return {
       name: 'tasks-route',
@@ -159,7 +276,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       command: 'node --import tsx test/bench/tasks-route.ts',
       setup: [
         'one master from dist/; the attempts written into its database while it was stopped',
-        '/healthz asked in a loop (5 ms apart) while each request is served; its slowest answer is how long the event loop was held',
+        '/healthz asked in a loop (5 ms apart) while another process reads each answer; its slowest answer is how long the event loop was held',
         `load average at the end: ${load.map((l) => l.toFixed(1)).join(' ')}`,
       ],
       rows,
