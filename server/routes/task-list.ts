@@ -14,10 +14,10 @@ import { TASKS_HEADERS, TASKS_PAGE_LIMIT, type TaskView } from '../../shared/api
 import { changedTaskIds, nextTurn, TaskPager } from '../task-pages.js';
 
 /**
- * How far before the start of an answer `X-Next-Changed-Since` points. Attempt times are taken from
- * the master's clock just before their write, so a change stamped before the answer began could
- * still land while it is read; a second covers that many times over, and costs only the tasks that
- * changed in that second being sent twice.
+ * How far before the start of an answer `X-Next-Changed-Since` points. Every change is stamped with
+ * the master's clock and written on this event loop, so none stamped before the answer began can
+ * appear after its reads; the margin is for the clock itself, which NTP may step back. It costs only
+ * the tasks that changed in that second being sent twice.
  */
 export const CHANGED_SINCE_MARGIN_MS = 1_000;
 
