@@ -20,8 +20,9 @@ export interface PendingTask extends TaskRow {
 const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures, losses';
 
 /**
- * What a task listing shows of a task. Only columns stored before `input`: reading `failures` or
- * `losses` makes SQLite walk the split's overflow pages to reach them, a 4 MiB read per map task.
+ * What a task listing shows of a task. Only columns stored before `input`: once `failures` or
+ * `losses` is not 0 (0 takes no bytes in a record), reading it makes SQLite walk the split's
+ * overflow pages to reach it: 2.7 ms per 4 MiB map task instead of 0.01 ms.
  */
 export type TaskListRow = Pick<TaskRow, 'id' | 'phase' | 'idx' | 'state' | 'input_key'>;
 const LIST_COLUMNS = 'id, phase, idx, state, input_key';
