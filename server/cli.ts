@@ -129,7 +129,8 @@ Examples:
     `tabreduce status [JOB] [--json]
 
 Without JOB, a table of the newest jobs; with JOB, its progress, records, attempts by outcome
-and the last failures. --json prints the API's Job objects (with JOB, also its tasks).
+and the 5 newest failures. --json prints the API's Job objects (with JOB, also its tasks and
+its summary).
 
 Examples:
   tabreduce status

@@ -1,10 +1,10 @@
 /** Builds the HTTP API's JSON shapes (shared/api.ts) from rows and live state. */
 import type { JobRow } from './sql/job-store.js';
-import type { AttemptRow } from './sql/attempt-store.js';
-import type { TaskRow } from './sql/task-store.js';
+import type { AttemptListRow, FailedAttemptRow } from './sql/attempt-store.js';
+import type { TaskListRow } from './sql/task-store.js';
 import type { Scheduler, Volunteer } from './scheduler/index.js';
 import type { SerializedError } from '../shared/errors.js';
-import type { AttemptView, JobView, TaskView, WorkerView } from '../shared/api.js';
+import type { AttemptView, FailedAttemptView, JobView, TaskView, WorkerView } from '../shared/api.js';
 
 export function jobView(j: JobRow): JobView {
   return {
@@ -26,7 +26,8 @@ export function jobView(j: JobRow): JobView {
   };
 }
 
-export function taskViews(tasks: TaskRow[], attempts: AttemptRow[]): TaskView[] {
+/** Tasks with their attempts; `attempts` may hold those of other tasks too. */
+export function taskViews(tasks: TaskListRow[], attempts: AttemptListRow[]): TaskView[] {
   const byTask = new Map<number, AttemptView[]>();
   for (const a of attempts) {
     const list = byTask.get(a.task_id) ?? [];
@@ -48,6 +49,19 @@ export function taskViews(tasks: TaskRow[], attempts: AttemptRow[]): TaskView[] 
     input: t.input_key,
     attempts: byTask.get(t.id) ?? [],
   }));
+}
+
+export function failedAttemptView(a: FailedAttemptRow): FailedAttemptView {
+  return {
+    taskId: a.task_id,
+    phase: a.phase,
+    index: a.idx,
+    input: a.input_key,
+    worker: a.volunteer_id,
+    startedAt: a.started_at,
+    endedAt: a.ended_at,
+    error: a.error ? (JSON.parse(a.error) as SerializedError) : null,
+  };
 }
 
 export function workerView(s: Scheduler, v: Volunteer): WorkerView {

@@ -51,6 +51,41 @@ export interface TaskView {
   attempts: AttemptView[];
 }
 
+/**
+ * The response headers of `GET /api/jobs/:id/tasks` (README "HTTP API"). The body stays a bare
+ * array of TaskView, as the contract fixes it; where to go next travels beside it.
+ */
+export const TASKS_HEADERS = Object.freeze({
+  /** The `after` of the next page; absent on the last page and on answers without `after`/`limit`. */
+  nextAfter: 'x-next-after',
+  /** The `changedSince` that picks up every change this answer may not show. */
+  nextChangedSince: 'x-next-changed-since',
+});
+
+/** The most tasks one `GET /api/jobs/:id/tasks?limit=N` answer holds, and its default with `after`. */
+export const TASKS_PAGE_LIMIT = 5_000;
+
+/** A failed attempt as `GET /api/jobs/:id/summary` lists it: with its task, so it reads alone. */
+export interface FailedAttemptView {
+  taskId: number;
+  phase: Phase;
+  index: number;
+  input: string | null;
+  worker: string;
+  startedAt: number;
+  endedAt: number | null;
+  error: SerializedError | null;
+}
+
+/** `GET /api/jobs/:id/summary`: what a job's attempts add up to, counted by the master. */
+export interface JobSummary {
+  attempts: Record<AttemptOutcome, number>;
+  /** The newest failed attempts (by end), newest first; at most 10. */
+  recentFailures: FailedAttemptView[];
+  /** How long succeeded attempts ran, from assignment to result; null until one has. */
+  durations: { meanMs: number; maxMs: number } | null;
+}
+
 export interface WorkerView {
   id: string;
   connectedAt: number;

@@ -28,7 +28,7 @@ import {
   type VolunteerProc,
 } from './helpers/cluster.js';
 import { progressLine } from '../server/cli/progress.js';
-import type { JobView } from '../shared/api.js';
+import type { JobSummary, JobView } from '../shared/api.js';
 
 const COMMANDS = ['serve', 'submit', 'status', 'wait', 'result', 'cancel', 'delete', 'workers', 'local', 'volunteer'];
 const WORD_COUNT = join(EXAMPLES, 'word-count.js');
@@ -194,8 +194,10 @@ describe('a job from submit to result', () => {
     assert.deepEqual(job.reduces, { total: 3, done: 3 });
     assert.match(one.stdout, /^job +\S+ +wc\nstate +succeeded\n/);
     assert.match(one.stdout, /\nattempts +running 0, succeeded \d+, failed 0, lost 0, superseded 0\n/);
-    const detail = JSON.parse(oneJson.stdout) as JobView & { tasks: { attempts: unknown[] }[] };
+    assert.match(one.stdout, /\ndurations +\S+ on average, \S+ at most \(succeeded attempts\)\n/);
+    const detail = JSON.parse(oneJson.stdout) as JobView & { tasks: { attempts: unknown[] }[]; summary: JobSummary };
     assert.equal(detail.tasks.length, job.maps.total + 3);
+    assert.equal(detail.summary.attempts.succeeded, detail.tasks.flatMap((t) => t.attempts).length);
     assert.match(
       workers.stdout,
       /^ID +STATE +THREADS +IN HAND +DONE +CURRENT TASK +CONNECTED +LAST SEEN +AGENT\n[0-9a-f]{16} +connected +2 /,
@@ -229,6 +231,10 @@ describe('a job from submit to result', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /job \S+ failed: map task \d+ \(input "[^"]+"\) failed 2 times: RangeError: no thanks/);
     const id = r.stdout.split('\n')[0]!;
+    // Both failures, newest first, counted and listed by the master.
+    const status = await run(['status', id]);
+    assert.match(status.stdout, /\nattempts +running 0, succeeded \d+, failed 2, /);
+    assert.match(status.stdout, /\nfailed +map \d+ \(\S+\) on [0-9a-f]+: no thanks\nfailed +map \d+ .*: no thanks\n$/);
     const again = await run(['wait', id]);
     assert.equal(again.code, 1);
     const result = await run(['result', id]);

@@ -23,6 +23,8 @@ import {
 import { launchBrowser, screenshotPath, submitJob, tasksOf, waitJob } from './helpers/browser.js';
 import { SseParser } from '../client/status/sse.js';
 import { TimelineBuilder } from '../client/status/timeline-model.js';
+import { CellBuilder } from '../client/status/task-cells.js';
+import { TaskList } from '../client/status/task-list.js';
 import { mergeSamples } from '../client/status/samples.js';
 import { roomySpan } from '../client/status/scale.js';
 import type { JobView, TaskView } from '../shared/api.js';
@@ -281,6 +283,103 @@ describe('status page', () => {
   });
 });
 
+describe('status page, task lists', () => {
+  /** The path and query of every task-list request the page makes. */
+  function taskRequests(page: Page): string[] {
+    const seen: string[] = [];
+    page.on('request', (r) => {
+      const url = new URL(r.url());
+      if (url.pathname.endsWith('/tasks')) seen.push(url.search);
+    });
+    return seen;
+  }
+
+  /** `n` lines of 70 bytes: one map task each at --split-size 64. */
+  function lines(n: number): string {
+    const path = join(jobs, `lines-${n}.txt`);
+    writeFileSync(path, `${'word '.repeat(14)}\n`.repeat(n));
+    return path;
+  }
+
+  test('the job page reads the tasks once, then only what changed, and shows each change', async () => {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    const page = await signedInPage(context);
+    const requests = taskRequests(page);
+    const module = writeModule('slower-count.js', SLOW_MAP.replace('400', '1500'));
+    const id = await submitJob(master, [module, lines(6), '--split-size', '64', '--reduces', '1']);
+    await page.evaluate(`location.hash = '#/jobs/${id}'`);
+    const cells = page.locator('.cells .cell');
+    await until('a running task on the page', async () => (await cells.and(page.locator('.running')).count()) > 0);
+    // The page follows the job: a task that succeeded while others still wait or run.
+    await until(
+      'a task shown succeeded while others are not yet',
+      async () =>
+        (await cells.and(page.locator('.succeeded')).count()) > 0 &&
+        (await cells.and(page.locator('.pending, .running')).count()) > 0,
+      30_000,
+      50,
+    );
+    await pageShows(page, id, 'succeeded', 'job');
+    await until('every task shown succeeded', async () => (await cells.and(page.locator('.succeeded')).count()) === 7);
+    const tasks = await tasksOf(master, id);
+    await until(
+      'one bar per attempt',
+      async () => (await page.locator('svg.gantt rect.bar').count()) === tasks.flatMap((t) => t.attempts).length,
+    );
+    assert.equal(requests[0], '?after=0&limit=5000', 'the first read is a page');
+    const rest = requests.slice(1);
+    assert.ok(rest.length >= 2, `refreshes: ${requests.join(' ')}`);
+    for (const q of rest) assert.match(q, /^\?changedSince=\d+$/, `then only changes: ${requests.join(' ')}`);
+    await context.close();
+  });
+
+  test('a job of 6,000 tasks loads in pages, saying how far it got, and its grid draws runs of tasks', async () => {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    const page = await signedInPage(context);
+    const requests = taskRequests(page);
+    // Every "Loading tasks…" line the page shows, recorded in the document as it appears.
+    await page.evaluate(`{
+      const seen = (window.loading = []);
+      new MutationObserver(() => {
+        const text = document.querySelector('.loading')?.textContent?.trim();
+        if (text && !seen.includes(text)) seen.push(text);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    }`);
+    const id = await submitJob(master, [
+      writeModule('stuck-big.js', STUCK),
+      lines(6_000),
+      '--split-size',
+      '64',
+      '--reduces',
+      '2',
+      '--task-timeout',
+      '2m',
+    ]);
+    try {
+      await page.evaluate(`location.hash = '#/jobs/${id}'`);
+      const maps = page.locator('.phases .phase').first().locator('.cell');
+      await until('the map cells', async () => (await maps.count()) === 2_000, 20_000);
+      assert.equal(await page.locator('.phases .phase').nth(1).locator('.cell').count(), 2, 'one cell per reduce');
+      assert.match(await page.locator('.hint').filter({ hasText: 'Each square' }).innerText(), /run of up to 3 tasks/);
+      const shown = (await page.evaluate('window.loading')) as string[];
+      assert.deepEqual(shown, ['Loading tasks… 5,000 of 6,002 (the timeline follows when all are in)']);
+      assert.equal(await page.locator('.loading').count(), 0, 'done loading');
+      assert.match(requests[0]!, /^\?after=0&limit=5000$/);
+      assert.match(requests[1]!, /^\?after=\d+&limit=5000$/);
+      // A click on a run opens its most telling task: a running one here.
+      await maps.and(page.locator('.running')).first().click();
+      assert.match(await page.locator('section.detail').innerText(), /running/);
+      await page.screenshot({ path: screenshotPath('status-job-6000-tasks.png'), fullPage: true });
+    } finally {
+      await fetch(`${master.url}/api/jobs/${id}/cancel`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${master.token}` },
+      });
+      await context.close();
+    }
+  });
+});
+
 describe('SSE parser', () => {
   test('reassembles events split anywhere, with CRLF, comments and multi-line data', () => {
     const stream = ': hi\r\nevent: job\r\ndata: {"a":\r\ndata: 1}\r\n\r\nevent: workers\ndata: []\n\ndata: plain\n\n';
@@ -335,6 +434,110 @@ describe('status page pieces', () => {
     assert.equal(again.bars[0], m.bars[0], 'an unchanged bar keeps its object');
     assert.notEqual(again.bars[3], m.bars[3], 'the running bar grew');
     assert.equal(again.bars[3]!.end, 6_000);
+  });
+
+  test('past its limit the timeline draws the attempts that started last, counted from the job start', () => {
+    const b = new TimelineBuilder(2);
+    const tasks = [
+      task(1, [attempt('a', 1_000, 2_000, 'failed'), attempt('a', 2_000, 3_000)]),
+      task(2, [attempt('b', 2_500, 3_500)]),
+      task(3, [attempt('b', 4_000, null, 'running')]),
+      task(4, [attempt('c', 2_500, 4_500)]),
+    ];
+    const m = b.build(job, tasks, 5_000);
+    assert.equal(m.total, 5);
+    // 2,500 is the second latest start, and two attempts share it: only one of them is drawn.
+    assert.deepEqual(
+      m.bars.map((x) => x.key),
+      ['2:0', '3:0'],
+    );
+    assert.deepEqual([m.t0, m.origin], [2_500, 1_000]);
+    assert.equal(new TimelineBuilder(3).build(job, tasks, 5_000).bars.length, 3);
+
+    // A refresh that replaces a few tasks picks from the last picture and those tasks alone, and
+    // draws what a fresh look at every task would.
+    const bars = (x: ReturnType<TimelineBuilder['build']>) =>
+      x.bars.map((bar) => `${bar.key} ${bar.outcome} ${bar.lane}`);
+    let now = tasks;
+    for (const [i, t] of [
+      [0, task(1, [...tasks[0]!.attempts, attempt('c', 4_600, null, 'running')])],
+      [2, task(3, [attempt('b', 4_000, 4_700)])],
+      [1, task(2, [attempt('b', 2_500, 3_500), attempt('a', 4_800, null, 'running')])],
+    ] as const) {
+      now = now.map((x, j) => (j === i ? t : x));
+      const fresh = new TimelineBuilder(2).build(job, now, 5_000);
+      const refreshed = b.build(job, now, 5_000);
+      assert.deepEqual(bars(refreshed), bars(fresh));
+      assert.equal(refreshed.total, fresh.total);
+    }
+    assert.equal(new TimelineBuilder(5).build(job, tasks, 5_000).bars.length, 5);
+  });
+
+  test('the task grid draws one cell per task, or past its limit one per run with its most telling state', () => {
+    const tasks: TaskView[] = Array.from({ length: 10 }, (_, i) => task(i + 1, []));
+    tasks[5] = { ...tasks[5]!, state: 'running', attempts: [attempt('a', 1_000, null, 'running')] };
+    tasks[6] = { ...tasks[6]!, state: 'failed', attempts: [attempt('a', 1_000, 2_000, 'failed')] };
+    assert.equal(new CellBuilder().build(tasks)[0]!.cells.length, 10);
+    const b = new CellBuilder(3);
+    const [maps] = b.build(tasks);
+    assert.equal(maps!.per, 4);
+    assert.deepEqual(
+      maps!.cells.map((c) => [c.first, c.last, c.state, c.id]),
+      [
+        [1, 4, 'succeeded', 1],
+        [5, 8, 'failed', 7],
+        [9, 10, 'succeeded', 9],
+      ],
+    );
+    assert.equal(maps!.cells[1]!.label, 'map 5–8: 1 failed, 1 running, 2 succeeded');
+    const again = b.build(tasks.map((t) => (t.id === 10 ? { ...t, state: 'running' as const } : t)));
+    assert.equal(again[0]!.cells[0], maps!.cells[0], 'an unchanged run keeps its object');
+    assert.equal(again[0]!.cells[2]!.state, 'running');
+  });
+
+  test('the task list loads page by page, then merges the changed tasks by id', () => {
+    const headers = (after: number | null, since: number) =>
+      ({ tasks: [], nextAfter: after, nextChangedSince: since }) as const;
+    const l = new TaskList();
+    assert.equal(l.nextPath('j'), '/api/jobs/j/tasks?after=0&limit=5000');
+    l.take({ ...headers(2, 900), tasks: [task(1, []), task(2, [])] });
+    assert.equal(l.loaded, false);
+    assert.equal(l.nextPath('j'), '/api/jobs/j/tasks?after=2&limit=5000');
+    l.take({ ...headers(null, 950), tasks: [task(3, []), task(4, [])] });
+    assert.equal(l.loaded, true);
+    // The first page's time: what changed while later pages came in is asked for again.
+    assert.equal(l.nextPath('j'), '/api/jobs/j/tasks?changedSince=900');
+    const before = l.tasks;
+    const changed = { ...task(3, [attempt('a', 1_000, 2_000)]), state: 'succeeded' as const };
+    l.take({ ...headers(null, 1_500), tasks: [changed] });
+    assert.notEqual(l.tasks, before, 'a new array, so the views see the change');
+    assert.deepEqual(
+      l.tasks.map((t) => t.id),
+      [1, 2, 3, 4],
+    );
+    assert.equal(l.get(3), changed);
+    assert.deepEqual(l.counts(), { running: 0, succeeded: 1, failed: 0, lost: 0, superseded: 0 });
+    const failing = { ...task(2, [attempt('a', 1_000, 1_500, 'failed'), attempt('b', 1_600, null, 'running')]) };
+    l.take({ ...headers(null, 1_400), tasks: [{ ...failing, state: 'running' }] });
+    assert.deepEqual(l.counts(), { running: 1, succeeded: 1, failed: 1, lost: 0, superseded: 0 });
+    assert.deepEqual(l.stateCounts(), { pending: 0, running: 1, succeeded: 3, failed: 0, cancelled: 0 });
+    assert.deepEqual(
+      l.failed().map((t) => t.id),
+      [2],
+    );
+    l.take({ ...headers(null, 1_450), tasks: [{ ...task(2, []), state: 'succeeded' }] });
+    assert.deepEqual(l.failed(), [], 'counted out when it changes again');
+    assert.deepEqual(l.counts(), { running: 0, succeeded: 1, failed: 0, lost: 0, superseded: 0 });
+    assert.equal(l.nextPath('j'), '/api/jobs/j/tasks?changedSince=1450');
+    l.take({ ...headers(null, 1_600), tasks: [] });
+    assert.equal(l.tasks.length, 4);
+    // A task never seen is put in its place by id.
+    l.take({ ...headers(null, 1_700), tasks: [task(0, [])] });
+    assert.deepEqual(
+      l.tasks.map((t) => t.id),
+      [0, 1, 2, 3, 4],
+    );
+    assert.equal(l.get(4)!.id, 4);
   });
 
   test('a live time axis grows in round steps with room to spare', () => {

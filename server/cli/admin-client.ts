@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError, toError } from '../../shared/errors.js';
+import { TASKS_HEADERS, TASKS_PAGE_LIMIT, type TaskView } from '../../shared/api.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
@@ -83,4 +84,15 @@ export async function api(t: AdminTarget, path: string, init: RequestInit = {}):
 
 export async function apiJson<T>(t: AdminTarget, path: string, init?: RequestInit): Promise<T> {
   return (await (await api(t, path, init)).json()) as T;
+}
+
+/** Every task of a job, a page at a time, following `X-Next-After` (README "HTTP API"). */
+export async function fetchAllTasks(t: AdminTarget, jobId: string): Promise<TaskView[]> {
+  const tasks: TaskView[] = [];
+  for (let after: string | null = '0'; after !== null;) {
+    const res = await api(t, `/api/jobs/${encodeURIComponent(jobId)}/tasks?after=${after}&limit=${TASKS_PAGE_LIMIT}`);
+    for (const task of (await res.json()) as TaskView[]) tasks.push(task);
+    after = res.headers.get(TASKS_HEADERS.nextAfter);
+  }
+  return tasks;
 }

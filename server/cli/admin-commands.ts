@@ -9,8 +9,9 @@ import { parseDuration, parseSize, formatBytes, formatDuration } from '../../sha
 import { UserError } from '../../shared/errors.js';
 import { checkJobModule } from '../module-check.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import type { DeletedJob, JobView, TaskView, WorkerView } from '../../shared/api.js';
-import { api, apiJson, type AdminTarget } from './admin-client.js';
+import type { DeletedJob, JobSummary, JobView, WorkerView } from '../../shared/api.js';
+import { ATTEMPT_OUTCOMES } from '../../shared/states.js';
+import { api, apiJson, fetchAllTasks, type AdminTarget } from './admin-client.js';
 import { checkReadable, readInput } from './files.js';
 import { eta, waitForJob } from './progress.js';
 import { isJobFinished } from '../../shared/states.js';
@@ -118,12 +119,14 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
   if (args[0]) {
     const id = args[0];
     const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
-    const tasks = await apiJson<TaskView[]>(t, `/api/jobs/${encodeURIComponent(id)}/tasks`);
+    // Counted by the master: a job of 200,000 tasks is not downloaded to count its attempts.
+    const summary = await apiJson<JobSummary>(t, `/api/jobs/${encodeURIComponent(id)}/summary`);
     if (f['json']) {
-      process.stdout.write(`${jsonText({ ...job, tasks }, 2)}\n`);
+      // Scripts have always had every task here; they still do, fetched a page at a time.
+      const tasks = await fetchAllTasks(t, id);
+      process.stdout.write(`${jsonText({ ...job, tasks, summary }, 2)}\n`);
       return 0;
     }
-    const count = (o: string) => tasks.reduce((n, task) => n + task.attempts.filter((a) => a.outcome === o).length, 0);
     const line = (text: string) => stripControls(text);
     const lines = [
       `job        ${job.id}  ${line(job.name)}`,
@@ -132,19 +135,22 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       `elapsed    ${formatDuration((job.finishedAt ?? Date.now()) - job.createdAt)}${isJobFinished(job.state) ? '' : `, eta ${eta(job, Date.now())}`}`,
       `maps       ${job.maps.done}/${job.maps.total}   reduces ${job.reduces.done}/${job.reduces.total}`,
       `input      ${formatBytes(job.inputBytes)} in splits of ${formatBytes(job.splitSize)}; records emitted ${job.recordsIn}, written ${job.recordsOut}`,
-      `attempts   ${['running', 'succeeded', 'failed', 'lost', 'superseded'].map((o) => `${o} ${count(o)}`).join(', ')}`,
+      `attempts   ${ATTEMPT_OUTCOMES.map((o) => `${o} ${summary.attempts[o]}`).join(', ')}`,
       `limits     task timeout ${formatDuration(job.taskTimeoutMs)}, max attempts ${job.maxAttempts}`,
       `stored     ${`${formatBytes(job.storedBytes)} ${storedNote(job)}`.trim()}`,
     ];
+    if (summary.durations) {
+      const d = summary.durations;
+      lines.push(
+        `durations  ${formatDuration(d.meanMs)} on average, ${formatDuration(d.maxMs)} at most (succeeded attempts)`,
+      );
+    }
     if (job.error)
       lines.push(`error      ${stripControls(job.error, { multiline: true }).replace(/\n/g, '\n           ')}`);
-    const failed = tasks.flatMap((task) =>
-      task.attempts.filter((a) => a.outcome === 'failed').map((a) => ({ task, a })),
-    );
-    for (const { task, a } of failed.slice(-5)) {
+    for (const a of summary.recentFailures.slice(0, 5)) {
       lines.push(
         line(
-          `failed     ${task.phase} ${task.index}${task.input ? ` (${task.input})` : ''} on ${a.worker}: ${a.error?.message ?? ''}`,
+          `failed     ${a.phase} ${a.index}${a.input ? ` (${a.input})` : ''} on ${a.worker}: ${a.error?.message ?? ''}`,
         ),
       );
     }

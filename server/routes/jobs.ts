@@ -5,7 +5,9 @@ import { receiveJob, UploadTooLarge } from '../receive-job.js';
 import { requestBody, streamResponse } from '../http-body.js';
 import { blobNames, type BlobStore } from '../blobs/blob-store.js';
 import { outputStream } from '../blobs/job-data.js';
-import { jobView, taskViews } from '../views.js';
+import { jobView } from '../views.js';
+import { summarizeJob } from '../job-summary.js';
+import { taskListResponse } from './task-list.js';
 import type { Scheduler } from '../scheduler/index.js';
 import type { Stores } from '../sql/index.js';
 import { isJobFinished } from '../../shared/states.js';
@@ -13,7 +15,8 @@ import type { DeletedJob } from '../../shared/api.js';
 
 export function jobRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStore, maxUploadBytes: number) {
   const app = new Hono();
-  const { jobs, tasks, attempts, outputs } = stores;
+  const { jobs, outputs } = stores;
+  const flush = () => scheduler.flush();
   const job = (id: string) => {
     const row = jobs.get(id);
     if (!row) throw notFound(`no job ${JSON.stringify(id)}`);
@@ -40,10 +43,9 @@ export function jobRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStore
 
   app.get('/', (c) => c.json(jobs.list().map(jobView)));
   app.get('/:id', (c) => c.json(jobView(job(c.req.param('id')))));
-  app.get('/:id/tasks', (c) => {
-    const id = job(c.req.param('id')).id;
-    return c.json(taskViews(tasks.forJob(id), attempts.forJob(id)));
-  });
+  // Both read a big job a page at a time, and make each page durable first as the /api middleware does.
+  app.get('/:id/tasks', (c) => taskListResponse(c, stores, job(c.req.param('id')), scheduler.clock, flush));
+  app.get('/:id/summary', async (c) => c.json(await summarizeJob(stores, job(c.req.param('id')).id, flush)));
   app.get('/:id/output', (c) => {
     const j = job(c.req.param('id'));
     if (j.state !== 'succeeded') {

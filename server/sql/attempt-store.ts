@@ -1,5 +1,5 @@
 import type { Db } from '../db.js';
-import type { AttemptOutcome } from '../../shared/states.js';
+import type { AttemptOutcome, Phase } from '../../shared/states.js';
 import type { SerializedError } from '../../shared/errors.js';
 
 export interface AttemptRow {
@@ -18,6 +18,32 @@ export interface AttemptRow {
   ms: number | null;
   records_in: number | null;
   records_out: number | null;
+}
+
+/** What a task listing shows of an attempt. */
+export type AttemptListRow = Pick<
+  AttemptRow,
+  'task_id' | 'volunteer_id' | 'started_at' | 'ended_at' | 'outcome' | 'error' | 'backup'
+>;
+const LIST_COLUMNS = 'task_id, volunteer_id, started_at, ended_at, outcome, error, backup';
+
+/** One outcome's attempts in a run of attempt ids: how many, and how long those that ended took. */
+export interface OutcomeCount {
+  outcome: AttemptOutcome;
+  n: number;
+  /** Sum and longest of ended_at - started_at over the attempts that ended. */
+  ms: number;
+  max_ms: number | null;
+}
+
+/** A failed attempt with the task it was for. */
+export interface FailedAttemptRow extends Pick<
+  AttemptRow,
+  'id' | 'task_id' | 'volunteer_id' | 'started_at' | 'ended_at' | 'error'
+> {
+  phase: Phase;
+  idx: number;
+  input_key: string | null;
 }
 
 export interface AttemptEnd {
@@ -45,6 +71,30 @@ export function createAttemptStore(db: Db) {
   const blamedOfActiveJobs = db.prepare(`SELECT a.* FROM attempt a JOIN job j ON j.id = a.job_id
     WHERE a.outcome IN ('failed', 'lost') AND j.state IN ('queued', 'mapping', 'reducing')`);
   const forTask = db.prepare('SELECT * FROM attempt WHERE task_id = ? ORDER BY id');
+  // The attempts of a page of tasks, by the task_id index; `+job_id` keeps SQLite off the job_id
+  // index, which would read every attempt of the job for each page.
+  const forTaskRange = db.prepare(`SELECT ${LIST_COLUMNS} FROM attempt
+    WHERE task_id BETWEEN @from AND @to AND +job_id = @job ORDER BY task_id, id`);
+  const forTaskIds = db.prepare(`SELECT ${LIST_COLUMNS} FROM attempt
+    WHERE task_id IN (SELECT value FROM json_each(@ids)) AND +job_id = @job ORDER BY task_id, id`);
+  // Queries over a whole job's attempts go through its attempt ids a run at a time, so that the
+  // master can answer others in between; each run is a range of the (job_id, id) index.
+  const idRange = db.prepare(`SELECT (SELECT min(id) FROM attempt WHERE job_id = @job) AS first,
+    (SELECT max(id) FROM attempt WHERE job_id = @job) AS last`);
+  // An attempt changes when it starts and when it ends: its last change is ended_at, else started_at.
+  const changedIn = db
+    .prepare(
+      `SELECT task_id FROM attempt WHERE job_id = @job AND id BETWEEN @from AND @to
+      AND coalesce(ended_at, started_at) >= @since`,
+    )
+    .pluck();
+  const outcomesIn = db.prepare(`SELECT outcome, count(*) AS n, total(ended_at - started_at) AS ms,
+    max(ended_at - started_at) AS max_ms FROM attempt WHERE job_id = @job AND id BETWEEN @from AND @to
+    GROUP BY outcome`);
+  const failuresIn = db.prepare(`SELECT a.id, a.task_id, a.volunteer_id, a.started_at, a.ended_at, a.error,
+    t.phase, t.idx, t.input_key FROM attempt a JOIN task t ON t.id = a.task_id
+    WHERE a.job_id = @job AND a.id BETWEEN @from AND @to AND a.outcome = 'failed'
+    ORDER BY a.ended_at DESC, a.id DESC LIMIT @limit`);
 
   return {
     insert: (
@@ -64,6 +114,22 @@ export function createAttemptStore(db: Db) {
     /** Failed and lost attempts of unfinished jobs: who a retry should avoid, rebuilt after a restart. */
     blamedOfActiveJobs: () => blamedOfActiveJobs.all() as AttemptRow[],
     forTask: (taskId: number) => forTask.all(taskId) as AttemptRow[],
+    /** The job's attempts at tasks with ids in [from, to], by task id, then in the order they began. */
+    forTaskRange: (jobId: string, from: number, to: number) =>
+      forTaskRange.all({ job: jobId, from, to }) as AttemptListRow[],
+    /** The job's attempts at the tasks `taskIds`, by task id, then in the order they began. */
+    forTaskIds: (jobId: string, taskIds: number[]) =>
+      forTaskIds.all({ job: jobId, ids: JSON.stringify(taskIds) }) as AttemptListRow[],
+    /** The first and last attempt id of a job (null for both before its first attempt). */
+    idRange: (jobId: string) => idRange.get({ job: jobId }) as { first: number | null; last: number | null },
+    /** Task ids (repeated per attempt) whose attempts with ids in [from, to] changed at or after `since`. */
+    changedIn: (jobId: string, from: number, to: number, since: number) =>
+      changedIn.all({ job: jobId, from, to, since }) as number[],
+    /** The attempts with ids in [from, to], counted by outcome. */
+    outcomesIn: (jobId: string, from: number, to: number) => outcomesIn.all({ job: jobId, from, to }) as OutcomeCount[],
+    /** The `limit` failed attempts with ids in [from, to] that ended last, newest first. */
+    failuresIn: (jobId: string, from: number, to: number, limit: number) =>
+      failuresIn.all({ job: jobId, from, to, limit }) as FailedAttemptRow[],
   };
 }
 export type AttemptStore = ReturnType<typeof createAttemptStore>;

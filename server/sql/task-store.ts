@@ -27,6 +27,14 @@ export interface NewTask {
   input_end: number | null;
 }
 
+/**
+ * What a task listing shows of a task. Only columns stored before `input`: once `failures` or
+ * `losses` is not 0 (0 takes no bytes in a record), reading it makes SQLite walk the split's
+ * overflow pages to reach it: 2.7 ms per 4 MiB map task instead of 0.01 ms.
+ */
+export type TaskListRow = Pick<TaskRow, 'id' | 'phase' | 'idx' | 'state' | 'input_key'>;
+const LIST_COLUMNS = 'id, phase, idx, state, input_key';
+
 export function createTaskStore(db: Db) {
   const insert = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input_blob, input_start,
     input_end) VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input_blob, @input_start, @input_end)`);
@@ -45,6 +53,21 @@ export function createTaskStore(db: Db) {
   const dropInputs = db.prepare(
     `UPDATE task SET input = NULL WHERE job_id = ? AND phase = 'map' AND input IS NOT NULL`,
   );
+  // A job's tasks are inserted in one transaction, maps then reduces, each in index order
+  // (submit-job.ts), so its ids run from its first map to its last reduce: two lookups in the
+  // (job_id, phase, idx) index. min(id) would read all of the job's index entries (22 ms at 200,000).
+  const idRange = db.prepare(`SELECT
+    (SELECT id FROM task WHERE job_id = @job ORDER BY phase, idx LIMIT 1) AS first,
+    (SELECT id FROM task WHERE job_id = @job ORDER BY phase DESC, idx DESC LIMIT 1) AS last`);
+  // `+job_id` keeps SQLite on the rowid range: by the job_id index it would sort all the job's
+  // tasks for every page.
+  const listPage = db.prepare(`SELECT ${LIST_COLUMNS} FROM task
+    WHERE id > @after AND id <= @last AND +job_id = @job ORDER BY id LIMIT @limit`);
+  const listIds = db.prepare(`SELECT ${LIST_COLUMNS} FROM task
+    WHERE id IN (SELECT value FROM json_each(@ids)) AND +job_id = @job ORDER BY id`);
+  const cancelledIn = db
+    .prepare(`SELECT id FROM task WHERE id BETWEEN @from AND @to AND +job_id = @job AND state = 'cancelled'`)
+    .pluck();
 
   return {
     insert: (t: NewTask) => insert.run(t),
@@ -71,6 +94,15 @@ export function createTaskStore(db: Db) {
     cancelOpen: (jobId: string) => cancelOpen.run(jobId).changes,
     forJob: (jobId: string) => forJob.all(jobId) as TaskRow[],
     dropInputs: (jobId: string) => dropInputs.run(jobId),
+    /** The first and last task id of a job (null for both when it has no tasks). */
+    idRange: (jobId: string) => idRange.get({ job: jobId }) as { first: number | null; last: number | null },
+    /** Up to `limit` of the job's tasks with ids in (after, last], in id order. */
+    listPage: (jobId: string, after: number, last: number, limit: number) =>
+      listPage.all({ job: jobId, after, last, limit }) as TaskListRow[],
+    /** The job's tasks among `ids`, in id order. */
+    listIds: (jobId: string, ids: number[]) => listIds.all({ job: jobId, ids: JSON.stringify(ids) }) as TaskListRow[],
+    /** Ids of the job's cancelled tasks with ids in [from, to]. */
+    cancelledIn: (jobId: string, from: number, to: number) => cancelledIn.all({ job: jobId, from, to }) as number[],
   };
 }
 export type TaskStore = ReturnType<typeof createTaskStore>;

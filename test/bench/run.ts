@@ -20,6 +20,7 @@ import { statusPageBench } from './status-page.js';
 import { framesBench } from './frames.js';
 import { sandboxBench } from './sandbox.js';
 import { bigBench } from './big.js';
+import { tasksRouteBench } from './tasks-route.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -32,6 +33,7 @@ const BENCHMARKS: Benchmark[] = [
   framesBench,
   sandboxBench,
   bigBench,
+  tasksRouteBench,
 ];
 
 function usage(): string {
