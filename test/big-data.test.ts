@@ -7,7 +7,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import {
@@ -156,86 +156,103 @@ test('SIGKILL between an output upload and its commit: the upload is kept for it
   const data = tempDir();
   const input = join(tempDir(), 'words.txt');
   // Two splits of ~100 KB: each map output is over the inline limit and goes up by PUT.
-  const words = Array.from({ length: 20_000 }, (_, i) => `w${i}`);
-  await import('node:fs/promises').then((fs) =>
-    fs.writeFile(input, `${words.slice(0, 10_000).join('\n')}\n${words.slice(10_000).join('\n')}\n`),
-  );
+  const letters = (i: number): string =>
+    (i < 26 ? '' : letters(Math.floor(i / 26) - 1)) + String.fromCharCode(97 + (i % 26));
+  const words = Array.from({ length: 20_000 }, (_, i) => `word${letters(i)}`);
+  writeFileSync(input, `${words.slice(0, 10_000).join('\n')}\n${words.slice(10_000).join('\n')}\n`);
   const job = join(ROOT, 'shared/examples/word-count.js');
   const mod = asJobModule((await import(job)) as Record<string, unknown>);
-  let m = await startMaster({ data, args: ['--reassign-after', '3s'] });
-  const admin = () => adminCli(m);
-  const sub = await admin()(['submit', job, input, '--split-size', '80KiB', '--reduces', '2']);
-  assert.equal(sub.code, 0, sub.stderr);
-  const id = sub.stdout.trim();
-  const raw = await openRawClient(m.url);
-  raw.ws.send(
-    JSON.stringify({ type: 'hello', protocol: 2, threads: 2, slots: 2, paused: false, agent: 'raw', running: [] }),
-  );
-  const welcome = (await raw.next('welcome')) as Extract<MasterMessage, { type: 'welcome' }>;
-  await until('two assignments', () => raw.got.filter((x) => x.type === 'task.assign').length === 2);
-  const [a, b] = raw.got.filter((x): x is TaskAssign => x.type === 'task.assign');
-  for (const t of [a!, b!]) {
-    assert.ok(t.input.url, 'an input over the inline limit is fetched by URL');
-    const text = await fetch(`${m.url}${t.input.url}`).then((r) => r.text());
-    const out = encodeMapOutput((await runMap(mod, t.phase === 'map' ? t.input.key : '', text, t.nReduce)).partitions);
-    assert.ok(Buffer.byteLength(out) > welcome.inlineBytes);
-    const put = await fetch(`${m.url}/data/${t.lease}/output`, { method: 'PUT', body: out });
-    assert.equal(put.status, 200, await put.clone().text());
-  }
-  const mapDir = join(data, 'blobs', 'jobs', id, 'map');
-  assert.equal(entries(mapDir).length, 2);
-  raw.ws.terminate();
-  await m.kill();
-
-  m = await startMaster({ data, port: m.port, args: ['--reassign-after', '3s'] });
+  const args = ['--reassign-after', '3s'];
+  let m = await startMaster({ data, args });
+  const masters = [m];
+  const raws: Awaited<ReturnType<typeof openRawClient>>[] = [];
   try {
+    const sub = await adminCli(m)(['submit', job, input, '--split-size', '80KiB', '--reduces', '2']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    // Two volunteers (a new identity holds one task at a time), each takes a map task and uploads
+    // its output, and neither reports it before the master dies.
+    const held: { welcome: Extract<MasterMessage, { type: 'welcome' }>; task: TaskAssign }[] = [];
+    for (let i = 0; i < 2; i++) {
+      const raw = await openRawClient(m.url);
+      raws.push(raw);
+      raw.ws.send(hello({ threads: 1, slots: 1 }));
+      const welcome = (await raw.next('welcome')) as Extract<MasterMessage, { type: 'welcome' }>;
+      const task = (await raw.next('task.assign')) as TaskAssign;
+      assert.equal(task.phase, 'map');
+      assert.ok(task.input.url, 'an input over the inline limit is fetched by URL');
+      const text = await fetch(`${m.url}${task.input.url}`).then((r) => r.text());
+      const key = task.phase === 'map' ? task.input.key : '';
+      const out = encodeMapOutput((await runMap(mod, key, text, task.nReduce)).partitions);
+      assert.ok(Buffer.byteLength(out) > welcome.inlineBytes);
+      const put = await fetch(`${m.url}/data/${task.lease}/output`, { method: 'PUT', body: out });
+      assert.equal(put.status, 200, await put.clone().text());
+      held.push({ welcome, task });
+    }
+    const [a, b] = held as [(typeof held)[0], (typeof held)[0]];
+    const mapDir = join(data, 'blobs', 'jobs', id, 'map');
+    assert.equal(entries(mapDir).length, 2);
+    for (const raw of raws) raw.ws.terminate();
+    await m.kill();
+
+    m = await startMaster({ data, port: m.port, args });
+    masters.push(m);
     assert.equal(entries(mapDir).length, 2, 'uploads of running attempts survive the restart');
-    // The volunteer comes back holding only the first lease and reports it.
+    // The first volunteer comes back within the reassignment window and reports its upload.
     const back = await openRawClient(m.url);
+    raws.push(back);
     back.ws.send(
-      JSON.stringify({
-        type: 'hello',
-        protocol: 2,
-        volunteerId: welcome.volunteerId,
-        secret: welcome.secret,
+      hello({
+        volunteerId: a.welcome.volunteerId,
+        secret: a.welcome.secret,
         threads: 1,
         slots: 0,
-        paused: false,
-        agent: 'raw',
-        running: [a!.lease],
+        running: [a.task.lease],
       }),
     );
     const again = (await back.next('welcome')) as Extract<MasterMessage, { type: 'welcome' }>;
-    assert.deepEqual(again.kept, [a!.lease]);
+    assert.deepEqual(again.kept, [a.task.lease]);
     back.ws.send(
       JSON.stringify({
         type: 'task.result',
-        lease: a!.lease,
+        lease: a.task.lease,
         uploaded: true,
         stats: { ms: 1, recordsIn: 1, recordsOut: 10_000 },
       }),
     );
     const ack = (await back.next('task.ack')) as Extract<MasterMessage, { type: 'task.ack' }>;
     assert.equal(ack.outcome, 'committed');
-    // The other lease was not kept: its attempt is lost and its upload removed.
-    await until('the abandoned upload to be removed', () => entries(mapDir).length === 1, 10_000);
-    assert.ok(entries(mapDir)[0]!.endsWith(a!.lease));
+    // The second never comes back: after the window its attempt is lost and its upload removed.
+    await until('the abandoned upload to be removed', () => entries(mapDir).length === 1, 20_000);
+    assert.ok(entries(mapDir)[0]!.endsWith(a.task.lease));
+    assert.equal(
+      (await apiGet<{ id: number; attempts: { outcome: string }[] }[]>(m, `/api/jobs/${id}/tasks`))
+        .find((t) => t.id === b.task.taskId)!
+        .attempts.map((x) => x.outcome)
+        .join(),
+      'lost',
+    );
     back.ws.terminate();
     const vol = startVolunteer(m.url, 1);
     try {
-      const w = await admin()(['wait', id], 120_000);
+      const w = await adminCli(m)(['wait', id], 120_000);
       assert.equal(w.code, 0, w.stderr);
-      const tasks = await apiGet<{ phase: string; attempts: { outcome: string }[] }[]>(m, `/api/jobs/${id}/tasks`);
+      const tasks = await apiGet<{ attempts: { outcome: string }[] }[]>(m, `/api/jobs/${id}/tasks`);
       for (const t of tasks) {
         assert.equal(t.attempts.filter((x) => x.outcome === 'succeeded').length, 1, 'each task committed once');
       }
-      const res = await admin()(['result', id]);
+      const res = await adminCli(m)(['result', id]);
       const local = await cli(['local', job, input, '--split-size', '80KiB', '--reduces', '2']);
       assert.equal(res.stdout, local.stdout);
     } finally {
       await vol.kill();
     }
   } finally {
-    await m.stop();
+    for (const raw of raws) raw.ws.terminate();
+    for (const x of masters) if (x.proc.exitCode === null && x.proc.signalCode === null) await x.kill();
   }
 });
+
+function hello(extra: object): string {
+  return JSON.stringify({ type: 'hello', protocol: 2, paused: false, agent: 'raw', running: [], ...extra });
+}
