@@ -102,8 +102,9 @@ test('a 1 GiB input (longer than any V8 string) runs exactly, and the master sta
     );
     assert.deepEqual(got, expected);
     const job = await apiGet<JobView>(m, `/api/jobs/${id}`);
-    assert.equal(job.maps.total, 16);
+    assert.ok(job.maps.total >= Math.ceil(statSync(file).size / (64 * MIB)), `${job.maps.total} map tasks`);
     const peak = peakRssOf(m.proc.pid!);
+    process.stderr.write(`# master peak RSS over the 1 GiB job: ${(peak / MIB).toFixed(0)} MiB\n`);
     assert.ok(peak < 300 * MIB, `the master's peak RSS was ${(peak / MIB).toFixed(0)} MiB`);
     // The inputs and map outputs went once the job succeeded; the output stays until deleted.
     const blobs = join(m.data, 'blobs', 'jobs', id);
@@ -124,7 +125,7 @@ test('a bad byte 600 MB into an input is refused with its offset, and the upload
   const m = await startMaster();
   try {
     const r = await adminCli(m)(['submit', JOB, file], 300_000);
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`lines\\.txt is not valid UTF-8 \\(bad byte near offset ${badAt}\\)`));
     assert.deepEqual(await apiGet<JobView[]>(m, '/api/jobs'), []);
     assert.deepEqual(entries(join(m.data, 'blobs', 'jobs')), []);
