@@ -90,7 +90,10 @@ test('a 60 MB frame before hello is cut off after a few KB while /healthz stays 
   await Promise.race([sending, sleep(1_000)]);
   assert.ok(c.closed(), 'the socket was closed by the master');
   const p99 = times[Math.floor(times.length * 0.99)] ?? 0;
-  assert.ok(p99 < 100, `/healthz p99 ${p99.toFixed(1)} ms while the frame arrived: ${times.map((t) => t.toFixed(0)).join(' ')}`);
+  assert.ok(
+    p99 < 100,
+    `/healthz p99 ${p99.toFixed(1)} ms while the frame arrived: ${times.map((t) => t.toFixed(0)).join(' ')}`,
+  );
   assert.match(m.output(), /sent \d+ bytes before hello; cutting it/);
 });
 

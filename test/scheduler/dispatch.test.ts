@@ -83,7 +83,9 @@ test('leases are 32 hex digits, unique, and ordered by the time they were issued
 
 test('a new identity holds one task until it has committed one, whatever threads it claims', async () => {
   const s = newScheduler();
-  const id = await submit(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `w${i}\n`])), { reduces: 1 });
+  const id = await submit(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `w${i}\n`])), {
+    reduces: 1,
+  });
   s.jobAdded(id);
   const greedy = connect(s, 256, 512);
   assert.equal(greedy.conn.assigns().length, 1);
