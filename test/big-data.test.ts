@@ -14,6 +14,7 @@ import {
   adminCli,
   apiGet,
   cli,
+  dirBytes,
   removeTempDirs,
   startMaster,
   startVolunteer,
@@ -66,16 +67,6 @@ async function linesFile(
 function peakRssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
-
-function dirBytes(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    n += e.isDirectory() ? dirBytes(p) : statSync(p).size;
-  }
-  return n;
 }
 
 function entries(dir: string): string[] {

@@ -8,13 +8,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   EXAMPLES,
   adminCli,
   apiGet,
   corpusFiles,
+  dirBytes,
   removeTempDirs,
   startMaster,
   startVolunteer,
@@ -40,17 +41,6 @@ after(async () => {
   await master?.stop();
   removeTempDirs();
 });
-
-/** Bytes of the files under a directory, walked; 0 when it does not exist. */
-function dirBytes(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    n += e.isDirectory() ? dirBytes(p) : statSync(p).size;
-  }
-  return n;
-}
 
 const blobsOf = (m: MasterProc, id?: string) => join(m.data, 'blobs', 'jobs', ...(id ? [id] : []));
 

@@ -5,7 +5,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, corpusFiles, tempDir } from '../helpers/cluster.js';
+import { CLI, corpusFiles, removeTempDirs, tempDir } from '../helpers/cluster.js';
 import { ProcSampler, readTcpCounters } from './proc-stats.js';
 
 export interface Row {
@@ -239,4 +239,24 @@ export function timedCli(
       else fail(new Error(`tabreduce ${args[0]} exited with ${code} after ${fmtMs(ms)}: ${err.slice(-2000)}`));
     });
   });
+}
+
+/** Whether the module at `url` is the script node was started with (a benchmark run on its own). */
+export function isMainModule(url: string): boolean {
+  return Boolean(process.argv[1] && url.endsWith(process.argv[1].split('/').pop()!));
+}
+
+/** Runs one benchmark as a script (`node --import tsx test/bench/NAME.ts --option value`) and prints its table. */
+export function runStandalone(run: (ctx: BenchContext) => Promise<BenchReport>): void {
+  const options = new Map<string, string>();
+  const argv = process.argv.slice(2);
+  for (let i = 0; i + 1 < argv.length; i += 2) options.set(argv[i]!.replace(/^--/, ''), argv[i + 1]!);
+  const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  run({ flags: new Set(), options, log })
+    .then((r) => process.stdout.write(`${renderReport(r)}\n`))
+    .catch((e: unknown) => {
+      process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => removeTempDirs());
 }

@@ -9,14 +9,15 @@
  * (after `npm run build`); or register `statusPageBench` in run.ts.
  */
 import type { CDPSession, Page } from 'playwright-core';
-import { adminCli, apiGet, removeTempDirs, startMaster, until, type MasterProc } from '../helpers/cluster.js';
+import { adminCli, apiGet, startMaster, until, type MasterProc } from '../helpers/cluster.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { startSimulatedVolunteers } from '../helpers/simulated-volunteers.js';
 import {
   fmtBytes,
   fmtInt,
   fmtMs,
-  renderReport,
+  isMainModule,
+  runStandalone,
   sleep,
   summarize,
   tinyTaskInput,
@@ -347,16 +348,4 @@ export const statusPageBench: Benchmark = {
   run,
 };
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  const options = new Map<string, string>();
-  const argv = process.argv.slice(2);
-  for (let i = 0; i + 1 < argv.length; i += 2) options.set(argv[i]!.replace(/^--/, ''), argv[i + 1]!);
-  const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-  run({ flags: new Set(), options, log })
-    .then((r) => process.stdout.write(`${renderReport(r)}\n`))
-    .catch((e: unknown) => {
-      process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-      process.exitCode = 1;
-    })
-    .finally(() => removeTempDirs());
-}
+if (isMainModule(import.meta.url)) runStandalone(run);

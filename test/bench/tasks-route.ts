@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { adminCli, EXAMPLES, startMaster, removeTempDirs, until, type MasterProc } from '../helpers/cluster.js';
+import { adminCli, EXAMPLES, startMaster, until, type MasterProc } from '../helpers/cluster.js';
 import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
 import { openRawClient } from '../helpers/raw-volunteer.js';
 import { MAX_CELLS } from '../../client/status/task-cells.js';
@@ -26,7 +26,8 @@ import {
   fmtBytes,
   fmtInt,
   fmtMs,
-  renderReport,
+  isMainModule,
+  runStandalone,
   sleep,
   summarize,
   tinyTaskInput,
@@ -70,8 +71,8 @@ export function fillAttempts(dataDir: string, jobId: string): number {
   }
 }
 
-/** `timedFetch` for small answers: read here, no process to start. */
-async function probedFetch(m: MasterProc, path: string) {
+/** Asks `/healthz` in a loop until stopped; `stop` gives the answer times (ms). */
+function probeHealth(m: MasterProc): { stop: () => Promise<number[]> } {
   let done = false;
   const health: number[] = [];
   const probe = (async () => {
@@ -82,12 +83,23 @@ async function probedFetch(m: MasterProc, path: string) {
       await sleep(5);
     }
   })();
+  return {
+    stop: async () => {
+      done = true;
+      await probe;
+      return health;
+    },
+  };
+}
+
+/** `timedFetch` for small answers: read here, no process to start. */
+async function probedFetch(m: MasterProc, path: string) {
+  const probe = probeHealth(m);
   const t0 = performance.now();
   const res = await fetch(`${m.url}${path}`, { headers: { authorization: `Bearer ${m.token}` } });
   const body = await res.text();
   const ms = performance.now() - t0;
-  done = true;
-  await probe;
+  const health = await probe.stop();
   return { status: res.status, headers: res.headers, body, ms, health: summarize(health) };
 }
 
@@ -97,16 +109,7 @@ async function probedFetch(m: MasterProc, path: string) {
  * hold this process too, and the probe would time both.)
  */
 async function timedFetch(m: MasterProc, path: string) {
-  let done = false;
-  const health: number[] = [];
-  const probe = (async () => {
-    while (!done) {
-      const t = performance.now();
-      await (await fetch(`${m.url}/healthz`)).text();
-      health.push(performance.now() - t);
-      await sleep(5);
-    }
-  })();
+  const probe = probeHealth(m);
   const reader = `
     const t0 = performance.now();
     const res = await fetch(process.argv[1], { headers: { authorization: 'Bearer ' + process.argv[2] } });
@@ -119,8 +122,7 @@ async function timedFetch(m: MasterProc, path: string) {
   const chunks: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => chunks.push(d));
   await new Promise((r) => child.once('exit', r));
-  done = true;
-  await probe;
+  const health = await probe.stop();
   const got = JSON.parse(Buffer.concat(chunks).toString()) as {
     status: number;
     headers: Record<string, string>;
@@ -293,16 +295,4 @@ export const tasksRouteBench: Benchmark = {
   run,
 };
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  const options = new Map<string, string>();
-  const argv = process.argv.slice(2);
-  for (let i = 0; i + 1 < argv.length; i += 2) options.set(argv[i]!.replace(/^--/, ''), argv[i + 1]!);
-  const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-  run({ flags: new Set(), options, log })
-    .then((r) => process.stdout.write(`${renderReport(r)}\n`))
-    .catch((e: unknown) => {
-      process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-      process.exitCode = 1;
-    })
-    .finally(() => removeTempDirs());
-}
+if (isMainModule(import.meta.url)) runStandalone(run);

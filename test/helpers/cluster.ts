@@ -3,7 +3,7 @@
  * Node volunteers, and the CLI. Everything runs from `dist/` as a user would run it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -233,4 +233,15 @@ export function parseOutput(text: string): Map<string, string> {
     out.set(k, line.slice(tab + 1));
   }
   return out;
+}
+
+/** Bytes of the files under a directory, walked; 0 when it does not exist. */
+export function dirBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    n += e.isDirectory() ? dirBytes(p) : statSync(p).size;
+  }
+  return n;
 }

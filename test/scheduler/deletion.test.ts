@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskAssign } from '../../shared/protocol.js';
 import type { Scheduler, Volunteer } from '../../server/scheduler/index.js';
@@ -14,21 +14,11 @@ import { sweepBlobs } from '../../server/blobs/sweep.js';
 import { MapOutputCheck, ReduceOutputCheck } from '../../server/output-check.js';
 import { applyRetention, retentionEveryMs, VOLUNTEER_ROWS_KEPT_MS } from '../../server/retention.js';
 import { T, useScheduler, newScheduler, connect, complete, output, submit } from './harness.js';
+import { dirBytes } from '../helpers/cluster.js';
 
 useScheduler();
 
 const DAY = 86_400_000;
-
-/** Bytes under a directory, walked; 0 when it does not exist. */
-function dirBytes(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    n += e.isDirectory() ? dirBytes(p) : statSync(p).size;
-  }
-  return n;
-}
 
 const jobDir = (id: string) => join(T.blobs.root, 'jobs', id);
 
