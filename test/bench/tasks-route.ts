@@ -177,7 +177,7 @@ async function jobPage(m: MasterProc, id: string, maps: number, ctx: BenchContex
     // A change: a volunteer takes a reduce task, and the page asks for what changed.
     const v = await openRawClient(m.url);
     v.ws.send(
-      JSON.stringify({ type: 'hello', protocol: 1, threads: 1, slots: 1, paused: false, agent: 'bench', running: [] }),
+      JSON.stringify({ type: 'hello', protocol: 2, threads: 1, slots: 1, paused: false, agent: 'bench', running: [] }),
     );
     await until('a refresh with changedSince', () => changes.length > 0, 30_000, 50);
     const t1 = performance.now();
