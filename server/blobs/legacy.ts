@@ -10,19 +10,16 @@ import { MapOutputCheck, packOffsets } from '../output-check.js';
 export function convertLegacyMapResults(db: Db, log: (line: string) => void): void {
   const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'map_result'`).get();
   if (!exists) return;
-  const rows = db
-    .prepare(
-      `SELECT m.job_id, m.map_idx, json(m.data) AS data, j.n_reduce FROM map_result m
-      JOIN job j ON j.id = m.job_id LIMIT 500`,
-    )
-    .all() as { job_id: string; map_idx: number; data: string; n_reduce: number }[];
+  const page = db.prepare(`SELECT m.job_id, m.map_idx, json(m.data) AS data, j.n_reduce FROM map_result m
+    JOIN job j ON j.id = m.job_id LIMIT 500`);
+  const next = () => page.all() as { job_id: string; map_idx: number; data: string; n_reduce: number }[];
   const insert = db.prepare(`INSERT OR REPLACE INTO map_data (job_id, map_idx, blob, data, bytes, offsets)
     VALUES (?, ?, NULL, ?, ?, ?)`);
   const remove = db.prepare('DELETE FROM map_result WHERE job_id = ? AND map_idx = ?');
   let n = 0;
-  for (let page = rows; page.length > 0;) {
+  for (let rows = next(); rows.length > 0; rows = next()) {
     db.transaction(() => {
-      for (const r of page) {
+      for (const r of rows) {
         const data = Buffer.from(encodeMapOutput(JSON.parse(r.data) as Partition[]));
         const check = new MapOutputCheck(r.n_reduce);
         check.push(data);
@@ -31,13 +28,7 @@ export function convertLegacyMapResults(db: Db, log: (line: string) => void): vo
         remove.run(r.job_id, r.map_idx);
       }
     })();
-    n += page.length;
-    page = db
-      .prepare(
-        `SELECT m.job_id, m.map_idx, json(m.data) AS data, j.n_reduce FROM map_result m
-        JOIN job j ON j.id = m.job_id LIMIT 500`,
-      )
-      .all() as typeof rows;
+    n += rows.length;
   }
   db.exec('DROP TABLE map_result');
   if (n > 0) log(`moved ${n} map outputs of unfinished jobs to the new layout`);

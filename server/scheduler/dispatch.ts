@@ -5,7 +5,7 @@
  * take it.
  */
 import { newLease } from '../lease.js';
-import type { TaskRow } from '../sql/task-store.js';
+import { pendingInput, type TaskRow } from '../sql/task-store.js';
 import { inputBytes, mapInputSync, partitionBytes, reduceInputSync } from '../blobs/job-data.js';
 import { nextJobState, nextTaskState } from '../../shared/states.js';
 import {
@@ -168,7 +168,7 @@ function assignMessage(ctx: Context, job: ActiveJob, task: TaskRow, l: Lease): s
     hardLimitMs: job.taskTimeoutMs * HARD_LIMIT_FACTOR,
   };
   if (task.phase === 'map') {
-    const src = ctx.stores.tasks.input(task.id) ?? { inline: Buffer.alloc(0) };
+    const src = pendingInput(task) ?? ctx.stores.tasks.input(task.id) ?? { inline: Buffer.alloc(0) };
     const bytes = inputBytes(src);
     l.bytes = bytes;
     const data =

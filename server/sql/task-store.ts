@@ -17,6 +17,19 @@ export type InputSource = { blob: string; start: number; end: number } | { inlin
 
 const COLUMNS = 'id, job_id, phase, idx, state, input_key, failures, losses';
 
+/** A pending task with where its input is (a job's from before blobs has `input_blob` null). */
+export interface PendingTask extends TaskRow {
+  input_blob: string | null;
+  input_start: number | null;
+  input_end: number | null;
+}
+
+/** Where a pending map task's input is, without another query when it is in a blob. */
+export function pendingInput(t: TaskRow | PendingTask): InputSource | undefined {
+  if (!('input_blob' in t) || t.input_blob === null) return undefined;
+  return { blob: t.input_blob, start: t.input_start!, end: t.input_end! };
+}
+
 export interface NewTask {
   job_id: string;
   phase: Phase;
@@ -40,9 +53,10 @@ export function createTaskStore(db: Db) {
     input_end) VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input_blob, @input_start, @input_end)`);
   const get = db.prepare(`SELECT ${COLUMNS} FROM task WHERE id = ?`);
   const input = db.prepare('SELECT input_blob, input_start, input_end, input FROM task WHERE id = ?');
-  const nextPending = db.prepare(`SELECT ${COLUMNS} FROM task
+  // A pending task is read with where its input is, in the step that picks it: it is about to be sent.
+  const nextPending = db.prepare(`SELECT ${COLUMNS}, input_blob, input_start, input_end FROM task
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' ORDER BY idx LIMIT 1`);
-  const nextPendingAfter = db.prepare(`SELECT ${COLUMNS} FROM task
+  const nextPendingAfter = db.prepare(`SELECT ${COLUMNS}, input_blob, input_start, input_end FROM task
     WHERE job_id = @job_id AND phase = @phase AND state = 'pending' AND idx > @idx ORDER BY idx LIMIT 1`);
   const setState = db.prepare('UPDATE task SET state = @state WHERE id = @id AND state = @from');
   const addFailure = db.prepare('UPDATE task SET failures = failures + 1 WHERE id = ? RETURNING failures').pluck();
@@ -81,9 +95,9 @@ export function createTaskStore(db: Db) {
       if (r.input_blob !== null) return { blob: r.input_blob, start: r.input_start!, end: r.input_end! };
       return r.input ? { inline: r.input } : null;
     },
-    nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as TaskRow | undefined,
+    nextPending: (jobId: string, phase: Phase) => nextPending.get({ job_id: jobId, phase }) as PendingTask | undefined,
     nextPendingAfter: (jobId: string, phase: Phase, idx: number) =>
-      nextPendingAfter.get({ job_id: jobId, phase, idx }) as TaskRow | undefined,
+      nextPendingAfter.get({ job_id: jobId, phase, idx }) as PendingTask | undefined,
     /** Moves a task from `from` to `state`; false when it was no longer in `from`. */
     move: (id: number, from: TaskState, state: TaskState) => {
       if (from === state) return true;
