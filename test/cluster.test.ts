@@ -46,6 +46,14 @@ async function withCluster<T>(
   }
 }
 
+/** Waits until `n` volunteers are connected to `m`. */
+async function allConnected(m: MasterProc, n: number): Promise<void> {
+  await until(`${n} volunteers`, async () => {
+    const workers = await apiGet<{ state: string }[]>(m, '/api/workers');
+    return workers.filter((w) => w.state === 'connected').length === n;
+  });
+}
+
 function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
@@ -67,6 +75,7 @@ function assertCommittedOnce(tasks: TaskView[]) {
 test('distributed word count and inverted index over the corpus with 3 volunteers equal tabreduce local', async () => {
   const files = corpusFiles();
   await withCluster(3, async (m) => {
+    await allConnected(m, 3);
     const run = adminCli(m);
     for (const [module, reduces] of [
       [WORD_COUNT, '5'],
@@ -152,10 +161,7 @@ test('a hung task gets a backup attempt after the task timeout; only one output 
   await withCluster(2, async (m) => {
     // The first attempt of map 0 starts before DEADLINE and hangs; the backup starts after it and
     // runs. The deadline is set once both volunteers are connected, however long a busy box took.
-    await until('two volunteers', async () => {
-      const workers = await apiGet<{ state: string }[]>(m, '/api/workers');
-      return workers.filter((w) => w.state === 'connected').length === 2;
-    });
+    await allConnected(m, 2);
     writeFileSync(
       module,
       `const DEADLINE = ${Date.now() + 2_500};
@@ -196,6 +202,8 @@ export function reduce(key, values) { return String(values.length); }
 
 test('code that throws is retried on other volunteers, then the job fails and submit --wait exits 1 with message and stack', async () => {
   await withCluster(3, async (m) => {
+    // Retries go elsewhere only when someone else is there: wait for all three, however slow the box.
+    await allConnected(m, 3);
     const run = adminCli(m);
     const r = await run(['submit', join(TEST_JOBS, 'throws.js'), corpusFiles()[0]!, '--max-attempts', '3', '--wait']);
     assert.equal(r.code, 1, r.stderr);
