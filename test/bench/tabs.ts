@@ -93,6 +93,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   if (!existsSync(CHROMIUM)) return skipped(`no Chromium at ${CHROMIUM}: set CHROMIUM_PATH`, ctx);
   const tabs = Number(ctx.options.get('tabs') ?? 2);
   const threads = Number(ctx.options.get('threads') ?? 1);
+  const prefetch = ctx.options.get('prefetch');
   const megabytes = Number(ctx.options.get('megabytes') ?? 100);
   const reduces = ctx.options.get('reduces') ?? '10';
   const module = join(EXAMPLES, 'word-count.js');
@@ -114,7 +115,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     for (let i = 0; i < tabs; i++) {
       // One context per tab: each its own sessionStorage, so each is its own volunteer.
       const page = await (await browser.newContext()).newPage();
-      await page.goto(`${master.url}/?threads=${threads}`);
+      await page.goto(`${master.url}/?threads=${threads}${prefetch === undefined ? '' : `&prefetch=${prefetch}`}`);
     }
     for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
       const ws = await apiGet<WorkerView[]>(master, '/api/workers');
