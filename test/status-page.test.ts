@@ -326,6 +326,22 @@ describe('status page, task lists', () => {
       'one bar per attempt',
       async () => (await page.locator('svg.gantt rect.bar').count()) === tasks.flatMap((t) => t.attempts).length,
     );
+    // Where the time went: both phases committed, their durations, and who did the work.
+    const insight = page.locator('[data-insight]');
+    await until('the insight of the finished job', async () =>
+      /6 \/ 6/.test(await insight.locator('tr[data-phase="map"]').innerText()),
+    );
+    assert.match(await insight.locator('tr[data-phase="reduce"]').innerText(), /Reduces\s+1 \/ 1\s+[\d.]+\s?m?s/);
+    assert.doesNotMatch(await insight.innerText(), /none committed yet|not started/);
+    const committed = await insight
+      .locator('tr[data-volunteer] td:nth-child(2)')
+      .evaluateAll((tds) => tds.map((td) => Number(td.textContent)));
+    const winners = tasks.flatMap((t) => t.attempts.filter((a) => a.outcome === 'succeeded'));
+    assert.equal(
+      committed.reduce((a, b) => a + b, 0),
+      winners.length,
+      'the volunteers table adds up to the committed attempts',
+    );
     assert.equal(requests[0], '?after=0&limit=5000', 'the first read is a page');
     const rest = requests.slice(1);
     assert.ok(rest.length >= 2, `refreshes: ${requests.join(' ')}`);

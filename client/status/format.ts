@@ -19,6 +19,17 @@ export function formatClock(ms: number): string {
   return new Date(ms).toLocaleTimeString([], { hour12: false });
 }
 
+/** To the millisecond, for attempts: two of a fast job's often start within the same second. */
+export function formatClockMs(ms: number): string {
+  return new Date(ms).toLocaleTimeString([], {
+    hour12: false,
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    fractionalSecondDigits: 3,
+  });
+}
+
 /** Volunteer ids are 16 hex digits; eight tell them apart on one screen. */
 export function shortId(id: string): string {
   return id.length > 8 ? id.slice(0, 8) : id;
@@ -28,12 +39,36 @@ export function percent(done: number, total: number): number {
   return total === 0 ? 0 : Math.min(100, (done / total) * 100);
 }
 
+/** A frame of tabreduce's own code: the tab's bundled worker (minified names) or the Node volunteer's engine. */
+const PLATFORM_FRAME = /^\s+at .*(?:\/assets\/[\w.-]+\.js|tabreduce:[\w.-]+\.js):\d+:\d+\)?$/;
+const FRAME = /^\s+at /;
+
 /**
- * A module loaded from a data: URL puts its whole base64 source into every stack frame; a stack
- * reads better with the name of the job module there instead.
+ * A stack as a job's author reads it. A module loaded from a data: URL puts its whole base64 source
+ * into every frame: the job module's name stands there instead. And when the stack has frames of
+ * the job's code, each run of tabreduce's own frames below them (`at B (…/assets/worker-….js:6:5200)`)
+ * is one line, so the author's frames are not buried; a stack with none of the job's frames is a
+ * fault of ours and is kept whole.
  */
 export function tidyStack(text: string): string {
-  return text.replace(/data:text\/javascript;base64,[A-Za-z0-9+/=]+/g, 'job-module.js');
+  const lines = text.replace(/data:text\/javascript;base64,[A-Za-z0-9+/=]+/g, 'job-module.js').split('\n');
+  if (!lines.some((l) => FRAME.test(l) && !PLATFORM_FRAME.test(l))) return lines.join('\n');
+  const out: string[] = [];
+  let run = 0;
+  const flush = () => {
+    if (run > 0) out.push(`    at … (${run} frame${run === 1 ? '' : 's'} of tabreduce's own code)`);
+    run = 0;
+  };
+  for (const line of lines) {
+    if (PLATFORM_FRAME.test(line)) {
+      run++;
+    } else {
+      flush();
+      out.push(line);
+    }
+  }
+  flush();
+  return out.join('\n');
 }
 
 /** An attempt's error as one block, its stack naming the job module. */
