@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { jobInsight, SHOW_STRAGGLERS } from '../client/status/job-insight.js';
 import { tidyStack } from '../client/status/format.js';
+import { activity, cellOf } from '../client/status/activity-model.js';
 import type { AttemptView, TaskView } from '../shared/api.js';
 
 function attempt(
@@ -133,5 +134,45 @@ describe("stacks on the status page: the job's frames first", () => {
     const ours =
       'TypeError: x is undefined\n    at V (http://h/assets/worker-1.js:1:2)\n    at U (http://h/assets/worker-1.js:1:9)';
     assert.equal(tidyStack(ours), ours);
+  });
+});
+
+describe('whole-job activity: attempt time per volunteer and slice', () => {
+  it('spreads each attempt over the slices it spans, by outcome, and colours a cell by its largest', () => {
+    const tasks = [
+      task(1, 'map', 0, [attempt('a', 0, 1_500, 'succeeded')]),
+      task(2, 'map', 1, [attempt('a', 1_500, 2_000, 'failed'), attempt('b', 2_000, null, 'running')]),
+    ];
+    const r = activity(tasks, 0, 4_000, 3_000, 4, 10);
+    assert.equal(r.attempts, 3);
+    assert.equal(r.sliceMs, 1_000);
+    const [a, b] = r.rows;
+    assert.equal(a!.worker, 'a', 'the busiest volunteer first');
+    assert.equal(a!.busyMs, 2_000);
+    assert.deepEqual(cellOf(a!, 0), { outcome: 'succeeded', ms: 1_000 });
+    assert.deepEqual(
+      cellOf(a!, 1),
+      { outcome: 'failed', ms: 1_000 },
+      '500 ms succeeded, 500 ms failed: a tie shows the failure',
+    );
+    assert.equal(cellOf(a!, 2), null);
+    assert.equal(b!.busyMs, 1_000, 'a running attempt runs to now');
+    assert.deepEqual(cellOf(b!, 2), { outcome: 'running', ms: 1_000 });
+    assert.equal(cellOf(b!, 3), null);
+  });
+
+  it('past the row limit, the least busy volunteers share one row that sums them', () => {
+    const tasks = Array.from({ length: 6 }, (_, i) =>
+      task(i + 1, 'map', i, [attempt(`v${i}`, 0, (i + 1) * 100, 'succeeded')]),
+    );
+    const r = activity(tasks, 0, 1_000, 1_000, 2, 3);
+    assert.deepEqual(
+      r.rows.map((x) => [x.worker, x.volunteers, x.busyMs]),
+      [
+        ['v5', 1, 600],
+        ['v4', 1, 500],
+        [null, 4, 1_000],
+      ],
+    );
   });
 });

@@ -349,6 +349,38 @@ describe('status page, task lists', () => {
     await context.close();
   });
 
+  test('a job of more attempts than the timeline draws shows all of them in the whole-job view', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const module = writeModule('count.js', SLOW_MAP.replace('400', '0'));
+    const id = await submitJob(master, [module, lines(1_100), '--split-size', '64', '--reduces', '1']);
+    assert.equal((await waitJob(master, id)).state, 'succeeded');
+    const attempts = (await tasksOf(master, id)).flatMap((t) => t.attempts);
+    assert.ok(attempts.length > 1_000, `${attempts.length} attempts`);
+    const page = await signedInPage(context, `#/jobs/${id}`);
+    const view = page.locator('[data-activity]');
+    await until('the whole-job view', async () => (await view.count()) === 1, 20_000);
+    assert.match(
+      await view.locator('header').innerText(),
+      new RegExp(`all ${attempts.length.toLocaleString('en-US')} attempts`),
+    );
+    const workers = new Set(attempts.map((a) => a.worker));
+    assert.equal(await view.locator('[data-row]').count(), workers.size, 'a row per volunteer');
+    // Drawn: the canvas has coloured cells, in the succeeded colour's green mostly.
+    const painted = (await view.locator('canvas').evaluate((c: HTMLCanvasElement) => {
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i]! > 0) n++;
+      return n / (d.length / 4);
+    })) as number;
+    assert.ok(painted > 0.2, `share of the canvas painted: ${painted}`);
+    assert.match(
+      await page.locator('section.panel').filter({ hasText: 'Timeline' }).locator('.aside').innerText(),
+      /the latest 1,000 of/,
+    );
+    await page.screenshot({ path: screenshotPath('status-job-whole.png'), fullPage: true });
+    await context.close();
+  });
+
   test('a job of 6,000 tasks loads in pages, saying how far it got, and its grid draws runs of tasks', async () => {
     const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
     const page = await signedInPage(context);
