@@ -2,7 +2,6 @@
 /** `tabreduce`: the master, the admin's commands, the local runner and the headless volunteer. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, toError } from '../shared/errors.js';
 import { formatDuration, parseDuration, parseSize } from '../shared/units.js';
@@ -12,6 +11,8 @@ import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
 import { parseOrigin } from './origin-check.js';
 import { stripControls } from './cli/terminal-text.js';
+import { fsReason, isFsError, prepareOutDir, writeOutFile } from './cli/files.js';
+import { guardStdio, isClosedPipe } from './cli/stdio.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
@@ -308,8 +309,8 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
     for (const p of parts) process.stdout.write(p);
     return 0;
   }
-  await mkdir(out, { recursive: true });
-  for (const [r, p] of parts.entries()) await writeFile(join(out, `part-${String(r).padStart(5, '0')}`), p);
+  await prepareOutDir(out);
+  for (const [r, p] of parts.entries()) await writeOutFile(join(out, `part-${String(r).padStart(5, '0')}`), p);
   return 0;
 }
 
@@ -368,6 +369,7 @@ Exit codes: 0 success; 1 the job failed or was cancelled; 2 bad usage or input;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  guardStdio({ keepRunning: name === 'serve' });
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(mainHelp());
     return name ? 0 : 2;
@@ -400,8 +402,15 @@ main(process.argv.slice(2)).then(
     const err = toError(e);
     // Messages may quote the master's replies and job code's errors.
     const print = (text: string) => process.stderr.write(`tabreduce: ${stripControls(text, { multiline: true })}\n`);
-    if (err instanceof UserError) {
+    if (isClosedPipe(err)) {
+      // The reader of stdout went away (`| head`): it has what it wanted.
+      process.exitCode = 0;
+    } else if (err instanceof UserError) {
       print(err.message);
+      process.exitCode = 2;
+    } else if (isFsError(err)) {
+      // A path the user named that no command checked for this particular refusal.
+      print(`cannot ${err.syscall} ${err.path ?? ''}: ${fsReason(err)}`.replace(/ +:/, ':'));
       process.exitCode = 2;
     } else if (err instanceof LocalJobError) {
       print(err.message);

@@ -1,6 +1,5 @@
 /** The admin's commands: submit, status, wait, result, cancel, delete, workers. One function per command. */
-import { createWriteStream, openAsBlob } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +11,7 @@ import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { DeletedJob, JobSummary, JobView, WorkerView } from '../../shared/api.js';
 import { ATTEMPT_OUTCOMES } from '../../shared/states.js';
 import { api, apiJson, fetchAllTasks, type AdminTarget } from './admin-client.js';
-import { checkReadable, readInput } from './files.js';
+import { checkReadable, prepareOutDir, readInput, writeOutFile } from './files.js';
 import { eta, waitForJob } from './progress.js';
 import { isJobFinished } from '../../shared/states.js';
 import { jsonText, stripControls } from './terminal-text.js';
@@ -199,12 +198,12 @@ export async function result(t: AdminTarget, args: string[], f: Flags): Promise<
     await pipeline(Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>), process.stdout, { end: false });
     return 0;
   }
-  await mkdir(out, { recursive: true });
+  await prepareOutDir(out);
   // Each part file is streamed to disk as it arrives: a partition may be larger than memory.
   for (let r = 0; r < job.reduces.total; r++) {
     const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output?partition=${r}`);
     const body = Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>);
-    await pipeline(body, createWriteStream(join(out, `part-${String(r).padStart(5, '0')}`)));
+    await writeOutFile(join(out, `part-${String(r).padStart(5, '0')}`), body);
   }
   process.stderr.write(
     `wrote ${job.reduces.total} partitions to ${out}/part-00000..part-${String(job.reduces.total - 1).padStart(5, '0')}\n`,

@@ -8,7 +8,7 @@ import { asJobModule, runMap, runReduce } from '../../shared/engine.js';
 import { describeError, toError } from '../../shared/errors.js';
 import { checkJobModule } from '../module-check.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import { checkReadable, readInput } from './files.js';
+import { checkReadable, fsUserError, isFsError, readInput } from './files.js';
 import { SplitFinder, type SplitRange } from '../../shared/split.js';
 import { decodeRecords, encodePartition } from '../../shared/records.js';
 import { Utf8Check } from '../utf8-check.js';
@@ -49,6 +49,7 @@ async function scanInput(path: string, splitSize: number): Promise<SplitRange[]>
     }
     utf8.end();
   } catch (e) {
+    if (isFsError(e)) throw fsUserError(e, 'read input file', path);
     throw new UserError(toError(e).message);
   }
   return [...splits, ...finder.end()];
