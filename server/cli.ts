@@ -39,10 +39,8 @@ interface Command {
 }
 
 function target(f: Flags): AdminTarget {
-  return {
-    server: resolveServer(f['server'] as string | undefined),
-    token: resolveToken(f['token'] as string | undefined),
-  };
+  const { token, from } = resolveToken(f['token'] as string | undefined);
+  return { server: resolveServer(f['server'] as string | undefined), token, tokenFrom: from };
 }
 
 function adminCommand(

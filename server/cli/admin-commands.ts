@@ -187,11 +187,16 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
 export async function result(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   const id = needJob(args, 'result');
   const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
-  if (job.state !== 'succeeded') {
+  if (job.state === 'failed' || job.state === 'cancelled') {
+    // The first line of the reason (a failure's comes with a stack): enough to know what happened.
+    const why = job.error ? stripControls(job.error.split('\n')[0]!) : '';
+    const brief = why.length > 200 ? `${why.slice(0, 199)}…` : why;
     throw new UserError(
-      `job ${id} is ${job.state}; its output is ready once it succeeds${job.state === 'failed' ? '' : ` (tabreduce wait ${id})`}`,
+      `job ${id} ${job.state === 'failed' ? 'failed' : 'was cancelled'}${brief ? ` (${brief})` : ''}, so it has no output; \`tabreduce status ${id}\` shows what it did`,
     );
   }
+  if (job.state !== 'succeeded')
+    throw new UserError(`job ${id} is ${job.state}; its output is ready once it succeeds (tabreduce wait ${id})`);
   const out = str(f['out']);
   if (!out) {
     const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output`);
