@@ -104,6 +104,8 @@ Examples:
     `tabreduce submit JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
                  [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait]
 
+An INPUT may be a directory: its files are sent, recursively, in path order, hidden files and
+directories (a name starting with ".") skipped.
 Prints the job id as the first line of stdout. With --wait, shows progress on stderr (a live
 bar on a terminal, a line every 5 s otherwise) and exits 0 when the job succeeds, 1 when it fails
 or is cancelled (with the reason). Ctrl-C stops waiting; the job keeps running.
@@ -205,7 +207,8 @@ Examples:
     usage: `tabreduce local JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
 
 Runs the same module with the same splitting and engine as the distributed run, without a
-master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out.
+master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out. An INPUT
+may be a directory, as with submit.
 
 Example:
   tabreduce local word-count.js books/*.txt --reduces 4 > expected.txt`,

@@ -222,3 +222,81 @@ describe('paths', () => {
     assert.deepEqual(readdirSync(sealed), []);
   });
 });
+
+describe('directories as inputs', () => {
+  /** Each map emits its input's name; the reduce lists them in map-task order. */
+  const ORDER = `export function map(key, value, emit) {
+  emit('files', key);
+}
+export function reduce(key, values) {
+  return values.join(',');
+}
+`;
+
+  test('submit and local take a directory as its files: recursive, sorted, hidden ones skipped', async () => {
+    const books = join(tempDir('tabreduce-cli-dirs-'), 'books');
+    const files: Record<string, string> = {
+      'b.txt': 'bee\n',
+      'a.txt': 'ant\n',
+      'sub/c.txt': 'cat\n',
+      'sub/deeper/d.txt': 'dog\n',
+      '.hidden.txt': 'hidden\n',
+      '.git/config': 'hidden\n',
+      'sub/.e.txt': 'hidden\n',
+    };
+    for (const [name, text] of Object.entries(files)) {
+      mkdirSync(join(books, name, '..'), { recursive: true });
+      writeFileSync(join(books, name), text);
+    }
+    const order = join(books, '..', 'order.js');
+    writeFileSync(order, ORDER);
+    const extra = join(books, '..', 'extra.txt');
+    writeFileSync(extra, 'eel\n');
+    const expected = 'files\ta.txt,b.txt,c.txt,d.txt,extra.txt\n';
+
+    const local = await cli(['local', order, books, extra, '--reduces', '1']);
+    assert.equal(local.code, 0, local.stderr);
+    assert.equal(local.stdout, expected);
+
+    const sub = await run(['submit', order, books, extra, '--reduces', '1', '--wait']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    assert.equal((await run(['result', id])).stdout, expected);
+    // The master logs the submission: module, inputs and their bytes, tasks.
+    assert.match(
+      master.output(),
+      new RegExp(`Z job ${id} submitted: order\\.js on 5 inputs of 20 B, 5 maps and 1 reduce\\n`),
+    );
+
+    const empty = join(books, '..', 'empty');
+    mkdirSync(join(empty, '.only-hidden'), { recursive: true });
+    writeFileSync(join(empty, '.only-hidden', 'x.txt'), 'x\n');
+    assertCleanError(await run(['submit', order, empty]), /input directory .*empty holds no files/);
+    assertCleanError(await cli(['local', order, empty]), /input directory .*empty holds no files/);
+    writeFileSync(join(books, 'sub', 'a.txt'), 'again\n');
+    assertCleanError(await cli(['local', order, books]), /two inputs have the base name "a\.txt"/);
+  });
+});
+
+describe("the master's log", () => {
+  test('names tasks as the pages do, and counts threads in words', async () => {
+    const one = startVolunteer(master.url, 1);
+    try {
+      await until('the 1-thread volunteer', () => /volunteer [0-9a-f]+ connected \(1 thread\)\n/.test(master.output()));
+      assert.doesNotMatch(master.output(), /\(1 threads\)/);
+      assert.match(master.output(), /volunteer [0-9a-f]+ connected \(2 threads\)\n/);
+      const throws = join(dir, 'throws.js');
+      writeFileSync(
+        throws,
+        "export function map() { throw new RangeError('no thanks'); }\nexport function reduce() { return ''; }\n",
+      );
+      const r = await run(['submit', throws, input, '--max-attempts', '1', '--wait']);
+      assert.equal(r.code, 1, r.stderr);
+      const id = r.stdout.trim();
+      assert.match(master.output(), new RegExp(`Z job ${id} map 0 on [0-9a-f]+: job code threw: no thanks\\n`));
+      assert.doesNotMatch(master.output(), /Z task \d+ on /);
+    } finally {
+      await one.kill();
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { DeletedJob, JobSummary, JobView, WorkerView } from '../../shared/api.js';
 import { ATTEMPT_OUTCOMES } from '../../shared/states.js';
 import { api, apiJson, fetchAllTasks, type AdminTarget } from './admin-client.js';
-import { checkReadable, prepareOutDir, readInput, writeOutFile } from './files.js';
+import { checkReadable, expandInputs, prepareOutDir, readInput, writeOutFile } from './files.js';
 import { eta, waitForJob } from './progress.js';
 import { isJobFinished } from '../../shared/states.js';
 import { jsonText, stripControls } from './terminal-text.js';
@@ -44,9 +44,9 @@ function reportEnd(job: JobView): number {
 }
 
 export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<number> {
-  const [modulePath, ...inputs] = args;
+  const [modulePath, ...named] = args;
   if (!modulePath) throw new UserError('usage: tabreduce submit JOB.js INPUT... (see tabreduce submit --help)');
-  if (inputs.length === 0) throw new UserError('no input files: tabreduce submit JOB.js INPUT...');
+  if (named.length === 0) throw new UserError('no input files: tabreduce submit JOB.js INPUT...');
   const spec = {
     moduleName: basename(modulePath),
     reduces: intFlag(f['reduces'], 'reduces', JOB_DEFAULTS.reduces),
@@ -60,6 +60,7 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   // Everything that can be checked here is, before a byte is uploaded.
   const source = (await readInput(modulePath, 'job module')).toString('utf8');
   checkJobModule(source, modulePath);
+  const inputs = await expandInputs(named);
   inputKeys(inputs);
   for (const path of inputs) await checkReadable(path, 'input file');
 

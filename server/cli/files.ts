@@ -3,7 +3,8 @@
  * file system can refuse becomes one line that names the path and the reason (exit 2), never a stack.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { UserError, toError } from '../../shared/errors.js';
@@ -65,13 +66,57 @@ export async function readInput(path: string, what: string): Promise<Buffer> {
 export async function checkReadable(path: string, what: string): Promise<number> {
   try {
     const s = await stat(path);
-    if (s.isDirectory()) throw new UserError(`${what} ${path} is a directory; name the files inside it`);
+    if (s.isDirectory()) throw new UserError(`${what} ${path} is a directory; name a file`);
     await (await open(path, 'r')).close();
     return s.size;
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw fsUserError(e, `read ${what}`, path);
   }
+}
+
+/**
+ * The input files the user named, with each directory replaced by the files under it: recursively,
+ * in path order (JavaScript string order, the same on every machine), hidden files and directories
+ * (a name starting with ".") skipped. Links to files are followed; links to directories are not,
+ * so a link back up the tree cannot loop.
+ */
+export async function expandInputs(paths: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    let isDir: boolean;
+    try {
+      isDir = (await stat(path)).isDirectory();
+    } catch (e) {
+      throw fsUserError(e, 'read input file', path);
+    }
+    if (!isDir) {
+      files.push(path);
+      continue;
+    }
+    const found = (await filesUnder(path)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    if (found.length === 0) throw new UserError(`input directory ${path} holds no files (hidden ones are skipped)`);
+    files.push(...found);
+  }
+  return files;
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    throw fsUserError(e, 'read input directory', dir);
+  }
+  const files: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const path = join(dir, e.name);
+    if (e.isDirectory()) files.push(...(await filesUnder(path)));
+    else if (e.isFile()) files.push(path);
+    else if (e.isSymbolicLink() && (await stat(path).catch(() => null))?.isFile()) files.push(path);
+  }
+  return files;
 }
 
 /** `--out DIR`: made if missing; a file in the way is named, not a stack. */
