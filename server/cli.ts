@@ -411,7 +411,9 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
     } else if (isFsError(err)) {
       // A path the user named that no command checked for this particular refusal.
-      print(`cannot ${err.syscall} ${err.path ?? ''}: ${fsReason(err)}`.replace(/ +:/, ':'));
+      print(
+        err.path ? `cannot ${err.syscall} ${err.path}: ${fsReason(err)}` : `${err.syscall} failed: ${fsReason(err)}`,
+      );
       process.exitCode = 2;
     } else if (err instanceof LocalJobError) {
       print(err.message);

@@ -177,6 +177,15 @@ describe('paths', () => {
     assertCleanError(localPart, /cannot write .*blocked\/part-00000: it is a directory/);
   });
 
+  test("serve's --tls-cert and --tls-key that cannot be read are one line and exit 2", async () => {
+    const [missing, directory] = await Promise.all([
+      cli(['serve', '--port', '0', '--data', tempDir(), '--tls-cert', join(dir, 'no-cert.pem'), '--tls-key', input]),
+      cli(['serve', '--port', '0', '--data', tempDir(), '--tls-cert', input, '--tls-key', dir]),
+    ]);
+    assertCleanError(missing, /cannot read --tls-cert .*no-cert\.pem: no such file or directory/);
+    assertCleanError(directory, /cannot read --tls-key .*: it is a directory/);
+  });
+
   test('a path through a file is one line and exit 2', async () => {
     const through = join(input, 'inside.txt');
     const [submit, local] = await Promise.all([
