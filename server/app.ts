@@ -40,7 +40,7 @@ export function createApp(scheduler: Scheduler, stores: Stores, opts: AppOptions
     scheduler.flush();
     await next();
   });
-  app.route('/api/jobs', jobRoutes(scheduler, stores, opts.blobs, opts.maxUploadBytes));
+  app.route('/api/jobs', jobRoutes(scheduler, stores, opts.blobs, opts.maxUploadBytes, opts.log));
   app.route('/data', dataRoutes(scheduler, stores, opts.blobs, opts.maxUploadBytes));
   app.get('/api/workers', (c) => c.json([...scheduler.volunteers.values()].map((v) => workerView(scheduler, v))));
   app.get('/api/throughput', (c) => c.json(meter.recent()));

@@ -2,7 +2,6 @@
 /** `tabreduce`: the master, the admin's commands, the local runner and the headless volunteer. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, toError } from '../shared/errors.js';
 import { formatDuration, parseDuration, parseSize } from '../shared/units.js';
@@ -12,6 +11,8 @@ import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
 import { parseOrigin } from './origin-check.js';
 import { stripControls } from './cli/terminal-text.js';
+import { fsReason, isFsError, prepareOutDir, writeOutFile } from './cli/files.js';
+import { guardStdio, isClosedPipe } from './cli/stdio.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
@@ -38,10 +39,8 @@ interface Command {
 }
 
 function target(f: Flags): AdminTarget {
-  return {
-    server: resolveServer(f['server'] as string | undefined),
-    token: resolveToken(f['token'] as string | undefined),
-  };
+  const { token, from } = resolveToken(f['token'] as string | undefined);
+  return { server: resolveServer(f['server'] as string | undefined), token, tokenFrom: from };
 }
 
 function adminCommand(
@@ -105,6 +104,8 @@ Examples:
     `tabreduce submit JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
                  [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait]
 
+An INPUT may be a directory: its files are sent, recursively, in path order, hidden files and
+directories (a name starting with ".") skipped.
 Prints the job id as the first line of stdout. With --wait, shows progress on stderr (a live
 bar on a terminal, a line every 5 s otherwise) and exits 0 when the job succeeds, 1 when it fails
 or is cancelled (with the reason). Ctrl-C stops waiting; the job keeps running.
@@ -206,7 +207,8 @@ Examples:
     usage: `tabreduce local JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
 
 Runs the same module with the same splitting and engine as the distributed run, without a
-master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out.
+master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out. An INPUT
+may be a directory, as with submit.
 
 Example:
   tabreduce local word-count.js books/*.txt --reduces 4 > expected.txt`,
@@ -308,8 +310,8 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
     for (const p of parts) process.stdout.write(p);
     return 0;
   }
-  await mkdir(out, { recursive: true });
-  for (const [r, p] of parts.entries()) await writeFile(join(out, `part-${String(r).padStart(5, '0')}`), p);
+  await prepareOutDir(out);
+  for (const [r, p] of parts.entries()) await writeOutFile(join(out, `part-${String(r).padStart(5, '0')}`), p);
   return 0;
 }
 
@@ -368,6 +370,7 @@ Exit codes: 0 success; 1 the job failed or was cancelled; 2 bad usage or input;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  guardStdio({ keepRunning: name === 'serve' });
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(mainHelp());
     return name ? 0 : 2;
@@ -400,8 +403,17 @@ main(process.argv.slice(2)).then(
     const err = toError(e);
     // Messages may quote the master's replies and job code's errors.
     const print = (text: string) => process.stderr.write(`tabreduce: ${stripControls(text, { multiline: true })}\n`);
-    if (err instanceof UserError) {
+    if (isClosedPipe(err)) {
+      // The reader of stdout went away (`| head`): it has what it wanted.
+      process.exitCode = 0;
+    } else if (err instanceof UserError) {
       print(err.message);
+      process.exitCode = 2;
+    } else if (isFsError(err)) {
+      // A path the user named that no command checked for this particular refusal.
+      print(
+        err.path ? `cannot ${err.syscall} ${err.path}: ${fsReason(err)}` : `${err.syscall} failed: ${fsReason(err)}`,
+      );
       process.exitCode = 2;
     } else if (err instanceof LocalJobError) {
       print(err.message);

@@ -11,6 +11,7 @@ import { Scheduler, type Clock } from './scheduler/index.js';
 import { createStores } from './sql/index.js';
 import { createApp } from './app.js';
 import { createHub } from './ws-hub.js';
+import { fsReason } from './cli/files.js';
 import { createFrameParser } from './frame-parser.js';
 import { UserError, toError } from '../shared/errors.js';
 import { isStorageError } from './storage-errors.js';
@@ -92,6 +93,14 @@ export function loadToken(data: string): { token: string; source: string } {
   return { token: readFileSync(file, 'utf8').trim(), source: resolve(file) };
 }
 
+function readTlsFile(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UserError(`cannot read ${flag} ${path}: ${fsReason(e)}`);
+  }
+}
+
 function clientDir(): string {
   const here = fileURLToPath(new URL('.', import.meta.url));
   for (const rel of ['../client', '../dist/client']) {
@@ -162,7 +171,9 @@ async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Mast
   if ((opts.tlsCert && !opts.tlsKey) || (!opts.tlsCert && opts.tlsKey)) {
     throw new UserError('--tls-cert and --tls-key go together: give both or neither');
   }
-  const serverOptions = tls ? { cert: readFileSync(opts.tlsCert!), key: readFileSync(opts.tlsKey!) } : undefined;
+  const serverOptions = tls
+    ? { cert: readTlsFile(opts.tlsCert!, '--tls-cert'), key: readTlsFile(opts.tlsKey!, '--tls-key') }
+    : undefined;
   const server = createAdaptorServer({
     fetch: app.fetch,
     ...(tls ? { createServer: createHttpsServer, serverOptions } : {}),

@@ -112,7 +112,9 @@ describe('errors and exit codes', () => {
 
   test('a wrong or missing token exits 3 and says where the token is', async () => {
     const wrong = await cli(['workers', '--server', master.url, '--token', 'nope']);
-    assertCleanError(wrong, 3, /refused the admin token.*DATA\/admin-token/);
+    // It says which token was refused and where the right one is: the path the master printed.
+    assertCleanError(wrong, 3, /refused the admin token from --token\. .*"admin token:" line .*DATA\/admin-token/);
+    assert.match(master.output(), new RegExp(`admin token: ${join(master.data, 'admin-token')}\n`));
     // Run where there is no ./data/admin-token to fall back on.
     const missing = await cli(['status', '--server', master.url], { cwd: dir });
     assertCleanError(missing, 3, /no admin token: pass --token, set TABREDUCE_TOKEN/);
@@ -238,7 +240,14 @@ describe('a job from submit to result', () => {
     const again = await run(['wait', id]);
     assert.equal(again.code, 1);
     const result = await run(['result', id]);
-    assertCleanError(result, 2, /is failed; its output is ready once it succeeds/);
+    assertCleanError(
+      result,
+      2,
+      new RegExp(
+        `job ${id} failed \\(map task \\d+ \\(input "[^"]+"\\) failed 2 times: RangeError: no thanks\\), so it has no output; \`tabreduce status ${id}\``,
+      ),
+    );
+    assert.doesNotMatch(result.stderr, /once it succeeds|tabreduce wait/);
   });
 
   test('cancel: the waiter exits 1, a second cancel exits 2', async () => {
@@ -254,6 +263,9 @@ describe('a job from submit to result', () => {
     assert.equal(w.code, 1);
     assert.match(w.stderr, new RegExp(`job ${id} cancelled: cancelled by an admin`));
     assertCleanError(await run(['cancel', id]), 2, /has already been cancelled/);
+    const result = await run(['result', id]);
+    assertCleanError(result, 2, new RegExp(`job ${id} was cancelled \\(cancelled by an admin\\), so it has no output`));
+    assert.doesNotMatch(result.stderr, /once it succeeds|tabreduce wait/);
   });
 });
 
@@ -293,6 +305,25 @@ describe('waiting', () => {
     );
     assert.equal((await apiGet<JobView>(master, `/api/jobs/${id}`)).state, 'queued');
     assert.equal((await run(['cancel', id])).code, 0);
+  });
+
+  test('with no volunteer connected, waiting says once to open the volunteer page, not "volunteers 0" on repeat', async () => {
+    const w = spawnCli(
+      process.execPath,
+      [CLI, 'submit', WORD_COUNT, corpusFiles()[0]!, '--reduces', '2', '--wait', '--server', master.url],
+      { TABREDUCE_TOKEN: master.token },
+    );
+    const hint = `no volunteer is connected, so job \\S+ waits: open ${master.url}/ in a browser to volunteer, or run \`tabreduce volunteer --server ${master.url}\``;
+    await until('the hint', () => new RegExp(hint).test(w.stderr()), 30_000, 50);
+    // Plain progress was a line every 5 s; with nobody to run the job, nothing is worth repeating.
+    await sleep(6_000);
+    assert.equal(w.stderr().match(new RegExp(hint, 'g'))?.length, 1, w.stderr());
+    assert.equal(w.stderr().match(/ volunteers 0$/gm)?.length, 1, w.stderr());
+    helper = startVolunteer(master.url, 2);
+    assert.equal(await w.exited, 0, w.stderr());
+    assert.match(w.stderr(), / volunteers 1\n/);
+    await helper.kill();
+    helper = null;
   });
 
   test('on a terminal: a bar redrawn in place, fitted to the width, cursor restored', async () => {

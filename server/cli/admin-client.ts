@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { UserError, toError } from '../../shared/errors.js';
 import { TASKS_HEADERS, TASKS_PAGE_LIMIT, type TaskView } from '../../shared/api.js';
 
@@ -17,22 +18,24 @@ export class MasterUnreachableError extends MasterError {
 export interface AdminTarget {
   server: string;
   token: string | undefined;
+  /** Where the token came from, for the hint when the master refuses it. */
+  tokenFrom?: string;
 }
 
-/** --token, else TABREDUCE_TOKEN, else ./data/admin-token when readable. */
-export function resolveToken(flag: string | undefined): string | undefined {
-  if (flag) return flag;
+/** --token, else TABREDUCE_TOKEN, else ./data/admin-token when readable; and which it was. */
+export function resolveToken(flag: string | undefined): { token: string | undefined; from?: string } {
+  if (flag) return { token: flag, from: '--token' };
   const env = process.env['TABREDUCE_TOKEN'];
-  if (env) return env;
+  if (env) return { token: env, from: 'TABREDUCE_TOKEN' };
   const file = './data/admin-token';
   if (existsSync(file)) {
     try {
-      return readFileSync(file, 'utf8').trim();
+      return { token: readFileSync(file, 'utf8').trim(), from: resolve(file) };
     } catch {
-      return undefined;
+      return { token: undefined };
     }
   }
-  return undefined;
+  return { token: undefined };
 }
 
 export function resolveServer(flag: string | undefined): string {
@@ -71,8 +74,8 @@ export async function api(t: AdminTarget, path: string, init: RequestInit = {}):
   if (res.status === 401) {
     throw new MasterError(
       t.token
-        ? `the master refused the admin token. Use the token it printed at start (DATA/admin-token, or TABREDUCE_TOKEN) via --token or TABREDUCE_TOKEN.`
-        : `no admin token: pass --token, set TABREDUCE_TOKEN, or run from the directory whose data/admin-token the master created.`,
+        ? `the master refused the admin token${t.tokenFrom ? ` from ${t.tokenFrom}` : ''}. Its own is in the file named on the "admin token:" line it printed at start (DATA/admin-token, DATA being its --data directory, ./data by default), or is the TABREDUCE_TOKEN it was started with: pass that with --token or TABREDUCE_TOKEN.`
+        : `no admin token: pass --token, set TABREDUCE_TOKEN, or run from the directory whose data/admin-token the master created (the master prints its path on the "admin token:" line at start).`,
     );
   }
   if (res.status >= 500) throw new MasterError(`the master failed: ${message}`);

@@ -1,6 +1,5 @@
 /** The admin's commands: submit, status, wait, result, cancel, delete, workers. One function per command. */
-import { createWriteStream, openAsBlob } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +11,7 @@ import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { DeletedJob, JobSummary, JobView, WorkerView } from '../../shared/api.js';
 import { ATTEMPT_OUTCOMES } from '../../shared/states.js';
 import { api, apiJson, fetchAllTasks, type AdminTarget } from './admin-client.js';
-import { checkReadable, readInput } from './files.js';
+import { checkReadable, expandInputs, prepareOutDir, readInput, writeOutFile } from './files.js';
 import { eta, waitForJob } from './progress.js';
 import { isJobFinished } from '../../shared/states.js';
 import { jsonText, stripControls } from './terminal-text.js';
@@ -45,9 +44,9 @@ function reportEnd(job: JobView): number {
 }
 
 export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<number> {
-  const [modulePath, ...inputs] = args;
+  const [modulePath, ...named] = args;
   if (!modulePath) throw new UserError('usage: tabreduce submit JOB.js INPUT... (see tabreduce submit --help)');
-  if (inputs.length === 0) throw new UserError('no input files: tabreduce submit JOB.js INPUT...');
+  if (named.length === 0) throw new UserError('no input files: tabreduce submit JOB.js INPUT...');
   const spec = {
     moduleName: basename(modulePath),
     reduces: intFlag(f['reduces'], 'reduces', JOB_DEFAULTS.reduces),
@@ -61,6 +60,7 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   // Everything that can be checked here is, before a byte is uploaded.
   const source = (await readInput(modulePath, 'job module')).toString('utf8');
   checkJobModule(source, modulePath);
+  const inputs = await expandInputs(named);
   inputKeys(inputs);
   for (const path of inputs) await checkReadable(path, 'input file');
 
@@ -188,23 +188,28 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
 export async function result(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   const id = needJob(args, 'result');
   const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
-  if (job.state !== 'succeeded') {
+  if (job.state === 'failed' || job.state === 'cancelled') {
+    // The first line of the reason (a failure's comes with a stack): enough to know what happened.
+    const why = job.error ? stripControls(job.error.split('\n')[0]!) : '';
+    const brief = why.length > 200 ? `${why.slice(0, 199)}…` : why;
     throw new UserError(
-      `job ${id} is ${job.state}; its output is ready once it succeeds${job.state === 'failed' ? '' : ` (tabreduce wait ${id})`}`,
+      `job ${id} ${job.state === 'failed' ? 'failed' : 'was cancelled'}${brief ? ` (${brief})` : ''}, so it has no output; \`tabreduce status ${id}\` shows what it did`,
     );
   }
+  if (job.state !== 'succeeded')
+    throw new UserError(`job ${id} is ${job.state}; its output is ready once it succeeds (tabreduce wait ${id})`);
   const out = str(f['out']);
   if (!out) {
     const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output`);
     await pipeline(Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>), process.stdout, { end: false });
     return 0;
   }
-  await mkdir(out, { recursive: true });
+  await prepareOutDir(out);
   // Each part file is streamed to disk as it arrives: a partition may be larger than memory.
   for (let r = 0; r < job.reduces.total; r++) {
     const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output?partition=${r}`);
     const body = Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>);
-    await pipeline(body, createWriteStream(join(out, `part-${String(r).padStart(5, '0')}`)));
+    await writeOutFile(join(out, `part-${String(r).padStart(5, '0')}`), body);
   }
   process.stderr.write(
     `wrote ${job.reduces.total} partitions to ${out}/part-00000..part-${String(job.reduces.total - 1).padStart(5, '0')}\n`,

@@ -8,7 +8,7 @@ import { asJobModule, runMap, runReduce } from '../../shared/engine.js';
 import { describeError, toError } from '../../shared/errors.js';
 import { checkJobModule } from '../module-check.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import { checkReadable, readInput } from './files.js';
+import { checkReadable, expandInputs, fsUserError, isFsError, readInput } from './files.js';
 import { SplitFinder, type SplitRange } from '../../shared/split.js';
 import { decodeRecords, encodePartition } from '../../shared/records.js';
 import { Utf8Check } from '../utf8-check.js';
@@ -49,6 +49,7 @@ async function scanInput(path: string, splitSize: number): Promise<SplitRange[]>
     }
     utf8.end();
   } catch (e) {
+    if (isFsError(e)) throw fsUserError(e, 'read input file', path);
     throw new UserError(toError(e).message);
   }
   return [...splits, ...finder.end()];
@@ -82,9 +83,10 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
   const source = await readInput(modulePath, 'job module').then((b) => b.toString('utf8'));
   checkJobModule(source, modulePath);
   if (inputPaths.length === 0) throw new UserError('no input files given');
-  const keys = inputKeys(inputPaths);
+  const inputFiles = await expandInputs(inputPaths);
+  const keys = inputKeys(inputFiles);
   const plan: { path: string; key: string; range: SplitRange }[] = [];
-  for (const [i, path] of inputPaths.entries()) {
+  for (const [i, path] of inputFiles.entries()) {
     await checkReadable(path, 'input file');
     for (const range of await scanInput(path, splitSize)) plan.push({ path, key: keys[i]!, range });
   }

@@ -4,7 +4,11 @@ import { apiJson, MasterUnreachableError, type AdminTarget } from './admin-clien
 import { isJobFinished } from '../../shared/states.js';
 
 const POLL_MS = 500;
-/** Without a TTY, a progress line at most this often (and on every state change). */
+/**
+ * Without a TTY, a progress line this often while volunteers are connected, and one at once when the
+ * state or the number of volunteers changes. With none connected nothing moves: the hint to open
+ * the volunteer page is given once instead.
+ */
 const PLAIN_EVERY_MS = 5_000;
 /**
  * How long `wait` rides out a master that stopped answering, or that is not up yet when it starts
@@ -57,6 +61,11 @@ export function progressLine(job: JobView, volunteers: number, now: number, tty:
   return `${state} maps ${maps} reduces ${reduces} ${time}`.replace(/ +/g, ' ').slice(0, room);
 }
 
+/** What to do about a job that waits because no volunteer is connected. */
+export function noVolunteerHint(server: string, id: string): string {
+  return `no volunteer is connected, so job ${id} waits: open ${server}/ in a browser to volunteer, or run \`tabreduce volunteer --server ${server}\``;
+}
+
 /**
  * Waits for a job to finish, drawing progress on stderr (a live bar on a TTY, a line every few
  * seconds otherwise). Ctrl-C stops waiting, not the job, and says how to come back. A master that
@@ -68,6 +77,10 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
   const tty = out.isTTY === true && !quiet;
   let lastPlain = 0;
   let lastState = '';
+  /** The state and volunteer count the last plain line gave: a change is worth a line at once. */
+  let lastFacts = '';
+  /** Whether the hint to open the volunteer page was given since the last volunteer left. */
+  let hinted = false;
   const startedAt = Date.now();
   let unreachableSince: number | null = null;
   let drawn = false;
@@ -84,8 +97,13 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
     process.exit(130);
   };
   process.once('SIGINT', onSigint);
-  // The bar redraws twice a second; a blinking cursor at its end only flickers.
-  if (tty) out.write('\x1b[?25l');
+  // The bar redraws twice a second; a blinking cursor at its end only flickers. It comes back
+  // however the process ends, a closed stdout's exit included.
+  const showCursor = () => out.write('\x1b[?25h');
+  if (tty) {
+    out.write('\x1b[?25l');
+    process.once('exit', showCursor);
+  }
   try {
     for (;;) {
       let job: JobView;
@@ -114,7 +132,7 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
       unreachableSince = null;
       const now = Date.now();
       if (!quiet) {
-        let volunteers = 0;
+        let volunteers: number | null = null;
         try {
           volunteers = (await apiJson<{ state: string }[]>(t, '/api/workers')).filter(
             (w) => w.state !== 'disconnected',
@@ -122,13 +140,23 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
         } catch {
           // the count is decoration; the job state is what matters
         }
-        const line = progressLine(job, volunteers, now, tty, out.columns ?? 80);
+        // With nobody to run it the job only waits: say once what to do, not "volunteers 0" forever.
+        if (volunteers === 0 && !hinted && !isJobFinished(job.state)) {
+          out.write(`${drawn ? '\r\x1b[2K' : ''}${noVolunteerHint(t.server, id)}\n`);
+          drawn = false;
+          hinted = true;
+        } else if (volunteers !== null && volunteers > 0) {
+          hinted = false;
+        }
+        const line = progressLine(job, volunteers ?? 0, now, tty, out.columns ?? 80);
+        const facts = `${job.state} ${volunteers}`;
         if (tty) {
           out.write(`\r\x1b[2K${line}`);
           drawn = true;
-        } else if (job.state !== lastState || now - lastPlain >= PLAIN_EVERY_MS) {
+        } else if (facts !== lastFacts || (volunteers !== 0 && now - lastPlain >= PLAIN_EVERY_MS)) {
           out.write(`${line}\n`);
           lastPlain = now;
+          lastFacts = facts;
         }
       }
       lastState = job.state;
@@ -137,7 +165,10 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
     }
   } finally {
     endLine();
-    if (tty) out.write('\x1b[?25h');
+    if (tty) {
+      process.removeListener('exit', showCursor);
+      showCursor();
+    }
     process.removeListener('SIGINT', onSigint);
   }
 }

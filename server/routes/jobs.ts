@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { badRequest, conflict, notFound } from '../http-errors.js';
-import { newJobId } from '../submit-job.js';
+import { newJobId, type JobSpec } from '../submit-job.js';
+import { countOf, formatBytes } from '../../shared/units.js';
 import { receiveJob, UploadTooLarge } from '../receive-job.js';
 import { requestBody, streamResponse } from '../http-body.js';
 import { blobNames, type BlobStore } from '../blobs/blob-store.js';
@@ -13,7 +14,21 @@ import type { Stores } from '../sql/index.js';
 import { isJobFinished } from '../../shared/states.js';
 import type { DeletedJob } from '../../shared/api.js';
 
-export function jobRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStore, maxUploadBytes: number) {
+/** The master's log line for a new job: what it runs, on how much, cut into how many tasks. */
+export function submittedLine(spec: JobSpec): string {
+  const bytes = spec.inputs.reduce((n, i) => n + i.bytes, 0);
+  const maps = spec.inputs.reduce((n, i) => n + i.splits.length, 0);
+  const name = spec.name && spec.name !== spec.moduleName ? ` (${JSON.stringify(spec.name)})` : '';
+  return `job ${spec.id} submitted: ${spec.moduleName}${name} on ${countOf(spec.inputs.length, 'input')} of ${formatBytes(bytes)}, ${countOf(maps, 'map')} and ${countOf(spec.reduces, 'reduce')}`;
+}
+
+export function jobRoutes(
+  scheduler: Scheduler,
+  stores: Stores,
+  blobs: BlobStore,
+  maxUploadBytes: number,
+  log: (line: string) => void,
+) {
   const app = new Hono();
   const { jobs, outputs } = stores;
   const flush = () => scheduler.flush();
@@ -38,6 +53,7 @@ export function jobRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStore
       await blobs.deletePrefix(blobNames.jobPrefix(id)).catch(() => {});
       throw e;
     }
+    log(submittedLine(spec));
     return c.json({ id }, 201);
   });
 

@@ -11,7 +11,7 @@ import type { Stores } from '../sql/index.js';
 import { insertJob, type JobSpec } from '../submit-job.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError, type SerializedError } from '../../shared/errors.js';
-import { formatBytes } from '../../shared/units.js';
+import { countOf, formatBytes } from '../../shared/units.js';
 import { blobNames } from '../blobs/blob-store.js';
 import {
   createContext,
@@ -228,7 +228,11 @@ export class Scheduler {
       case 'task.fail': {
         if (!ownLease(ctx, v, msg.lease)) return;
         const why = FAIL_REASONS[msg.reason];
-        ctx.log(`task ${ctx.mem.leases.get(msg.lease)?.taskId} on ${v.id}: job code ${why}: ${msg.error.message}`);
+        // Named as the pages name it: job, phase and index.
+        const l = ctx.mem.leases.get(msg.lease);
+        ctx.log(
+          `${l ? `job ${l.jobId} ${l.phase} ${l.index}` : 'a task'} on ${v.id}: job code ${why}: ${msg.error.message}`,
+        );
         settle(ctx, [msg.lease], 'failed', msg.error);
         dispatch(ctx);
         return;
@@ -275,7 +279,8 @@ export class Scheduler {
     const due = findDue(ctx.mem, now, ctx.reassignAfterMs);
     for (const v of due.gone) {
       const why = goneReason(v, now);
-      if (v.running.size > 0) ctx.log(`volunteer ${v.id} is gone (${why}); reassigning ${v.running.size} tasks`);
+      if (v.running.size > 0)
+        ctx.log(`volunteer ${v.id} is gone (${why}); reassigning ${countOf(v.running.size, 'task')}`);
       this.expel(v, 'missed heartbeats', { name: 'Lost', message: `volunteer went away (${why})` }, 4000);
     }
     for (const taskId of due.backups) ctx.mem.needBackup.add(taskId);

@@ -8,6 +8,7 @@ import { safeEqual } from '../secrets.js';
 import { isStorageError } from '../storage-errors.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError } from '../../shared/errors.js';
+import { countOf } from '../../shared/units.js';
 import { emit, type Connection, type Context, type Volunteer } from './context.js';
 import { newVolunteer } from './memory.js';
 import { send } from './group-commit.js';
@@ -78,7 +79,9 @@ export function welcome(ctx: Context, v: Volunteer, kept: string[]): void {
     inlineBytes: ctx.inlineBytes,
     maxOutputBytes: ctx.maxOutputBytes,
   });
-  ctx.log(`volunteer ${v.id} connected (${v.threads} threads${kept.length ? `, kept ${kept.length} tasks` : ''})`);
+  ctx.log(
+    `volunteer ${v.id} connected (${countOf(v.threads, 'thread')}${kept.length ? `, kept ${countOf(kept.length, 'task')}` : ''})`,
+  );
   emit(ctx, { kind: 'volunteers' });
 }
 
@@ -96,7 +99,7 @@ export function closed(ctx: Context, v: Volunteer, conn: Connection): void {
   v.closedAt = ctx.clock.now();
   saveVolunteer(ctx, v);
   ctx.log(
-    `volunteer ${v.id} disconnected${v.running.size ? `; ${v.running.size} tasks wait ${ctx.reassignAfterMs}ms for it` : ''}`,
+    `volunteer ${v.id} disconnected${v.running.size ? `; ${countOf(v.running.size, 'task')} wait ${ctx.reassignAfterMs}ms for it` : ''}`,
   );
   emit(ctx, { kind: 'volunteers' });
 }

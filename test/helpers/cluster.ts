@@ -145,13 +145,18 @@ export interface CliResult {
 }
 
 /** Runs `tabreduce ARGS`; never rejects on a non-zero exit. */
-export function cli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}) {
+export function cli(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; uid?: number; gid?: number } = {},
+) {
   return new Promise<CliResult>((ok, fail) => {
     const proc = track(
       spawn(process.execPath, [CLI, ...args], {
         env: { ...process.env, TABREDUCE_TOKEN: '', TABREDUCE_URL: '', ...opts.env },
         cwd: opts.cwd ?? ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
+        uid: opts.uid,
+        gid: opts.gid,
       }),
     );
     let stdout = '';
