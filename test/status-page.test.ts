@@ -132,6 +132,10 @@ describe('status page', () => {
     await page.getByRole('button', { name: 'Open status' }).click();
     await assert.doesNotReject(page.getByRole('alert').filter({ hasText: 'refused this token' }).waitFor());
     assert.equal(await page.locator('.conn').count(), 0, 'a refused token must not open the page');
+    // It sends the admin where the master said the token is, not to a made-up DATA/ path.
+    const help = await page.locator('form.gate').innerText();
+    assert.match(help, /admin token: line the master printed/);
+    assert.doesNotMatch(help, /DATA\//);
     assert.equal(await page.evaluate(() => localStorage.getItem('tabreduce.adminToken')), null);
     await page.screenshot({ path: screenshotPath('status-token-refused.png') });
 

@@ -44,7 +44,8 @@ export class LiveState {
       await apiJson(token, '/api/workers');
     } catch (e) {
       if (e instanceof TokenRefusedError) {
-        this.problem = 'The master refused this token. Use the one it printed at start (DATA/admin-token).';
+        this.problem =
+          'The master refused this token. Its own is in the file named on the "admin token:" line it printed at start.';
       } else {
         this.problem = `Cannot reach the master: ${e instanceof Error ? e.message : String(e)}`;
       }
