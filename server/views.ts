@@ -5,6 +5,7 @@ import type { TaskListRow } from './sql/task-store.js';
 import type { Scheduler, Volunteer } from './scheduler/index.js';
 import type { SerializedError } from '../shared/errors.js';
 import type { AttemptView, FailedAttemptView, JobView, TaskView, WorkerView } from '../shared/api.js';
+import { agentLabel } from '../shared/volunteer-label.js';
 
 export function jobView(j: JobRow): JobView {
   return {
@@ -74,6 +75,8 @@ export function workerView(s: Scheduler, v: Volunteer): WorkerView {
     done: v.done,
     state: !v.conn ? 'disconnected' : v.paused ? 'paused' : 'connected',
     agent: v.agent,
+    name: v.name || null,
+    label: agentLabel(v.agent),
     tasks: s.currentTasks(v).map((l) => ({ jobId: l.jobId, phase: l.phase, index: l.index, startedAt: l.startedAt })),
   };
 }

@@ -95,6 +95,10 @@ export interface WorkerView {
   done: number;
   state: 'connected' | 'paused' | 'disconnected';
   agent: string;
+  /** The name its visitor chose, or null. */
+  name: string | null;
+  /** Its browser and system in a few words ("Firefox on Android"), from `agent`. */
+  label: string;
   tasks: { jobId: string; phase: string; index: number; startedAt: number }[];
 }
 

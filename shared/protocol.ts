@@ -19,6 +19,11 @@ const id = z.string().min(1).max(64);
 const lease = z.string().regex(/^[0-9a-f]{32}$/, 'lease must be 32 hex digits');
 const leases = z.array(lease).max(1024);
 const threads = z.int().min(1).max(256);
+/**
+ * The name the volunteer's visitor chose, optional (a volunteer without one sends none, so its
+ * hello is what it always was). The master keeps it cleaned and cut (shared/volunteer-label.ts).
+ */
+const name = z.string().max(200);
 
 const serializedError = z.strictObject({
   name: z.string().max(200),
@@ -51,6 +56,7 @@ const hello = z.strictObject({
   slots: z.int().min(0).max(512),
   paused: z.boolean(),
   agent: z.string().max(300),
+  name: name.optional(),
   /** Leases the volunteer still holds from before a reconnect. */
   running: leases,
 });
@@ -65,6 +71,8 @@ const update = z.strictObject({
   threads,
   slots: z.int().min(0).max(512),
   paused: z.boolean(),
+  /** A new name; '' drops the old one. Absent: the name stays as it is. */
+  name: name.optional(),
 });
 
 const result = z
@@ -150,6 +158,12 @@ export type MasterMessage =
       inlineBytes: number;
       /** Largest output the master takes (`serve --max-upload`): a larger one is reported as too large. */
       maxOutputBytes: number;
+      /**
+       * What this identity has given so far: tasks committed (kept in the database) and their input
+       * bytes (kept while the master runs). A reloaded tab shows its running total from these.
+       * Optional: a volunteer must not count on it.
+       */
+      totals?: { done: number; bytes: number };
     }
   | TaskAssign
   | { type: 'task.cancel'; lease: string; reason: string }

@@ -72,6 +72,7 @@ export interface SessionSnapshot {
   paused: boolean;
   threads: number;
   tasks: TaskInHand[];
+  /** Tasks committed, and their input bytes, for this identity: the master's totals at welcome and what came since. */
   done: number;
   failed: number;
   bytesDone: number;
@@ -92,6 +93,8 @@ export interface SessionOptions {
   /** Extra tasks to hold beyond `threads`, hiding the round trip between tasks. */
   prefetch: number;
   agent: string;
+  /** The name the visitor chose, sent with hello when there is one. */
+  name?: string;
   connect: (url: string) => SocketLike;
   /** Gets task inputs from the master's origin and puts outputs there; `globalThis.fetch` by default. */
   fetch?: FetchLike;
@@ -124,6 +127,11 @@ interface Held extends TaskInHand {
   unacknowledged?: boolean;
   /** Stops the task's input download or output upload, and the waits between their retries. */
   abort: AbortController;
+  /**
+   * The bytes its commit adds to `bytesDone`, counted as the master counts a volunteer's bytes (its
+   * `welcome.totals`): a map's input, a reduce's output. Unset: the input's size.
+   */
+  counted?: number;
 }
 
 export class VolunteerSession {
@@ -157,9 +165,11 @@ export class VolunteerSession {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private stopped = false;
+  private name: string | undefined;
 
   constructor(private readonly opts: SessionOptions) {
     this.threads = opts.threads;
+    this.name = opts.name;
     this.paused = opts.startPaused ?? false;
     this.now = opts.now ?? (() => Date.now());
     this.log = opts.log ?? (() => {});
@@ -188,6 +198,12 @@ export class VolunteerSession {
 
   setPaused(paused: boolean): void {
     this.paused = paused;
+    this.sendUpdate();
+  }
+
+  /** A new name ('' for none), told to the master at once. */
+  setName(name: string): void {
+    this.name = name;
     this.sendUpdate();
   }
 
@@ -251,6 +267,7 @@ export class VolunteerSession {
           slots: this.slots(),
           paused: this.paused,
           agent: this.opts.agent.slice(0, 300),
+          ...(this.name ? { name: this.name.slice(0, 200) } : {}),
           running: [...this.held.keys()].slice(0, 1024),
         }),
       );
@@ -308,7 +325,13 @@ export class VolunteerSession {
   }
 
   private sendUpdate(): void {
-    this.send({ type: 'volunteer.update', threads: this.threads, slots: this.slots(), paused: this.paused });
+    this.send({
+      type: 'volunteer.update',
+      threads: this.threads,
+      slots: this.slots(),
+      paused: this.paused,
+      ...(this.name === undefined ? {} : { name: this.name.slice(0, 200) }),
+    });
     this.changed();
   }
 
@@ -331,6 +354,12 @@ export class VolunteerSession {
         this.maxMessageBytes = msg.maxMessageBytes ?? null;
         this.inlineBytes = msg.inlineBytes;
         this.maxOutputBytes = msg.maxOutputBytes;
+        // The identity's totals so far: a reloaded tab goes on from them. The larger figure wins, as
+        // a master that restarted has forgotten the bytes (it keeps only the count of tasks).
+        if (msg.totals && Number.isSafeInteger(msg.totals.done) && Number.isFinite(msg.totals.bytes)) {
+          this.done = Math.max(this.done, msg.totals.done);
+          this.bytesDone = Math.max(this.bytesDone, msg.totals.bytes);
+        }
         const kept = new Set(msg.kept);
         for (const lease of [...this.held.keys()]) if (!kept.has(lease)) this.drop(lease);
         // Results finished while disconnected go out now.
@@ -359,7 +388,7 @@ export class VolunteerSession {
           this.held.delete(msg.lease);
           if (msg.outcome === 'committed') {
             this.done++;
-            this.bytesDone += h.bytes;
+            this.bytesDone += h.counted ?? h.bytes;
           }
         }
         if (msg.outcome === 'refused') this.log(`result refused: ${msg.reason ?? ''}`);
@@ -462,6 +491,7 @@ export class VolunteerSession {
    */
   private async report(task: TaskAssign, h: Held, output: string, stats: TaskStats): Promise<void> {
     const head = `{"type":"task.result","lease":"${task.lease}","stats":${JSON.stringify(stats)}`;
+    if (task.phase === 'reduce') h.counted = utf8Length(output, 0);
     if (utf8Length(output, this.inlineBytes) <= this.inlineBytes) {
       const frame = `${head},"output":${JSON.stringify(output)}}`;
       // JSON escapes control characters six bytes each, so a frame of a small output could still pass

@@ -7,6 +7,17 @@ export class TokenRefusedError extends Error {
   override name = 'TokenRefusedError';
 }
 
+/**
+ * No answer at all (the master is down, or the network): what the browser says then ("Failed to
+ * fetch", "NetworkError when attempting to fetch resource") tells an admin nothing.
+ */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError';
+  constructor() {
+    super('master unreachable');
+  }
+}
+
 export function savedToken(): string | null {
   try {
     return localStorage.getItem(TOKEN_KEY);
@@ -28,7 +39,13 @@ export function saveToken(token: string | null): void {
 export async function apiFetch(token: string, path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   headers.set('authorization', `Bearer ${token}`);
-  const res = await fetch(path, { ...init, headers, cache: 'no-store' });
+  let res: Response;
+  try {
+    res = await fetch(path, { ...init, headers, cache: 'no-store' });
+  } catch (e) {
+    if (init.signal?.aborted) throw e;
+    throw new UnreachableError();
+  }
   if (res.status === 401) throw new TokenRefusedError('the master refused this token');
   if (!res.ok) {
     let message = `HTTP ${res.status}`;

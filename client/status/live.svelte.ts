@@ -4,7 +4,7 @@
  */
 import type { JobView, ThroughputSample, WorkerView } from '../../shared/api.js';
 import { SseParser, type SseEvent } from './sse.js';
-import { TokenRefusedError, apiFetch, apiJson, saveToken, savedToken } from './api.js';
+import { TokenRefusedError, UnreachableError, apiFetch, apiJson, saveToken, savedToken } from './api.js';
 import { mergeSamples } from './samples.js';
 
 export type ConnectionState = 'signed-out' | 'connecting' | 'live' | 'reconnecting';
@@ -29,6 +29,8 @@ export class LiveState {
   throughput = $state.raw<ThroughputSample[]>([]);
   /** The page's clock, ticking every second, for elapsed times, ages and running bars. */
   now = $state(Date.now());
+  /** When the stream last brought news; what the page shows is as of then while it is down. */
+  heardAt = $state(Date.now());
 
   private stop: AbortController | null = null;
 
@@ -46,8 +48,10 @@ export class LiveState {
       if (e instanceof TokenRefusedError) {
         this.problem =
           'The master refused this token. Its own is in the file named on the "admin token:" line it printed at start.';
+      } else if (e instanceof UnreachableError) {
+        this.problem = `Cannot reach the master at ${location.origin}: is it running?`;
       } else {
-        this.problem = `Cannot reach the master: ${e instanceof Error ? e.message : String(e)}`;
+        this.problem = `The master could not check the token: ${e instanceof Error ? e.message : String(e)}`;
       }
       return;
     }
@@ -97,6 +101,7 @@ export class LiveState {
         });
         this.connection = 'live';
         this.problem = null;
+        this.heardAt = Date.now();
         delay = RETRY_MIN_MS;
         const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
         const parser = new SseParser();
@@ -104,6 +109,7 @@ export class LiveState {
           const { value, done } = await reader.read();
           if (done) break;
           lastData = Date.now();
+          this.heardAt = lastData;
           for (const e of parser.push(value)) this.apply(e);
         }
         this.problem = 'The master closed the event stream.';
@@ -113,9 +119,8 @@ export class LiveState {
           this.signOut('The master refused the saved token; it may have a new one. Enter the current token.');
           return;
         }
-        this.problem = attempt.signal.aborted
-          ? 'No news from the master for a while.'
-          : `Lost the master: ${e instanceof Error ? e.message : String(e)}`;
+        // What the browser says of a dropped stream ("network error", "Failed to fetch") is no help.
+        this.problem = attempt.signal.aborted ? 'no news from the master for a while' : null;
       } finally {
         clearInterval(watchdog);
         signal.removeEventListener('abort', abort);

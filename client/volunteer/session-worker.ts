@@ -60,6 +60,7 @@ const api: SessionWorkerApi = {
       threads: config.threads,
       prefetch: config.prefetch,
       agent: config.agent,
+      ...(config.name === undefined ? {} : { name: config.name }),
       startPaused: config.paused,
       // At most 5 s between attempts: after a master restart the tab is back well inside the master's
       // 10 s reassignment window, so it keeps the tasks it holds, and 5 s of full jitter still spreads
@@ -88,6 +89,9 @@ const api: SessionWorkerApi = {
   },
   setThreads(threads: number) {
     session?.setThreads(threads);
+  },
+  setName(name: string) {
+    session?.setName(name);
   },
 };
 

@@ -64,3 +64,80 @@ export function threadsUrl(href: string, threads: number): string {
   url.searchParams.set('threads', String(threads));
   return url.toString();
 }
+
+/** This browser's localStorage (kept across visits), or null where it is disabled. */
+export function localStore(): Storage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
+const NAME_KEY = 'tabreduce.name';
+const RULES_KEY = 'tabreduce.rules';
+
+/** When the tab computes, as the visitor chose; kept for every tab of this browser. */
+export interface Rules {
+  /** Only while this tab is visible: a hidden tab (another tab in front, a minimised window) pauses. */
+  visibleOnly: boolean;
+  /** Pause while the computer runs on battery, where the browser tells (navigator.getBattery). */
+  pauseOnBattery: boolean;
+}
+
+export function readName(storage: Storage | null): string {
+  try {
+    return storage?.getItem(NAME_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function saveName(storage: Storage | null, name: string): void {
+  try {
+    if (name) storage?.setItem(NAME_KEY, name);
+    else storage?.removeItem(NAME_KEY);
+  } catch {
+    // Without storage the name lasts for this page.
+  }
+}
+
+export function readRules(storage: Storage | null): Rules {
+  try {
+    const v = JSON.parse(storage?.getItem(RULES_KEY) ?? '{}') as Partial<Rules> | null;
+    return { visibleOnly: v?.visibleOnly === true, pauseOnBattery: v?.pauseOnBattery === true };
+  } catch {
+    return { visibleOnly: false, pauseOnBattery: false };
+  }
+}
+
+export function saveRules(storage: Storage | null, rules: Rules): void {
+  try {
+    storage?.setItem(RULES_KEY, JSON.stringify(rules));
+  } catch {
+    // see saveName
+  }
+}
+
+const COMPUTE_KEY = 'tabreduce.computeMs';
+
+/**
+ * Processor time this identity gave in earlier pages of this tab. The master does not count it,
+ * so the tab keeps it next to the identity (sessionStorage) and a reload goes on from it.
+ */
+export function readComputeMs(storage: Storage | null, volunteerId: string): number {
+  try {
+    const v = JSON.parse(storage?.getItem(COMPUTE_KEY) ?? 'null') as { id?: unknown; ms?: unknown } | null;
+    return v && v.id === volunteerId && typeof v.ms === 'number' && v.ms >= 0 ? v.ms : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function saveComputeMs(storage: Storage | null, volunteerId: string, ms: number): void {
+  try {
+    storage?.setItem(COMPUTE_KEY, JSON.stringify({ id: volunteerId, ms: Math.round(ms) }));
+  } catch {
+    // see saveName
+  }
+}

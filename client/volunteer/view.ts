@@ -15,7 +15,28 @@ export interface Headline {
   detail: string;
 }
 
-export function describe(s: TabSnapshot, fatal: string | null, retryInSeconds: number | null): Headline {
+/** Why the tab is paused: the visitor's button, or a rule they set. */
+export type PausedBy = 'you' | 'hidden' | 'battery' | null;
+
+const RULE_PAUSE = {
+  hidden: {
+    short: 'Paused (hidden)',
+    title: 'Paused while this tab is hidden',
+    detail: 'You chose to compute only while this tab is visible. It carries on when you come back to it.',
+  },
+  battery: {
+    short: 'Paused (battery)',
+    title: 'Paused on battery',
+    detail: 'You chose to pause while this computer runs on battery. It carries on once it is plugged in.',
+  },
+} as const;
+
+export function describe(
+  s: TabSnapshot,
+  fatal: string | null,
+  retryInSeconds: number | null,
+  pausedBy: PausedBy = s.paused ? 'you' : null,
+): Headline {
   if (fatal) {
     return {
       tone: 'error',
@@ -47,6 +68,16 @@ export function describe(s: TabSnapshot, fatal: string | null, retryInSeconds: n
   }
   const connection = 'Connected';
   const working = s.tasks.length;
+  if (s.paused && (pausedBy === 'hidden' || pausedBy === 'battery')) {
+    const why = RULE_PAUSE[pausedBy];
+    return {
+      tone: 'paused',
+      connection,
+      short: why.short,
+      title: working > 0 ? `${why.title}: finishing the ${plural(working, 'task')} in hand` : why.title,
+      detail: why.detail,
+    };
+  }
   if (s.paused) {
     return working > 0
       ? {

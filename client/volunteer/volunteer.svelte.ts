@@ -1,11 +1,33 @@
 /**
  * The page's view of its volunteer: starts the session worker, mirrors its snapshots into Svelte
- * state, and forwards the visitor's pause and threads choices.
+ * state, and forwards the visitor's choices: pause, threads, name, and the rules that pause the tab
+ * by themselves (while it is hidden, while on battery).
  */
 import { proxy, wrap, type Remote } from 'comlink';
+import { cleanVolunteerName } from '../../shared/volunteer-label.js';
 import { claimIdentity } from './identity.js';
-import { MAX_THREADS, savePaused, sessionStore, threadsUrl, type TabSettings } from './settings.js';
+import {
+  MAX_THREADS,
+  localStore,
+  readComputeMs,
+  readName,
+  readRules,
+  saveComputeMs,
+  saveName,
+  savePaused,
+  saveRules,
+  sessionStore,
+  threadsUrl,
+  type Rules,
+  type TabSettings,
+} from './settings.js';
 import { initialSnapshot, type Identity, type SessionWorkerApi, type TabSnapshot } from './wire.js';
+import type { PausedBy } from './view.js';
+
+/** The part of the Battery Status API the page uses (Chromium has it; Firefox and Safari do not). */
+interface BatteryLike extends EventTarget {
+  charging: boolean;
+}
 
 export class VolunteerTab {
   snapshot: TabSnapshot = $state(initialSnapshot());
@@ -15,6 +37,18 @@ export class VolunteerTab {
   now = $state(Date.now());
   /** Set when this browser cannot run the volunteer at all. */
   fatal: string | null = $state(null);
+  /** The visitor's own pause (the button); the tab may also be paused by a rule. */
+  userPaused = $state(false);
+  /** The name shown on the status page, as the master keeps it ('' for none). */
+  name = $state('');
+  rules = $state<Rules>({ visibleOnly: false, pauseOnBattery: false });
+  hidden = $state(false);
+  /** Whether the browser tells about the battery; the setting shows only where it does. */
+  batteryKnown = $state(false);
+  onBattery = $state(false);
+  /** Processor time of earlier pages of this tab, for the identity `computeFor`. */
+  private computeBase = 0;
+  private computeFor: string | null = null;
   readonly cores: number;
   readonly host: string;
   private api: Remote<SessionWorkerApi> | null = null;
@@ -25,9 +59,47 @@ export class VolunteerTab {
     this.cores = settings.cores;
     this.host = location.host;
     this.snapshot.threads = settings.threads;
-    this.snapshot.paused = settings.paused;
+    this.userPaused = settings.paused;
+    this.name = readName(localStore());
+    this.rules = readRules(localStore());
+    this.hidden = document.visibilityState === 'hidden';
+    this.snapshot.paused = this.shouldPause;
+    document.addEventListener('visibilitychange', () => {
+      this.hidden = document.visibilityState === 'hidden';
+      this.sync();
+    });
+    void this.watchBattery();
     // Twice a second: countdowns and elapsed times stay within half a second of the truth.
     setInterval(() => (this.now = Date.now()), 500);
+  }
+
+  private async watchBattery(): Promise<void> {
+    const nav = navigator as Navigator & { getBattery?: () => Promise<BatteryLike> };
+    if (typeof nav.getBattery !== 'function') return;
+    try {
+      const battery = await nav.getBattery();
+      this.batteryKnown = true;
+      this.onBattery = !battery.charging;
+      battery.addEventListener('chargingchange', () => {
+        this.onBattery = !battery.charging;
+        this.sync();
+      });
+      this.sync();
+    } catch {
+      // Refused (a permissions policy): as if the browser had no such API.
+    }
+  }
+
+  /** Why the tab is paused, if it should be. */
+  get pausedBy(): PausedBy {
+    if (this.userPaused) return 'you';
+    if (this.rules.visibleOnly && this.hidden) return 'hidden';
+    if (this.rules.pauseOnBattery && this.batteryKnown && this.onBattery) return 'battery';
+    return null;
+  }
+
+  get shouldPause(): boolean {
+    return this.pausedBy !== null;
   }
 
   get maxThreads(): number {
@@ -44,7 +116,7 @@ export class VolunteerTab {
   /** Processor time given, counting on between snapshots for the tasks still running. */
   get computeMs(): number {
     const s = this.snapshot;
-    return s.computeMs + Math.max(0, this.now - this.receivedAt) * s.computing.length;
+    return this.computeBase + s.computeMs + Math.max(0, this.now - this.receivedAt) * s.computing.length;
   }
 
   async start(): Promise<void> {
@@ -69,8 +141,9 @@ export class VolunteerTab {
         url: ws.toString(),
         threads: this.settings.threads,
         prefetch: this.settings.prefetch,
-        paused: this.settings.paused,
+        paused: this.shouldPause,
         agent: `tab ${navigator.userAgent}`.slice(0, 300),
+        name: this.name,
         identity: ids.identity,
       },
       proxy((s: TabSnapshot) => this.receive(s)),
@@ -91,14 +164,42 @@ export class VolunteerTab {
       if (s.threads === this.wanted.threads) this.wanted.threads = null;
       else s.threads = this.wanted.threads;
     }
+    if (s.volunteerId && s.volunteerId !== this.computeFor) {
+      this.computeFor = s.volunteerId;
+      this.computeBase = readComputeMs(sessionStore(), s.volunteerId);
+    }
+    if (this.computeFor) saveComputeMs(sessionStore(), this.computeFor, this.computeBase + s.computeMs);
     this.snapshot = s;
     this.receivedAt = Date.now();
   }
 
+  /** The visitor's pause button. */
   setPaused(paused: boolean): void {
+    this.userPaused = paused;
+    savePaused(sessionStore(), paused);
+    this.sync();
+  }
+
+  setRules(rules: Rules): void {
+    this.rules = rules;
+    saveRules(localStore(), rules);
+    this.sync();
+  }
+
+  /** Keeps the name as the master will (cleaned, cut), for this browser, and tells the master. */
+  setName(raw: string): void {
+    const name = cleanVolunteerName(raw);
+    this.name = name;
+    saveName(localStore(), name);
+    void this.api?.setName(name);
+  }
+
+  /** Tells the session whether to pause, when the button or a rule changed that. */
+  private sync(): void {
+    const paused = this.shouldPause;
+    if (paused === (this.wanted.paused ?? this.snapshot.paused)) return;
     this.wanted.paused = paused;
     this.snapshot.paused = paused;
-    savePaused(sessionStore(), paused);
     void this.api?.setPaused(paused);
   }
 

@@ -19,6 +19,8 @@ export interface SessionConfig {
   prefetch: number;
   paused: boolean;
   agent: string;
+  /** The name the visitor chose ('' for none); sent with hello and whenever it changes. */
+  name?: string;
   identity: Identity | null;
 }
 
@@ -55,6 +57,7 @@ export interface SessionWorkerApi {
   start(config: SessionConfig, onChange: (s: TabSnapshot) => void, saveIdentity: (id: Identity) => void): void;
   setPaused(paused: boolean): void;
   setThreads(threads: number): void;
+  setName(name: string): void;
 }
 
 /**

@@ -259,7 +259,7 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
       current,
       age(w.connectedAt),
       age(w.lastSeenAt),
-      stripControls(w.agent).slice(0, 40),
+      stripControls(w.name ? `${w.name} · ${w.label}` : w.label).slice(0, 40),
     ]);
   }
   process.stdout.write(table(rows));

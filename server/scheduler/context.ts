@@ -99,6 +99,8 @@ export interface Volunteer {
   /** The address its socket came from; '' for a volunteer known only from the database. */
   address: string;
   agent: string;
+  /** The name its visitor chose, cleaned (shared/volunteer-label.ts); '' or absent: none. */
+  name?: string;
   threads: number;
   slots: number;
   paused: boolean;

@@ -9,6 +9,7 @@ import { isStorageError } from '../storage-errors.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError } from '../../shared/errors.js';
 import { countOf } from '../../shared/units.js';
+import { cleanVolunteerName } from '../../shared/volunteer-label.js';
 import { emit, type Connection, type Context, type Volunteer } from './context.js';
 import { newVolunteer } from './memory.js';
 import { send } from './group-commit.js';
@@ -50,6 +51,7 @@ export function attach(
   v.closedAt = null;
   v.lastSeenAt = now;
   v.agent = msg.agent;
+  v.name = cleanVolunteerName(msg.name ?? '');
   v.threads = msg.threads;
   v.slots = msg.slots;
   v.paused = msg.paused;
@@ -78,6 +80,7 @@ export function welcome(ctx: Context, v: Volunteer, kept: string[]): void {
     ...(ctx.maxMessageBytes === null ? {} : { maxMessageBytes: ctx.maxMessageBytes }),
     inlineBytes: ctx.inlineBytes,
     maxOutputBytes: ctx.maxOutputBytes,
+    totals: { done: v.done, bytes: v.bytes },
   });
   ctx.log(
     `volunteer ${v.id} connected (${countOf(v.threads, 'thread')}${kept.length ? `, kept ${countOf(kept.length, 'task')}` : ''})`,
@@ -90,6 +93,7 @@ export function update(ctx: Context, v: Volunteer, msg: Extract<VolunteerMessage
   v.threads = msg.threads;
   v.slots = msg.slots;
   v.paused = msg.paused;
+  if (msg.name !== undefined) v.name = cleanVolunteerName(msg.name);
   emit(ctx, { kind: 'volunteers' });
 }
 

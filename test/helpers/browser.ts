@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, before } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { TaskView } from '../../shared/api.js';
@@ -21,8 +21,10 @@ export const CHROMIUM_ARGS = [
   '--no-first-run',
 ];
 
-/** Screenshots land here, outside the repository. */
-export const SCREENSHOT_DIR = join(tmpdir(), 'tabreduce-screenshots');
+/** Screenshots land here, outside the repository, unless TABREDUCE_SCREENSHOTS names a directory. */
+export const SCREENSHOT_DIR = process.env['TABREDUCE_SCREENSHOTS']
+  ? resolve(process.env['TABREDUCE_SCREENSHOTS'])
+  : join(tmpdir(), 'tabreduce-screenshots');
 
 /** Fails (never skips) without a browser: a browser suite that skips silently proves nothing. */
 export async function launchBrowser(): Promise<Browser> {
