@@ -58,6 +58,10 @@ function adminCommand(
   };
 }
 
+const BUNDLE_NOTE = `The job module (.ts, .mts, .js or .mjs) is bundled with what it imports: relative modules
+and npm packages from its own node_modules. Node built-ins are refused (tabs have none). Stack
+traces of failures name the author's files and lines. --no-bundle sends the file as it is.`;
+
 const defaultThreads = () => Math.max(1, Math.floor(availableParallelism() / 2));
 
 const COMMANDS: Record<string, Command> = {
@@ -102,8 +106,10 @@ Examples:
   },
   submit: adminCommand(
     'submit a job; prints its id',
-    `tabreduce submit JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
-                 [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait]
+    `tabreduce submit JOB.ts|JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
+                 [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait] [--no-bundle]
+
+${BUNDLE_NOTE}
 
 Prints the job id as the first line of stdout. With --wait, shows progress on stderr (a live
 bar on a terminal, a line every 5 s otherwise) and exits 0 when the job succeeds, 1 when it fails
@@ -112,6 +118,7 @@ With --json, stdout is one JSON object per line: {"id": ...}, then with --wait t
 
 Examples:
   tabreduce submit word-count.js books/*.txt --reduces 4 --wait
+  tabreduce submit jobs/word-count.ts books/*.txt --wait
   id=$(tabreduce submit grep.js logs/*.log) && tabreduce wait "$id"
   tabreduce submit word-count.js books/*.txt --json | jq -r .id`,
     admin.submit,
@@ -122,6 +129,7 @@ Examples:
       'task-timeout': { type: 'string' },
       'max-attempts': { type: 'string' },
       wait: { type: 'boolean' },
+      'no-bundle': { type: 'boolean' },
     },
   ),
   status: adminCommand(
@@ -203,10 +211,12 @@ Examples:
   ),
   local: {
     summary: 'run a job sequentially in this process (the reference output)',
-    usage: `tabreduce local JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
+    usage: `tabreduce local JOB.ts|JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
+                [--no-bundle]
 
 Runs the same module with the same splitting and engine as the distributed run, without a
-master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out.
+master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out. The
+module is bundled as submit bundles it (--no-bundle imports it as it is).
 
 Example:
   tabreduce local word-count.js books/*.txt --reduces 4 > expected.txt`,
@@ -214,6 +224,7 @@ Example:
       reduces: { type: 'string' },
       'split-size': { type: 'string' },
       out: { type: 'string' },
+      'no-bundle': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     run: localCommand,
@@ -300,6 +311,7 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
   const parts = await runLocal(modulePath, inputs, {
     reduces,
     splitSize,
+    bundle: f['no-bundle'] !== true,
     onProgress: tty ? (done, total, phase) => process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}`) : undefined,
   });
   if (tty) process.stderr.write('\r\x1b[2K');

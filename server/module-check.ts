@@ -52,7 +52,7 @@ function findRuntimeImport(program: Node): { node: Located; what: 'import()' | '
 export function checkJobModule(source: string, file: string): Set<string> {
   if (/\.(c?ts|mts|tsx)$/.test(file)) {
     throw new UserError(
-      `${file}: TypeScript job modules are not compiled by tabreduce; compile it to .js (e.g. tsc) and submit that`,
+      `${file}: the master takes JavaScript; \`tabreduce submit\` compiles and bundles TypeScript unless told --no-bundle`,
     );
   }
   let program: { body: NamedNode[] };

@@ -6,15 +6,16 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { asJobModule, runMap, runReduce } from '../../shared/engine.js';
 import { describeError, toError } from '../../shared/errors.js';
-import { checkJobModule } from '../module-check.js';
+import { mapStack } from '../stack-map.js';
+import { loadJobSource } from './bundle.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import { checkReadable, readInput } from './files.js';
+import { checkReadable } from './files.js';
 import { SplitFinder, type SplitRange } from '../../shared/split.js';
 import { decodeRecords, encodePartition } from '../../shared/records.js';
 import { Utf8Check } from '../utf8-check.js';
 import { UserError } from '../../shared/errors.js';
 import { createReadStream } from 'node:fs';
-import { appendFile, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,11 +24,12 @@ export class LocalJobError extends Error {
   override name = 'LocalJobError';
 }
 
-async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+/** Runs job code; what it throws becomes a LocalJobError, its stack in the author's files when `map` has them. */
+async function guarded<T>(what: string, fn: () => Promise<T>, map: (e: Error) => Error): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    throw new LocalJobError(`${what} failed: ${describeError(toError(e))}`);
+    throw new LocalJobError(`${what} failed: ${describeError(map(toError(e)))}`);
   }
 }
 
@@ -35,6 +37,8 @@ export interface LocalOptions {
   reduces?: number;
   splitSize?: number;
   onProgress?: (done: number, total: number, phase: 'map' | 'reduce') => void;
+  /** Bundle the module (server/cli/bundle.ts) rather than import it as it is; default true. */
+  bundle?: boolean;
 }
 
 /** Finds an input's splits as `submit` does: streamed, its UTF-8 checked, never read whole. */
@@ -79,8 +83,7 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
   const reduces = opts.reduces ?? JOB_DEFAULTS.reduces;
   const splitSize = opts.splitSize ?? JOB_DEFAULTS.splitSize;
   checkSpec({ reduces, splitSize, taskTimeoutMs: JOB_DEFAULTS.taskTimeoutMs, maxAttempts: 1 });
-  const source = await readInput(modulePath, 'job module').then((b) => b.toString('utf8'));
-  checkJobModule(source, modulePath);
+  const job = await loadJobSource(modulePath, { bundle: opts.bundle ?? true });
   if (inputPaths.length === 0) throw new UserError('no input files given');
   const keys = inputKeys(inputPaths);
   const plan: { path: string; key: string; range: SplitRange }[] = [];
@@ -88,16 +91,31 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
     await checkReadable(path, 'input file');
     for (const range of await scanInput(path, splitSize)) plan.push({ path, key: keys[i]!, range });
   }
-  const mod = asJobModule((await import(pathToFileURL(resolve(modulePath)).href)) as Record<string, unknown>);
 
   const dir = await mkdtemp(join(tmpdir(), 'tabreduce-local-'));
   try {
+    // A bundle is imported from a file of its own; a module sent as it is, from where it is.
+    let url = pathToFileURL(resolve(modulePath)).href;
+    if (job.map) {
+      url = pathToFileURL(join(dir, 'job.mjs')).href;
+      await writeFile(join(dir, 'job.mjs'), job.source);
+    }
+    const map = job.map;
+    const authorStack = (e: Error): Error => {
+      if (map && e.stack) e.stack = mapStack(e.stack, map, (u) => u === url);
+      return e;
+    };
+    const mod = asJobModule(
+      (await guarded('loading the job module', () => import(url), authorStack)) as Record<string, unknown>,
+    );
     const files = Array.from({ length: reduces }, (_, r) => join(dir, `part-${r}`));
     for (const [i, s] of plan.entries()) {
       const value = await readRange(s.path, s.range);
       // The master hands a volunteer its split decoded the same way.
-      const { partitions } = await guarded(`map task ${i} (input ${JSON.stringify(s.key)})`, () =>
-        runMap(mod, s.key, value, reduces),
+      const { partitions } = await guarded(
+        `map task ${i} (input ${JSON.stringify(s.key)})`,
+        () => runMap(mod, s.key, value, reduces),
+        authorStack,
       );
       for (const [r, p] of partitions.entries()) {
         if (p.length > 0) await appendFile(files[r]!, encodePartition(r, p));
@@ -107,7 +125,10 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
     const out: string[] = [];
     for (const [r, file] of files.entries()) {
       const text = await readFile(file, 'utf8').catch(() => '');
-      out.push((await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, [decodeRecords(text)]))).text);
+      out.push(
+        (await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, [decodeRecords(text)]), authorStack))
+          .text,
+      );
       opts.onProgress?.(r + 1, reduces, 'reduce');
     }
     return out;
