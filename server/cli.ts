@@ -13,6 +13,7 @@ import { startMaster, SERVE_DEFAULTS } from './serve.js';
 import { parseOrigin } from './origin-check.js';
 import { stripControls } from './cli/terminal-text.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
+import { checkJob } from './cli/check.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
 
@@ -229,6 +230,20 @@ Example:
     },
     run: localCommand,
   },
+  check: {
+    summary: "check a job module as submit would, and its types with the project's own tsc",
+    usage: `tabreduce check JOB.ts
+
+Bundles the module as submit does (so it reports what submit would refuse), then runs the tsc of
+the job's project (node_modules/.bin/tsc, looked for from the job's directory upward) with
+--noEmit: on the nearest tsconfig.json, or on the job alone with strict defaults when there is
+none. Exits 0 when all is well, 2 on type errors, a refused module, or no tsc installed.
+
+Example:
+  tabreduce check jobs/word-count.ts`,
+    options: { help: { type: 'boolean', short: 'h' } },
+    run: checkCommand,
+  },
   volunteer: {
     summary: 'compute for a master from this machine (headless)',
     usage: `tabreduce volunteer [--server URL] [--threads N]
@@ -323,6 +338,11 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
   await mkdir(out, { recursive: true });
   for (const [r, p] of parts.entries()) await writeFile(join(out, `part-${String(r).padStart(5, '0')}`), p);
   return 0;
+}
+
+async function checkCommand(args: string[]): Promise<number> {
+  if (args.length !== 1) throw new UserError('usage: tabreduce check JOB.ts (see tabreduce check --help)');
+  return checkJob(args[0]!);
 }
 
 async function volunteerCommand(_args: string[], f: Flags): Promise<number> {

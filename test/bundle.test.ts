@@ -3,11 +3,11 @@
  * own node_modules (test/fixtures/ts-job) is bundled at submit and runs exactly on a Node volunteer
  * as in `tabreduce local`; Node built-ins are refused at submit with the file and line; a thrown
  * error's stack names the author's `.ts` files and lines, distributed and local; `--no-bundle`
- * sends the file as it is.
+ * sends the file as it is; `tabreduce check` runs the project's own tsc.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   EXAMPLES,
@@ -165,5 +165,50 @@ describe('--no-bundle', () => {
     const r = await run(['submit', JOB, poison, '--no-bundle']);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /job\.ts: the master takes JavaScript; .*--no-bundle/);
+  });
+});
+
+describe('tabreduce check', () => {
+  /** A job project in a temp dir, with the repository's tsc installed in its node_modules/.bin when `tsc`. */
+  function project(source: string, tsc: boolean): string {
+    const d = tempDir('tabreduce-check-test-');
+    if (tsc) {
+      mkdirSync(join(d, 'node_modules/.bin'), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules/typescript/bin/tsc'), join(d, 'node_modules/.bin/tsc'));
+    }
+    writeFileSync(join(d, 'job.ts'), source);
+    return join(d, 'job.ts');
+  }
+  const GOOD = `export function map(key: string, value: string, emit: (k: string, v: string) => void): void {
+  emit(key, String(value.length));
+}
+export function reduce(_key: string, values: string[]): string {
+  return String(values.length);
+}
+`;
+
+  test('reports a type error with its file and line (exit 2), and passes a clean job (exit 0)', async () => {
+    const bad = project(GOOD.replace('return String(values.length);', 'return values.length;'), true);
+    const r = await cli(['check', bad], { timeoutMs: 120_000 });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stdout, /job\.ts\(5,3\): error TS2322: Type 'number' is not assignable to type 'string'/);
+    assert.match(r.stderr, /tabreduce: \S*job\.ts: tsc found type errors/);
+
+    const good = project(GOOD, true);
+    const ok = await cli(['check', good], { timeoutMs: 120_000 });
+    assert.equal(ok.code, 0, ok.stderr + ok.stdout);
+    assert.match(ok.stderr, /no type errors/);
+  });
+
+  test('without a tsc installed, says how to install one (exit 2)', async () => {
+    const r = await cli(['check', project(GOOD, false)]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /no TypeScript compiler in node_modules\/\.bin .*npm install --save-dev typescript/);
+  });
+
+  test('refuses what submit would refuse', async () => {
+    const r = await cli(['check', join(FIXTURE, 'reads-files.ts')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /reads-files\.ts:2:\d+: imports the Node built-in "node:fs"/);
   });
 });
