@@ -119,7 +119,7 @@ With --json, stdout is one JSON object per line: {"id": ...}, then with --wait t
 
 Examples:
   tabreduce submit word-count.js books/*.txt --reduces 4 --wait
-  tabreduce submit jobs/word-count.ts books/*.txt --wait
+  tabreduce submit shared/examples/ts-word-count/job.ts books/*.txt --wait
   id=$(tabreduce submit grep.js logs/*.log) && tabreduce wait "$id"
   tabreduce submit word-count.js books/*.txt --json | jq -r .id`,
     admin.submit,

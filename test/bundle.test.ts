@@ -149,6 +149,26 @@ describe('a TypeScript job with imports', () => {
   });
 });
 
+describe('the TypeScript word-count example', () => {
+  const example = join(EXAMPLES, 'ts-word-count/job.ts');
+
+  test('counts by stem, the same on a Node volunteer as in local', async () => {
+    const text = join(dir, 'stems.txt');
+    writeFileSync(text, "Walks walked walking; the boxes, a box, the ponies' pony. Running runs. Hopes hope buses\n");
+    const expected = 'a\t1\nbox\t2\nbus\t1\nhope\t2\npony\t2\nrun\t2\nthe\t2\nwalk\t3\n';
+    assert.equal(await localOutput(example, [text], ['--reduces', '1']), expected);
+    const inputs = [text, ...corpusFiles().slice(0, 2)];
+    const r = await run(['submit', example, ...inputs, '--reduces', '2', '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = await (
+      await fetch(`${master.url}/api/jobs/${r.stdout.split('\n')[0]!}/output`, {
+        headers: { authorization: `Bearer ${master.token}` },
+      })
+    ).text();
+    assert.equal(out, await localOutput(example, inputs, ['--reduces', '2']));
+  });
+});
+
 describe('--no-bundle', () => {
   test('sends the file as it is; without it a .js module is bundled', async () => {
     const wc = join(EXAMPLES, 'word-count.js');
