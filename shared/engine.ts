@@ -2,7 +2,7 @@
  * The engine: runs one map task or one reduce task of a job module. Pure TypeScript with no DOM or
  * Node APIs, so the browser Web Worker, the Node volunteer and `tabreduce local` run this same code.
  */
-import type { JobModule } from './job-types.js';
+import type { JobModule, RecordsMode } from './job-types.js';
 import { defaultPartition } from './partition.js';
 
 /** One key and all its values, as a map task emitted them (in emit order) or a combiner folded them. */
@@ -29,6 +29,26 @@ export class JobCodeError extends Error {
   override name = 'JobCodeError';
 }
 
+export const RECORDS_MODES: readonly RecordsMode[] = Object.freeze(['splits', 'lines']);
+
+function describeValue(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v.slice(0, 50)) : v === null ? 'null' : typeof v;
+}
+
+/** The lines of a split, without their endings; a last line without one is a line, an empty text none. */
+export function* splitLines(text: string): Generator<string> {
+  let start = 0;
+  while (start < text.length) {
+    const newline = text.indexOf('\n', start);
+    if (newline < 0) {
+      yield text.slice(start);
+      return;
+    }
+    yield text.slice(start, newline > start && text.charCodeAt(newline - 1) === 13 ? newline - 1 : newline);
+    start = newline + 1;
+  }
+}
+
 export function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -47,6 +67,10 @@ export function asJobModule(ns: Record<string, unknown>): JobModule {
     if (ns[name] !== undefined && typeof ns[name] !== 'function') {
       throw new JobCodeError(`job module exports ${name}, but it is not a function`);
     }
+  }
+  const records = ns['records'];
+  if (records !== undefined && !RECORDS_MODES.includes(records as RecordsMode)) {
+    throw new JobCodeError(`job module exports records = ${describeValue(records)}; it must be 'lines' or 'splits'`);
   }
   return ns as unknown as JobModule;
 }
@@ -89,8 +113,15 @@ export async function runMap(mod: JobModule, key: string, value: string, nReduce
     else bucket.set(ks, [vs]);
     recordsOut++;
   };
-  const ret = mod.map(key, value, emit);
-  if (isThenable(ret)) await ret;
+  if (mod.records === 'lines') {
+    for (const line of splitLines(value)) {
+      const ret = mod.map(key, line, emit);
+      if (isThenable(ret)) await ret;
+    }
+  } else {
+    const ret = mod.map(key, value, emit);
+    if (isThenable(ret)) await ret;
+  }
   closed = true;
   const partitions: Partition[] = [];
   for (const bucket of buckets) {
