@@ -213,11 +213,13 @@ Examples:
   local: {
     summary: 'run a job sequentially in this process (the reference output)',
     usage: `tabreduce local JOB.ts|JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
-                [--no-bundle]
+                [--no-bundle] [--skip-bad-records N]
 
 Runs the same module with the same splitting and engine as the distributed run, without a
 master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out. The
 module is bundled as submit bundles it (--no-bundle imports it as it is).
+For a job that declares \`export const records = 'lines'\`, --skip-bad-records N skips up to N
+lines whose map throws (listed on stderr: file, line, its start, the error); one more fails the run.
 
 Example:
   tabreduce local word-count.js books/*.txt --reduces 4 > expected.txt`,
@@ -226,6 +228,7 @@ Example:
       'split-size': { type: 'string' },
       out: { type: 'string' },
       'no-bundle': { type: 'boolean' },
+      'skip-bad-records': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     run: localCommand,
@@ -327,6 +330,13 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
     reduces,
     splitSize,
     bundle: f['no-bundle'] !== true,
+    skipBadRecords: intFlag(f['skip-bad-records'], 'skip-bad-records', 0),
+    onSkip: (r) => {
+      // One line each: the error and where the job threw it.
+      const at = /\n\s+at (?:.*\()?([^()\s]+:\d+:\d+)\)?/.exec(r.error.stack ?? '')?.[1];
+      const line = `skipped line ${r.line} of ${r.key} (${JSON.stringify(r.text)}): ${r.error.name}: ${r.error.message}${at ? ` (${at})` : ''}`;
+      process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${stripControls(line)}\n`);
+    },
     onProgress: tty ? (done, total, phase) => process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}`) : undefined,
   });
   if (tty) process.stderr.write('\r\x1b[2K');

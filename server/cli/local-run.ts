@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { asJobModule, runMap, runReduce } from '../../shared/engine.js';
+import { asJobModule, runMap, runReduce, type SkippedRecord } from '../../shared/engine.js';
 import { describeError, toError } from '../../shared/errors.js';
 import { mapStack } from '../stack-map.js';
 import { loadJobSource } from './bundle.js';
@@ -39,6 +39,15 @@ export interface LocalOptions {
   onProgress?: (done: number, total: number, phase: 'map' | 'reduce') => void;
   /** Bundle the module (server/cli/bundle.ts) rather than import it as it is; default true. */
   bundle?: boolean;
+  /** Lines whose `map` throws that the whole job may skip (a `records = 'lines'` job); default 0. */
+  skipBadRecords?: number;
+  onSkip?: (record: SkippedRecord & { key: string }) => void;
+}
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** Finds an input's splits as `submit` does: streamed, its UTF-8 checked, never read whole. */
@@ -108,15 +117,31 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
     const mod = asJobModule(
       (await guarded('loading the job module', () => import(url), authorStack)) as Record<string, unknown>,
     );
+    const skipBadRecords = opts.skipBadRecords ?? 0;
+    if (skipBadRecords > 0 && mod.records !== 'lines') {
+      throw new UserError(
+        `--skip-bad-records skips lines, but ${modulePath} does not declare \`export const records = 'lines'\``,
+      );
+    }
+    let skippedSoFar = 0;
+    // Line numbers run on across a file's splits, which end at line boundaries.
+    let firstLine = 1;
     const files = Array.from({ length: reduces }, (_, r) => join(dir, `part-${r}`));
     for (const [i, s] of plan.entries()) {
       const value = await readRange(s.path, s.range);
+      if (i === 0 || plan[i - 1]!.path !== s.path) firstLine = 1;
       // The master hands a volunteer its split decoded the same way.
-      const { partitions } = await guarded(
+      const { partitions, skipped } = await guarded(
         `map task ${i} (input ${JSON.stringify(s.key)})`,
-        () => runMap(mod, s.key, value, reduces),
+        () => runMap(mod, s.key, value, reduces, { skipBadRecords, skippedBefore: skippedSoFar, firstLine }),
         authorStack,
       );
+      for (const r of skipped) {
+        if (r.error.stack) r.error.stack = authorStack(toError(r.error)).stack;
+        opts.onSkip?.({ ...r, key: s.key });
+      }
+      skippedSoFar += skipped.length;
+      firstLine += countNewlines(value);
       for (const [r, p] of partitions.entries()) {
         if (p.length > 0) await appendFile(files[r]!, encodePartition(r, p));
       }
