@@ -1,7 +1,8 @@
 /**
  * A bundled TypeScript job (test/fixtures/ts-job: a relative import and an npm package) in a real
  * Chromium tab: its output equals `tabreduce local`'s, and a failure's stack, which Chromium reports
- * in lines of the bundle, reaches the API in the author's `.ts` files and lines.
+ * in lines of the bundle, reaches the API in the author's `.ts` files and lines. A `records = 'lines'`
+ * job gets one map call per line there too.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,6 +39,23 @@ describe('a bundled TypeScript job in a browser tab', () => {
     assert.match(stack, /\(job\.ts:12:\d+\)/, stack);
     assert.doesNotMatch(stack, /module\.js[?:]/, 'no frame left in the bundle');
     assert.match(job.error ?? '', /stem\.ts:14:/);
+    await context.close();
+  });
+
+  it("runs a records = 'lines' job as local does", async () => {
+    const m = await master();
+    const context = await newContext();
+    await openTabs(context, m, 1);
+    const lines = join(ROOT, 'test/fixtures/ts-job/first-words.ts');
+    const crlf = join(tempDir(), 'crlf.txt');
+    writeFileSync(crlf, 'alpha one\r\nbeta\r\n\r\nalpha two');
+    const inputs = [crlf, corpusFiles()[0]!];
+    const args = ['--split-size', '64KiB', '--reduces', '2'];
+    const r = await adminCli(m)(['submit', lines, ...inputs, ...args, '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = await apiText(m, `/api/jobs/${r.stdout.split('\n')[0]!}/output`);
+    assert.equal(out, await localOutput(lines, inputs, args));
+    assert.match(out, /^alpha\t2$/m);
     await context.close();
   });
 });
