@@ -58,17 +58,26 @@ const refuseNodeBuiltins: Plugin = {
   },
 };
 
-function describeMessage(m: Message): string {
-  const where = m.location ? `${m.location.file}:${m.location.line}:${m.location.column + 1}: ` : '';
-  return `${where}${m.text}`;
+/**
+ * esbuild's messages carry no kind: the few that are not about the text itself are known by their
+ * opening words, and the rest come from its parser, so they are called syntax errors as the master's
+ * check calls them.
+ */
+const NOT_SYNTAX = /^(?:Could not resolve|No matching export|Could not read|Cannot read)/;
+
+/** An esbuild message as `file:line:column: reason`, the file named from the job's directory as given. */
+function describeMessage(m: Message, jobDir: string): string {
+  const where = m.location ? `${join(jobDir, m.location.file)}:${m.location.line}:${m.location.column + 1}: ` : '';
+  const kind = m.pluginName === '' && !NOT_SYNTAX.test(m.text) ? 'syntax error: ' : '';
+  return `${where}${kind}${m.text}`;
 }
 
 /** Why a build failed, as one line: its first error, and how many more there are. */
-function buildError(e: unknown): UserError | null {
+function buildError(e: unknown, jobDir: string): UserError | null {
   const errors = (e as Partial<BuildFailure>).errors;
   if (!Array.isArray(errors) || errors.length === 0) return null;
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more error${errors.length > 2 ? 's' : ''})` : '';
-  return new UserError(`${describeMessage(errors[0]!)}${more}`);
+  return new UserError(`${describeMessage(errors[0]!, jobDir)}${more}`);
 }
 
 /** Bundles the job at `path` into one ES module with an inline source map. */
@@ -88,6 +97,8 @@ export async function bundleJob(path: string): Promise<JobSource> {
   try {
     const result = await esbuild.build({
       entryPoints: [abs],
+      // Messages then name files from the job's directory, which describeMessage puts back as given.
+      absWorkingDir: dirname(abs),
       bundle: true,
       write: false,
       format: 'esm',
@@ -105,7 +116,7 @@ export async function bundleJob(path: string): Promise<JobSource> {
     });
     text = result.outputFiles[0]!.text;
   } catch (e) {
-    throw buildError(e) ?? e;
+    throw buildError(e, dirname(path)) ?? e;
   }
   const map = readInlineSourceMap(text);
   checkBundle(text, name, path, map);

@@ -92,7 +92,8 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
   const reduces = opts.reduces ?? JOB_DEFAULTS.reduces;
   const splitSize = opts.splitSize ?? JOB_DEFAULTS.splitSize;
   checkSpec({ reduces, splitSize, taskTimeoutMs: JOB_DEFAULTS.taskTimeoutMs, maxAttempts: 1 });
-  const job = await loadJobSource(modulePath, { bundle: opts.bundle ?? true });
+  const bundle = opts.bundle ?? true;
+  const job = await loadJobSource(modulePath, { bundle });
   if (inputPaths.length === 0) throw new UserError('no input files given');
   const keys = inputKeys(inputPaths);
   const plan: { path: string; key: string; range: SplitRange }[] = [];
@@ -105,7 +106,7 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
   try {
     // A bundle is imported from a file of its own; a module sent as it is, from where it is.
     let url = pathToFileURL(resolve(modulePath)).href;
-    if (job.map) {
+    if (bundle) {
       url = pathToFileURL(join(dir, 'job.mjs')).href;
       await writeFile(join(dir, 'job.mjs'), job.source);
     }
