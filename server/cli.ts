@@ -14,6 +14,7 @@ import { stripControls } from './cli/terminal-text.js';
 import { fsReason, isFsError, prepareOutDir, writeOutFile } from './cli/files.js';
 import { guardStdio, isClosedPipe } from './cli/stdio.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
+import { checkJob } from './cli/check.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
 
@@ -56,6 +57,10 @@ function adminCommand(
     run: (a, f) => fn(target(f), a, f),
   };
 }
+
+const BUNDLE_NOTE = `The job module (.ts, .mts, .js or .mjs) is bundled with what it imports: relative modules
+and npm packages from its own node_modules. Node built-ins are refused (tabs have none). Stack
+traces of failures name the author's files and lines. --no-bundle sends the file as it is.`;
 
 const defaultThreads = () => Math.max(1, Math.floor(availableParallelism() / 2));
 
@@ -101,8 +106,10 @@ Examples:
   },
   submit: adminCommand(
     'submit a job; prints its id',
-    `tabreduce submit JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
-                 [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait]
+    `tabreduce submit JOB.ts|JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
+                 [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait] [--no-bundle]
+
+${BUNDLE_NOTE}
 
 An INPUT may be a directory: its files are sent, recursively, in path order, hidden files and
 directories (a name starting with ".") skipped.
@@ -113,6 +120,7 @@ With --json, stdout is one JSON object per line: {"id": ...}, then with --wait t
 
 Examples:
   tabreduce submit word-count.js books/*.txt --reduces 4 --wait
+  tabreduce submit shared/examples/ts-word-count/job.ts books/*.txt --wait
   id=$(tabreduce submit grep.js logs/*.log) && tabreduce wait "$id"
   tabreduce submit word-count.js books/*.txt --json | jq -r .id`,
     admin.submit,
@@ -123,6 +131,7 @@ Examples:
       'task-timeout': { type: 'string' },
       'max-attempts': { type: 'string' },
       wait: { type: 'boolean' },
+      'no-bundle': { type: 'boolean' },
     },
   ),
   status: adminCommand(
@@ -204,11 +213,15 @@ Examples:
   ),
   local: {
     summary: 'run a job sequentially in this process (the reference output)',
-    usage: `tabreduce local JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
+    usage: `tabreduce local JOB.ts|JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--split-size 4MiB] [--out DIR]
+                [--no-bundle] [--skip-bad-records N]
 
 Runs the same module with the same splitting and engine as the distributed run, without a
 master. Prints the output (partitions in order), or writes DIR/part-NNNNN with --out. An INPUT
-may be a directory, as with submit.
+may be a directory, as with submit. The module is bundled as submit bundles it (--no-bundle
+imports it as it is).
+For a job that declares \`export const records = 'lines'\`, --skip-bad-records N skips up to N
+lines whose map throws (listed on stderr: file, line, its start, the error); one more fails the run.
 
 Example:
   tabreduce local word-count.js books/*.txt --reduces 4 > expected.txt`,
@@ -216,9 +229,25 @@ Example:
       reduces: { type: 'string' },
       'split-size': { type: 'string' },
       out: { type: 'string' },
+      'no-bundle': { type: 'boolean' },
+      'skip-bad-records': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     run: localCommand,
+  },
+  check: {
+    summary: "check a job module as submit would, and its types with the project's own tsc",
+    usage: `tabreduce check JOB.ts
+
+Bundles the module as submit does (so it reports what submit would refuse), then runs the tsc of
+the job's project (node_modules/.bin/tsc, looked for from the job's directory upward) with
+--noEmit: on the nearest tsconfig.json, or on the job alone with strict defaults when there is
+none. Exits 0 when all is well, 2 on type errors, a refused module, or no tsc installed.
+
+Example:
+  tabreduce check jobs/word-count.ts`,
+    options: { help: { type: 'boolean', short: 'h' } },
+    run: checkCommand,
   },
   volunteer: {
     summary: 'compute for a master from this machine (headless)',
@@ -302,6 +331,14 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
   const parts = await runLocal(modulePath, inputs, {
     reduces,
     splitSize,
+    bundle: f['no-bundle'] !== true,
+    skipBadRecords: intFlag(f['skip-bad-records'], 'skip-bad-records', 0),
+    onSkip: (r) => {
+      // One line each: the error and where the job threw it.
+      const at = /\n\s+at (?:.*\()?([^()\s]+:\d+:\d+)\)?/.exec(r.error.stack ?? '')?.[1];
+      const line = `skipped line ${r.line} of ${r.key} (${JSON.stringify(r.text)}): ${r.error.name}: ${r.error.message}${at ? ` (${at})` : ''}`;
+      process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${stripControls(line)}\n`);
+    },
     onProgress: tty ? (done, total, phase) => process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}`) : undefined,
   });
   if (tty) process.stderr.write('\r\x1b[2K');
@@ -313,6 +350,11 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
   await prepareOutDir(out);
   for (const [r, p] of parts.entries()) await writeOutFile(join(out, `part-${String(r).padStart(5, '0')}`), p);
   return 0;
+}
+
+async function checkCommand(args: string[]): Promise<number> {
+  if (args.length !== 1) throw new UserError('usage: tabreduce check JOB.ts (see tabreduce check --help)');
+  return checkJob(args[0]!);
 }
 
 async function volunteerCommand(_args: string[], f: Flags): Promise<number> {

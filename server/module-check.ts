@@ -1,5 +1,6 @@
 import { parse, type Node } from 'acorn';
 import { UserError } from '../shared/errors.js';
+import { RECORDS_MODES } from '../shared/engine.js';
 
 interface AcornSyntaxError extends SyntaxError {
   loc?: { line: number; column: number };
@@ -7,10 +8,13 @@ interface AcornSyntaxError extends SyntaxError {
 
 interface NamedNode extends Node {
   id?: { name: string } | null;
-  declaration?: (Node & { id?: { name: string }; declarations?: { id: Node & { name?: string } }[] }) | null;
-  specifiers?: { exported: Node & { name?: string; value?: string } }[];
+  declaration?:
+    (Node & { id?: { name: string }; declarations?: { id: Node & { name?: string }; init?: Node | null }[] }) | null;
+  specifiers?: { exported: Node & { name?: string; value?: string }; local?: Node & { name?: string } }[];
   source?: { value: string } | null;
 }
+
+type Declarator = { id: Node & { name?: string }; init?: Node | null };
 
 type Located = Node & { loc?: { start: { line: number } }; meta?: { name?: string } };
 
@@ -43,6 +47,18 @@ function findRuntimeImport(program: Node): { node: Located; what: 'import()' | '
 }
 
 /**
+ * `export const records = '…'` with a literal names how `map` is called; a value no engine knows is
+ * refused here, with its line, rather than failing every attempt. Other values are checked when the
+ * module loads (shared/engine.ts).
+ */
+function checkRecords(d: Declarator, file: string, line: number | string) {
+  if (d.id.name !== 'records' || d.init?.type !== 'Literal') return;
+  const value = (d.init as Node & { value?: unknown }).value;
+  if (typeof value === 'string' && (RECORDS_MODES as readonly string[]).includes(value)) return;
+  throw new UserError(`${file}:${line}: records must be 'lines' or 'splits', got ${JSON.stringify(value)}`);
+}
+
+/**
  * Checks a job module without running it: it must parse as an ES module, export `map` and
  * `reduce`, and import nothing, neither with `import` declarations nor `import()` or
  * `import.meta` anywhere (volunteers load it alone from the master, and the Node volunteer's sandbox
@@ -52,7 +68,7 @@ function findRuntimeImport(program: Node): { node: Located; what: 'import()' | '
 export function checkJobModule(source: string, file: string): Set<string> {
   if (/\.(c?ts|mts|tsx)$/.test(file)) {
     throw new UserError(
-      `${file}: TypeScript job modules are not compiled by tabreduce; compile it to .js (e.g. tsc) and submit that`,
+      `${file}: the master takes JavaScript; \`tabreduce submit\` compiles and bundles TypeScript unless told --no-bundle`,
     );
   }
   let program: { body: NamedNode[] };
@@ -67,8 +83,16 @@ export function checkJobModule(source: string, file: string): Set<string> {
     throw new UserError(`${file}:${where}: syntax error: ${reason}`);
   }
   const exported = new Set<string>();
+  // Top-level `var`/`let`/`const`, for `export { records }` as bundlers write it.
+  const declared = new Map<string, { d: Declarator; line: number | string }>();
+  let recordsLocal: string | null = null;
   for (const node of program.body) {
     const line = (node as Node & { loc?: { start: { line: number } } }).loc?.start.line ?? '?';
+    if (node.type === 'VariableDeclaration') {
+      for (const d of (node as unknown as { declarations: Declarator[] }).declarations) {
+        if (d.id.name) declared.set(d.id.name, { d, line });
+      }
+    }
     if (node.type === 'ImportDeclaration') {
       throw new UserError(
         `${file}:${line}: job modules must be self-contained, but this imports ${JSON.stringify(node.source?.value)}; bundle it into the module`,
@@ -85,12 +109,18 @@ export function checkJobModule(source: string, file: string): Set<string> {
     }
     const decl = node.declaration;
     if (decl?.id?.name) exported.add(decl.id.name);
-    for (const d of decl?.declarations ?? []) if (d.id.name) exported.add(d.id.name);
+    for (const d of decl?.declarations ?? []) {
+      if (d.id.name) exported.add(d.id.name);
+      checkRecords(d, file, line);
+    }
     for (const s of node.specifiers ?? []) {
       const name = s.exported.name ?? s.exported.value;
       if (name) exported.add(name);
+      if (name === 'records' && s.local?.name) recordsLocal = s.local.name;
     }
   }
+  const records = recordsLocal === null ? undefined : declared.get(recordsLocal);
+  if (records) checkRecords({ ...records.d, id: { ...records.d.id, name: 'records' } }, file, records.line);
   const runtime = findRuntimeImport(program as unknown as Node);
   if (runtime) {
     const line = runtime.node.loc?.start.line ?? '?';

@@ -2,8 +2,9 @@
  * The engine: runs one map task or one reduce task of a job module. Pure TypeScript with no DOM or
  * Node APIs, so the browser Web Worker, the Node volunteer and `tabreduce local` run this same code.
  */
-import type { JobModule } from './job-types.js';
+import type { JobModule, RecordsMode } from './job-types.js';
 import { defaultPartition } from './partition.js';
+import { serializeError, type SerializedError } from './errors.js';
 
 /** One key and all its values, as a map task emitted them (in emit order) or a combiner folded them. */
 export type Group = [key: string, values: string[]];
@@ -14,6 +15,8 @@ export interface MapResult {
   partitions: Partition[];
   /** Records emitted by `map` (before the combiner). */
   recordsOut: number;
+  /** Lines skipped under `skipBadRecords`, in order. */
+  skipped: SkippedRecord[];
 }
 
 export interface ReduceResult {
@@ -27,6 +30,26 @@ export interface ReduceResult {
 
 export class JobCodeError extends Error {
   override name = 'JobCodeError';
+}
+
+export const RECORDS_MODES: readonly RecordsMode[] = Object.freeze(['splits', 'lines']);
+
+function describeValue(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v.slice(0, 50)) : v === null ? 'null' : typeof v;
+}
+
+/** The lines of a split, without their endings; a last line without one is a line, an empty text none. */
+export function* splitLines(text: string): Generator<string> {
+  let start = 0;
+  while (start < text.length) {
+    const newline = text.indexOf('\n', start);
+    if (newline < 0) {
+      yield text.slice(start);
+      return;
+    }
+    yield text.slice(start, newline > start && text.charCodeAt(newline - 1) === 13 ? newline - 1 : newline);
+    start = newline + 1;
+  }
 }
 
 export function compareKeys(a: string, b: string): number {
@@ -47,6 +70,10 @@ export function asJobModule(ns: Record<string, unknown>): JobModule {
     if (ns[name] !== undefined && typeof ns[name] !== 'function') {
       throw new JobCodeError(`job module exports ${name}, but it is not a function`);
     }
+  }
+  const records = ns['records'];
+  if (records !== undefined && !RECORDS_MODES.includes(records as RecordsMode)) {
+    throw new JobCodeError(`job module exports records = ${describeValue(records)}; it must be 'lines' or 'splits'`);
   }
   return ns as unknown as JobModule;
 }
@@ -70,11 +97,57 @@ function sortedGroups(groups: Map<string, string[]>): Partition {
   return keys.map((k) => [k, groups.get(k)!]);
 }
 
-export async function runMap(mod: JobModule, key: string, value: string, nReduce: number): Promise<MapResult> {
+/** A line whose `map` threw and that `skipBadRecords` let the task skip. */
+export interface SkippedRecord {
+  /** 1-based: `firstLine` plus the line's index in the split. */
+  line: number;
+  /** The line's first characters. */
+  text: string;
+  error: SerializedError;
+}
+
+export interface MapOptions {
+  /**
+   * With `records = 'lines'`: how many lines whose `map` throws may be skipped (their emits
+   * dropped) before the task fails with the next one. Default 0.
+   */
+  skipBadRecords?: number;
+  /** Lines of the job already skipped before this task (a sequential run); they count toward the limit. */
+  skippedBefore?: number;
+  /** The line number of the split's first line in its file, for SkippedRecord.line. Default 1. */
+  firstLine?: number;
+}
+
+/** Characters of a skipped line kept to report it. */
+const SKIPPED_TEXT_CHARS = 80;
+
+/** The error a task fails with when one bad line more than `--skip-bad-records` allows throws. */
+export class BadRecordError extends Error {
+  override name = 'BadRecordError';
+}
+
+export async function runMap(
+  mod: JobModule,
+  key: string,
+  value: string,
+  nReduce: number,
+  opts: MapOptions = {},
+): Promise<MapResult> {
   const buckets: Map<string, string[]>[] = Array.from({ length: nReduce }, () => new Map());
   const partition = mod.partition ?? defaultPartition;
+  const skipBadRecords = opts.skipBadRecords ?? 0;
+  const skipped: SkippedRecord[] = [];
   let recordsOut = 0;
   let closed = false;
+  // While lines may be skipped, a line's emits wait until its map returns: a skipped line leaves none.
+  let pending: [key: string, value: string, partition: number][] | null = null;
+  const place = (ks: string, vs: string, p: number) => {
+    const bucket = buckets[p]!;
+    const values = bucket.get(ks);
+    if (values) values.push(vs);
+    else bucket.set(ks, [vs]);
+    recordsOut++;
+  };
   const emit = (k: unknown, v: unknown): void => {
     if (closed) throw new JobCodeError('emit called after map returned');
     const ks = checkString('emit key', k);
@@ -83,14 +156,33 @@ export async function runMap(mod: JobModule, key: string, value: string, nReduce
     if (!Number.isInteger(p) || p < 0 || p >= nReduce) {
       throw new JobCodeError(`partition(${JSON.stringify(ks.slice(0, 50))}, ${nReduce}) returned ${p}`);
     }
-    const bucket = buckets[p]!;
-    const values = bucket.get(ks);
-    if (values) values.push(vs);
-    else bucket.set(ks, [vs]);
-    recordsOut++;
+    if (pending) pending.push([ks, vs, p]);
+    else place(ks, vs, p);
   };
-  const ret = mod.map(key, value, emit);
-  if (isThenable(ret)) await ret;
+  if (mod.records === 'lines') {
+    let line = opts.firstLine ?? 1;
+    for (const text of splitLines(value)) {
+      if (skipBadRecords > 0) pending = [];
+      try {
+        const ret = mod.map(key, text, emit);
+        if (isThenable(ret)) await ret;
+        for (const [k, v, p] of pending ?? []) place(k, v, p);
+      } catch (e) {
+        if (skipBadRecords === 0) throw e;
+        const record = { line, text: text.slice(0, SKIPPED_TEXT_CHARS), error: serializeError(e) };
+        const before = opts.skippedBefore ?? 0;
+        if (before + skipped.length >= skipBadRecords) {
+          throw tooManyBadRecords(key, record, before + skipped.length + 1, skipBadRecords);
+        }
+        skipped.push(record);
+      }
+      line++;
+    }
+    pending = null;
+  } else {
+    const ret = mod.map(key, value, emit);
+    if (isThenable(ret)) await ret;
+  }
   closed = true;
   const partitions: Partition[] = [];
   for (const bucket of buckets) {
@@ -100,7 +192,18 @@ export async function runMap(mod: JobModule, key: string, value: string, nReduce
     }
     partitions.push(groups);
   }
-  return { partitions, recordsOut };
+  return { partitions, recordsOut, skipped };
+}
+
+/** The bad line past the limit: its place and text in the message, its own stack under it. */
+function tooManyBadRecords(key: string, r: SkippedRecord, nth: number, limit: number): BadRecordError {
+  const err = new BadRecordError(
+    `line ${r.line} of ${key} (${JSON.stringify(r.text)}) threw ${r.error.name}: ${r.error.message}; ` +
+      `it is bad record ${nth}, and --skip-bad-records allows ${limit}`,
+  );
+  const frames = (r.error.stack ?? '').split('\n').filter((l) => /^\s+at |@/.test(l));
+  err.stack = [`${err.name}: ${err.message}`, ...frames].join('\n');
+  return err;
 }
 
 /**

@@ -5,9 +5,16 @@ export type ReduceFn = (key: string, values: string[]) => string | Promise<strin
 export type CombineFn = ReduceFn;
 export type PartitionFn = (key: string, nReduce: number) => number;
 
+/**
+ * What `map` is called with: `'splits'` (the default) once per split of an input, `'lines'` once per
+ * line of it, without its line ending (`\n` or `\r\n`).
+ */
+export type RecordsMode = 'splits' | 'lines';
+
 export interface JobModule {
   map: MapFn;
   reduce: ReduceFn;
   combine?: CombineFn;
   partition?: PartitionFn;
+  records?: RecordsMode;
 }

@@ -30,7 +30,19 @@ import {
 import { progressLine } from '../server/cli/progress.js';
 import type { JobSummary, JobView } from '../shared/api.js';
 
-const COMMANDS = ['serve', 'submit', 'status', 'wait', 'result', 'cancel', 'delete', 'workers', 'local', 'volunteer'];
+const COMMANDS = [
+  'serve',
+  'submit',
+  'status',
+  'wait',
+  'result',
+  'cancel',
+  'delete',
+  'workers',
+  'local',
+  'check',
+  'volunteer',
+];
 const WORD_COUNT = join(EXAMPLES, 'word-count.js');
 
 let master: MasterProc;

@@ -6,12 +6,12 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { parseDuration, parseSize, formatBytes, formatDuration } from '../../shared/units.js';
 import { UserError } from '../../shared/errors.js';
-import { checkJobModule } from '../module-check.js';
+import { loadJobSource } from './bundle.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { DeletedJob, JobSummary, JobView, WorkerView } from '../../shared/api.js';
 import { ATTEMPT_OUTCOMES } from '../../shared/states.js';
 import { api, apiJson, fetchAllTasks, type AdminTarget } from './admin-client.js';
-import { checkReadable, expandInputs, prepareOutDir, readInput, writeOutFile } from './files.js';
+import { checkReadable, expandInputs, prepareOutDir, writeOutFile } from './files.js';
 import { eta, waitForJob } from './progress.js';
 import { isJobFinished } from '../../shared/states.js';
 import { jsonText, stripControls } from './terminal-text.js';
@@ -48,7 +48,6 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   if (!modulePath) throw new UserError('usage: tabreduce submit JOB.js INPUT... (see tabreduce submit --help)');
   if (named.length === 0) throw new UserError('no input files: tabreduce submit JOB.js INPUT...');
   const spec = {
-    moduleName: basename(modulePath),
     reduces: intFlag(f['reduces'], 'reduces', JOB_DEFAULTS.reduces),
     splitSize: f['split-size'] ? parseSize(String(f['split-size']), '--split-size') : JOB_DEFAULTS.splitSize,
     taskTimeoutMs: f['task-timeout']
@@ -58,8 +57,7 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   };
   checkSpec(spec);
   // Everything that can be checked here is, before a byte is uploaded.
-  const source = (await readInput(modulePath, 'job module')).toString('utf8');
-  checkJobModule(source, modulePath);
+  const module = await loadJobSource(modulePath, { bundle: f['no-bundle'] !== true });
   const inputs = await expandInputs(named);
   inputKeys(inputs);
   for (const path of inputs) await checkReadable(path, 'input file');
@@ -72,7 +70,7 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   form.append('splitSize', String(spec.splitSize));
   form.append('taskTimeoutMs', String(spec.taskTimeoutMs));
   form.append('maxAttempts', String(spec.maxAttempts));
-  form.append('module', new Blob([source], { type: 'text/javascript' }), spec.moduleName);
+  form.append('module', new Blob([module.source], { type: 'text/javascript' }), module.name);
   // openAsBlob streams each file from disk as the request goes out, rather than reading it all first.
   for (const path of inputs) form.append('input', await openAsBlob(path), basename(path));
   const { id } = await apiJson<{ id: string }>(t, '/api/jobs', { method: 'POST', body: form });

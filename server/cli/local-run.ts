@@ -4,17 +4,18 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { asJobModule, runMap, runReduce } from '../../shared/engine.js';
+import { asJobModule, runMap, runReduce, type SkippedRecord } from '../../shared/engine.js';
 import { describeError, toError } from '../../shared/errors.js';
-import { checkJobModule } from '../module-check.js';
+import { mapStack } from '../stack-map.js';
+import { loadJobSource } from './bundle.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import { checkReadable, expandInputs, fsUserError, isFsError, readInput } from './files.js';
+import { checkReadable, expandInputs, fsUserError, isFsError } from './files.js';
 import { SplitFinder, type SplitRange } from '../../shared/split.js';
 import { decodeRecords, encodePartition } from '../../shared/records.js';
 import { Utf8Check } from '../utf8-check.js';
 import { UserError } from '../../shared/errors.js';
 import { createReadStream } from 'node:fs';
-import { appendFile, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,11 +24,12 @@ export class LocalJobError extends Error {
   override name = 'LocalJobError';
 }
 
-async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+/** Runs job code; what it throws becomes a LocalJobError, its stack in the author's files when `map` has them. */
+async function guarded<T>(what: string, fn: () => Promise<T>, map: (e: Error) => Error): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    throw new LocalJobError(`${what} failed: ${describeError(toError(e))}`);
+    throw new LocalJobError(`${what} failed: ${describeError(map(toError(e)))}`);
   }
 }
 
@@ -35,6 +37,17 @@ export interface LocalOptions {
   reduces?: number;
   splitSize?: number;
   onProgress?: (done: number, total: number, phase: 'map' | 'reduce') => void;
+  /** Bundle the module (server/cli/bundle.ts) rather than import it as it is; default true. */
+  bundle?: boolean;
+  /** Lines whose `map` throws that the whole job may skip (a `records = 'lines'` job); default 0. */
+  skipBadRecords?: number;
+  onSkip?: (record: SkippedRecord & { key: string }) => void;
+}
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** Finds an input's splits as `submit` does: streamed, its UTF-8 checked, never read whole. */
@@ -80,8 +93,8 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
   const reduces = opts.reduces ?? JOB_DEFAULTS.reduces;
   const splitSize = opts.splitSize ?? JOB_DEFAULTS.splitSize;
   checkSpec({ reduces, splitSize, taskTimeoutMs: JOB_DEFAULTS.taskTimeoutMs, maxAttempts: 1 });
-  const source = await readInput(modulePath, 'job module').then((b) => b.toString('utf8'));
-  checkJobModule(source, modulePath);
+  const bundle = opts.bundle ?? true;
+  const job = await loadJobSource(modulePath, { bundle });
   if (inputPaths.length === 0) throw new UserError('no input files given');
   const inputFiles = await expandInputs(inputPaths);
   const keys = inputKeys(inputFiles);
@@ -90,17 +103,48 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
     await checkReadable(path, 'input file');
     for (const range of await scanInput(path, splitSize)) plan.push({ path, key: keys[i]!, range });
   }
-  const mod = asJobModule((await import(pathToFileURL(resolve(modulePath)).href)) as Record<string, unknown>);
 
   const dir = await mkdtemp(join(tmpdir(), 'tabreduce-local-'));
   try {
+    // A bundle is imported from a file of its own; a module sent as it is, from where it is.
+    let url = pathToFileURL(resolve(modulePath)).href;
+    if (bundle) {
+      url = pathToFileURL(join(dir, 'job.mjs')).href;
+      await writeFile(join(dir, 'job.mjs'), job.source);
+    }
+    const map = job.map;
+    const authorStack = (e: Error): Error => {
+      if (map && e.stack) e.stack = mapStack(e.stack, map, (u) => u === url);
+      return e;
+    };
+    const mod = asJobModule(
+      (await guarded('loading the job module', () => import(url), authorStack)) as Record<string, unknown>,
+    );
+    const skipBadRecords = opts.skipBadRecords ?? 0;
+    if (skipBadRecords > 0 && mod.records !== 'lines') {
+      throw new UserError(
+        `--skip-bad-records skips lines, but ${modulePath} does not declare \`export const records = 'lines'\``,
+      );
+    }
+    let skippedSoFar = 0;
+    // Line numbers run on across a file's splits, which end at line boundaries.
+    let firstLine = 1;
     const files = Array.from({ length: reduces }, (_, r) => join(dir, `part-${r}`));
     for (const [i, s] of plan.entries()) {
       const value = await readRange(s.path, s.range);
+      if (i === 0 || plan[i - 1]!.path !== s.path) firstLine = 1;
       // The master hands a volunteer its split decoded the same way.
-      const { partitions } = await guarded(`map task ${i} (input ${JSON.stringify(s.key)})`, () =>
-        runMap(mod, s.key, value, reduces),
+      const { partitions, skipped } = await guarded(
+        `map task ${i} (input ${JSON.stringify(s.key)})`,
+        () => runMap(mod, s.key, value, reduces, { skipBadRecords, skippedBefore: skippedSoFar, firstLine }),
+        authorStack,
       );
+      for (const r of skipped) {
+        if (r.error.stack) r.error.stack = authorStack(toError(r.error)).stack;
+        opts.onSkip?.({ ...r, key: s.key });
+      }
+      skippedSoFar += skipped.length;
+      firstLine += countNewlines(value);
       for (const [r, p] of partitions.entries()) {
         if (p.length > 0) await appendFile(files[r]!, encodePartition(r, p));
       }
@@ -109,7 +153,10 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
     const out: string[] = [];
     for (const [r, file] of files.entries()) {
       const text = await readFile(file, 'utf8').catch(() => '');
-      out.push((await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, [decodeRecords(text)]))).text);
+      out.push(
+        (await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, [decodeRecords(text)]), authorStack))
+          .text,
+      );
       opts.onProgress?.(r + 1, reduces, 'reduce');
     }
     return out;

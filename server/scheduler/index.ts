@@ -13,6 +13,7 @@ import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError, type SerializedError } from '../../shared/errors.js';
 import { countOf, formatBytes } from '../../shared/units.js';
 import { blobNames } from '../blobs/blob-store.js';
+import { createStackMapper } from '../stack-map.js';
 import {
   createContext,
   discard,
@@ -50,6 +51,8 @@ const FAIL_REASONS = {
 
 export class Scheduler {
   private readonly ctx: Context;
+  /** Volunteers' stacks name lines of the bundle; failures are stored with the author's lines. */
+  private readonly authorStack = createStackMapper((jobId) => this.ctx.stores.jobs.module(jobId));
 
   constructor(db: Db, stores: Stores, opts: SchedulerOptions) {
     const ctx = createContext(db, stores, opts);
@@ -233,7 +236,7 @@ export class Scheduler {
         ctx.log(
           `${l ? `job ${l.jobId} ${l.phase} ${l.index}` : 'a task'} on ${v.id}: job code ${why}: ${msg.error.message}`,
         );
-        settle(ctx, [msg.lease], 'failed', msg.error);
+        settle(ctx, [msg.lease], 'failed', l ? this.authorStack(l.jobId, msg.error) : msg.error);
         dispatch(ctx);
         return;
       }
