@@ -72,6 +72,20 @@ describe('a volunteer keeps its contribution and its name', () => {
     await row.waitFor();
     assert.equal(await row.locator('td').first().innerText(), 'Ada Lovelace');
     assert.equal(await row.locator('td.agent').innerText(), 'Chrome on Linux');
+    // A job's page names it so too: the timeline's row and the volunteers' share of the work.
+    const job = await submitJob(m, [join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--reduces', '1']);
+    assert.equal((await waitJob(m, job)).state, 'succeeded');
+    await status.evaluate(`location.hash = '#/jobs/${job}'`);
+    await status.locator('svg.gantt text.worker').first().waitFor();
+    assert.equal(await status.locator('svg.gantt text.worker').first().textContent(), 'Ada Lovelace');
+    await until(
+      'the share table',
+      async () => (await status.locator('[data-insight] tr[data-volunteer] td').count()) > 0,
+    );
+    assert.equal(
+      await status.locator(`[data-insight] tr[data-volunteer="${tab.id}"] td`).first().innerText(),
+      'Ada Lovelace',
+    );
 
     const cli = await adminCli(m)(['workers']);
     assert.equal(cli.code, 0, cli.stderr);

@@ -35,6 +35,13 @@ export function shortId(id: string): string {
   return id.length > 8 ? id.slice(0, 8) : id;
 }
 
+/** Names volunteers by the name each one's visitor chose, else by the start of its id. */
+export function volunteerNamer(workers: readonly { id: string; name: string | null }[]): (id: string) => string {
+  const names = new Map<string, string>();
+  for (const w of workers) if (w.name) names.set(w.id, w.name);
+  return (id) => names.get(id) ?? shortId(id);
+}
+
 export function percent(done: number, total: number): number {
   return total === 0 ? 0 : Math.min(100, (done / total) * 100);
 }

@@ -2,6 +2,7 @@
  * The status page's live view of the master: jobs, volunteers and throughput, kept current by the
  * `/api/events` stream. One instance per page; components read its fields, which are runes.
  */
+import { volunteerNamer } from './format.js';
 import type { JobView, ThroughputSample, WorkerView } from '../../shared/api.js';
 import { SseParser, type SseEvent } from './sse.js';
 import { TokenRefusedError, UnreachableError, apiFetch, apiJson, saveToken, savedToken } from './api.js';
@@ -26,6 +27,8 @@ export class LiveState {
   // Whole values are replaced on every update, so deep reactivity would only cost proxies.
   jobs = $state.raw<JobView[]>([]);
   workers = $state.raw<WorkerView[]>([]);
+  /** A volunteer as the pages name it: the name its visitor chose, else the start of its id. */
+  nameOf = $derived(volunteerNamer(this.workers));
   throughput = $state.raw<ThroughputSample[]>([]);
   /** The page's clock, ticking every second, for elapsed times, ages and running bars. */
   now = $state(Date.now());
