@@ -6,7 +6,8 @@ import type { Scheduler, Volunteer } from './scheduler/index.js';
 import type { SerializedError } from '../shared/errors.js';
 import type { AttemptView, FailedAttemptView, JobView, TaskView, WorkerView } from '../shared/api.js';
 
-export function jobView(j: JobRow): JobView {
+/** `waiting`: what the scheduler says an unfinished job waits for (`Scheduler.waitingFor`). */
+export function jobView(j: JobRow, waiting: string | null = null): JobView {
   return {
     id: j.id,
     name: j.name,
@@ -23,6 +24,15 @@ export function jobView(j: JobRow): JobView {
     taskTimeoutMs: j.task_timeout_ms,
     maxAttempts: j.max_attempts,
     storedBytes: j.stored_bytes,
+    verify: j.verify,
+    verification: {
+      verified: j.verified,
+      spotChecked: j.spot_checked,
+      trusted: j.trusted,
+      unconfirmed: j.unconfirmed,
+      rejected: j.rejected,
+    },
+    waiting,
   };
 }
 

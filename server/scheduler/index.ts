@@ -25,7 +25,7 @@ import {
   type Upload,
   type Volunteer,
 } from './context.js';
-import { activate, clearMemory, currentTasks } from './memory.js';
+import { activate, clearMemory, currentTasks, othersFor } from './memory.js';
 import { batched, durably, flush, send } from './group-commit.js';
 import { recover } from './recovery.js';
 import { attach, closed, detach, excuse, saveVolunteers, seen, update, welcome } from './volunteers.js';
@@ -36,7 +36,7 @@ import { cancelLease, endJob, settle } from './settle.js';
 import { findDue, goneReason } from './lease-sweeper.js';
 import { forgetVolunteers, removeJob, type JobRemoval } from './deletion.js';
 
-export { HARD_LIMIT_FACTOR } from './context.js';
+export { HARD_LIMIT_FACTOR, SPOT_CHECK_RATE, TRUST_AFTER } from './context.js';
 export type { Clock, Connection, Lease, SchedulerEvent, SchedulerOptions, Volunteer } from './context.js';
 export type { JobRemoval } from './deletion.js';
 
@@ -213,7 +213,12 @@ export class Scheduler {
           });
           return;
         }
-        if (r.kind === 'superseded') {
+        if (r.kind === 'superseded' || r.kind === 'voted') {
+          dispatch(ctx);
+          return;
+        }
+        if (r.kind === 'disagree') {
+          endJob(ctx, l.jobId, 'failed', r.reason);
           dispatch(ctx);
           return;
         }
@@ -221,7 +226,7 @@ export class Scheduler {
         // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot
         // of `v` only, so refilling `v` restores that, unless the commit opened new work (the
         // barrier) or cancelled a loser, which frees a volunteer too.
-        if (r.moved || r.others.length > 0) dispatch(ctx);
+        if (r.moved || r.reopened || r.others.length > 0) dispatch(ctx);
         else fill(ctx, v);
         return;
       }
@@ -309,5 +314,34 @@ export class Scheduler {
 
   currentTasks(v: Volunteer): Lease[] {
     return currentTasks(this.ctx, v);
+  }
+
+  /**
+   * What a verified job waits for, when tasks with a result wait for another that no connected
+   * volunteer can give (each has already voted, or lost a vote): in `all` mode a second result, in
+   * either mode a third when two disagree; else null.
+   */
+  waitingFor(jobId: string): string | null {
+    const ctx = this.ctx;
+    const job = ctx.mem.active.get(jobId);
+    if (!job || job.verify === 'off') return null;
+    let n = 0;
+    let split = 0;
+    for (const [taskId, b] of ctx.mem.votedOn) {
+      if (b.jobId !== jobId || ctx.mem.taskLeases.has(taskId)) continue;
+      if (job.verify !== 'all' && b.hashes.size < 2) continue;
+      if (othersFor(ctx, jobId, taskId, null).length > 0) continue;
+      n++;
+      if (b.hashes.size > 1) split++;
+    }
+    if (n === 0) return null;
+    const why =
+      split > 0
+        ? `${split} of them with results that disagree`
+        : '--verify all commits a result only when two volunteers agree';
+    return (
+      `${n} task${n === 1 ? '' : 's'} wait${n === 1 ? 's' : ''} for a volunteer other than those that returned ` +
+      `a result for ${n === 1 ? 'it' : 'them'} (${why})`
+    );
   }
 }

@@ -65,6 +65,7 @@ export function activate(ctx: Context, job: JobRow): void {
     nReduce: job.n_reduce,
     taskTimeoutMs: job.task_timeout_ms,
     maxAttempts: job.max_attempts,
+    verify: job.verify,
     running: 0,
     drained: false,
   });
@@ -76,6 +77,8 @@ export function moveJob(ctx: Context, job: ActiveJob, state: JobState): void {
   job.drained = false;
   if (state === 'succeeded') {
     ctx.mem.active.delete(job.id);
+    ctx.mem.expelled.delete(job.id);
+    for (const [taskId, b] of ctx.mem.votedOn) if (b.jobId === job.id) ctx.mem.votedOn.delete(taskId);
     ctx.log(`job ${job.id} (${job.name}) succeeded`);
   }
 }
@@ -193,6 +196,62 @@ export function clearMemory(ctx: Context): void {
   mem.needBackup.clear();
   mem.failedOn.clear();
   mem.lostOn.clear();
+  mem.votedOn.clear();
+  mem.expelled.clear();
+}
+
+/** Notes a result recorded as a vote on a task. */
+export function noteVote(
+  ctx: Context,
+  jobId: string,
+  taskId: number,
+  vote: { volunteerId: string; address: string; hash: string },
+): void {
+  let b = ctx.mem.votedOn.get(taskId);
+  if (!b) {
+    b = { jobId, ids: new Set(), addresses: new Set(), hashes: new Set() };
+    ctx.mem.votedOn.set(taskId, b);
+  }
+  b.ids.add(vote.volunteerId);
+  b.addresses.add(vote.address);
+  b.hashes.add(vote.hash);
+}
+
+export function isExpelled(ctx: Context, jobId: string, volunteerId: string): boolean {
+  return ctx.mem.expelled.get(jobId)?.has(volunteerId) ?? false;
+}
+
+export function expel(ctx: Context, jobId: string, volunteerId: string): void {
+  const set = ctx.mem.expelled.get(jobId);
+  if (set) set.add(volunteerId);
+  else ctx.mem.expelled.set(jobId, new Set([volunteerId]));
+}
+
+/** Volunteers that could give task `taskId` of `jobId` a result now, beside `v`: connected, not expelled, not voters. */
+export function othersFor(ctx: Context, jobId: string, taskId: number, v: Volunteer | null): Volunteer[] {
+  const voters = ctx.mem.votedOn.get(taskId)?.ids;
+  const out: Volunteer[] = [];
+  for (const u of ctx.mem.volunteers.values()) {
+    if (u === v || !u.conn || u.paused || voters?.has(u.id) || isExpelled(ctx, jobId, u.id)) continue;
+    out.push(u);
+  }
+  return out;
+}
+
+/**
+ * Whether a task with votes waiting is better run by someone other than `v`. After `v` itself
+ * voted: always in `all` mode, or when the votes disagree (its second result proves nothing), and
+ * in `adaptive` mode while anyone else could (alone, it commits the task unconfirmed). After a vote
+ * from `v`'s address: while someone on a fresh address could.
+ */
+export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: Volunteer): boolean {
+  const b = ctx.mem.votedOn.get(taskId);
+  if (!b) return false;
+  const byId = b.ids.has(v.id);
+  if (byId && (job.verify === 'all' || b.hashes.size > 1)) return true;
+  if (!byId && !b.addresses.has(v.address)) return false;
+  const others = othersFor(ctx, job.id, taskId, v);
+  return byId ? others.length > 0 : others.some((u) => !b.addresses.has(u.address));
 }
 
 /** The running attempts of one volunteer, for the views. */
