@@ -101,7 +101,7 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
   const bytes = l.phase === 'map' ? (l.bytes ?? 0) : checked.bytes;
   const verdict: Verdict =
     job.verify === 'off' ? { kind: 'commit', confirm: null, votes: [] } : judge(ctx, job, v, l, checked.hash);
-  if (verdict.kind === 'rejected') return reject(ctx, v, l, job);
+  if (verdict.kind === 'rejected') return reject(ctx, v, l, job, others.length);
   if (verdict.kind === 'vote' || verdict.kind === 'disagree') {
     const recorded = transactionOf(ctx, voteInTx).immediate(ctx, l, msg, checked, others.length, ctx.clock.now());
     if (!recorded) return supersede(ctx, v, l, 'another attempt won');
@@ -115,6 +115,20 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
     emit(ctx, { kind: 'job', jobId: job.id });
     if (verdict.kind === 'disagree') return { kind: 'disagree', reason: verdict.reason };
     return { kind: 'voted' };
+  }
+  if (verdict.kind === 'lose') {
+    const fx = noEffects();
+    const lost = transactionOf(ctx, loseInTx).immediate(ctx, job, l, msg, checked, others.length, ctx.clock.now(), fx);
+    if (!lost) return supersede(ctx, v, l, 'another attempt won');
+    forget(ctx, msg.lease);
+    ctx.counters.rejected++;
+    const b = ctx.mem.votedOn.get(l.taskId);
+    if (b) b.decided = true;
+    job.drained = false;
+    const cancel = afterVerdict(ctx, fx, job);
+    send(ctx, v, { type: 'task.ack', lease: msg.lease, outcome: 'superseded', reason: 'another attempt won' });
+    emit(ctx, { kind: 'job', jobId: job.id });
+    return { kind: 'committed', others: cancel, moved: null, reopened: true };
   }
   const fx = noEffects();
   let moved: JobState | null | undefined;
@@ -170,7 +184,9 @@ type Verdict =
   | { kind: 'vote' }
   | { kind: 'disagree'; reason: string }
   /** Its volunteer lost a vote in this job: the result counts for nothing. */
-  | { kind: 'rejected' };
+  | { kind: 'rejected' }
+  /** Two earlier independent votes agree on another output: this one lost. */
+  | { kind: 'lose' };
 
 /** What a commit did beyond its task, for memory to follow once it is done. */
 interface Effects {
@@ -217,6 +233,13 @@ function judge(ctx: Context, job: ActiveJob, v: Volunteer, l: Lease, hash: strin
     const spot = adaptive && [v.id, ...agree.map((x) => x.volunteer_id)].some((id) => isTrusted(ctx, id));
     return { kind: 'commit', confirm: spot ? 'spot' : 'verified', votes };
   }
+  // Two earlier votes may agree, independent now that the volunteers that could vote have: then
+  // this result lost, and the next one equal to theirs commits.
+  const pair = (x: VoteRow, y: VoteRow) =>
+    x.volunteer_id !== y.volunteer_id && (x.address !== y.address || !others.some((u) => u.address !== x.address));
+  if (votes.some((x, i) => x.hash !== hash && votes.slice(i + 1).some((y) => y.hash === x.hash && pair(x, y)))) {
+    return { kind: 'lose' };
+  }
   const disagree = votes.some((x) => x.hash !== hash);
   if (votes.length + 1 >= job.maxAttempts * VOTE_FACTOR) {
     const task = ctx.stores.tasks.get(l.taskId);
@@ -233,12 +256,17 @@ function judge(ctx: Context, job: ActiveJob, v: Volunteer, l: Lease, hash: strin
   return { kind: 'vote' };
 }
 
-/** Answers a result from a volunteer expelled from the job: recorded rejected. */
-function reject(ctx: Context, v: Volunteer, l: Lease, job: ActiveJob): ResultOutcome {
+/** Answers a result from a volunteer expelled from the job: recorded rejected, and the task runs again. */
+function reject(ctx: Context, v: Volunteer, l: Lease, job: ActiveJob, othersRunning: number): ResultOutcome {
   forget(ctx, l.lease);
   ctx.counters.rejected++;
-  const ended = ctx.stores.attempts.end({ lease: l.lease, outcome: 'rejected', at: ctx.clock.now(), error: EXPELLED });
-  if (ended) ctx.stores.jobs.addRejected(job.id);
+  const { attempts, jobs, tasks } = ctx.stores;
+  ctx.stores.transaction(() => {
+    if (!attempts.end({ lease: l.lease, outcome: 'rejected', at: ctx.clock.now(), error: EXPELLED })) return;
+    jobs.addRejected(job.id);
+    tasks.move(l.taskId, 'running', nextTaskState('running', { type: 'vote', othersRunning }));
+  });
+  job.drained = false;
   send(ctx, v, { type: 'task.ack', lease: l.lease, outcome: 'superseded', reason: 'another attempt won' });
   emit(ctx, { kind: 'job', jobId: job.id });
   return { kind: 'superseded' };
@@ -294,7 +322,10 @@ function settleVotes(
   const quorum = verdict.confirm === 'verified' || verdict.confirm === 'spot';
   const agreed = new Set<string>();
   for (const x of verdict.votes) {
-    if (x.hash === hash) {
+    if (x.hash === hash && x.volunteer_id === v.id) {
+      // Its own earlier result (it ran the task again, nobody else could): not a second vote.
+      attempts.relabel(x.lease, 'voted', 'superseded');
+    } else if (x.hash === hash) {
       attempts.relabel(x.lease, 'voted', 'succeeded');
       if (quorum && x.volunteer_id !== v.id) agreed.add(x.volunteer_id);
     } else if (quorum) {
@@ -309,14 +340,52 @@ function settleVotes(
   }
   if (quorum) agreed.add(v.id);
   for (const id of agreed) trust.agreed(id, now);
-  for (const loser of fx.losers) {
-    // Its waiting votes in this job count for nothing now.
-    for (const lease of attempts.votedOfVolunteer(job.id, loser)) attempts.relabel(lease, 'voted', 'superseded');
-    for (const aj of ctx.mem.active.values()) {
-      for (const a of attempts.committedAlone(aj.id, loser))
-        takeBack(ctx, aj, a.task_id, a.lease, a.records_out, true, fx);
+  for (const loser of fx.losers) distrust(ctx, job, loser, fx);
+}
+
+/** A volunteer lost a vote: its waiting votes in the job count for nothing, and what it committed alone runs again. */
+function distrust(ctx: Context, job: ActiveJob, loser: string, fx: Effects): void {
+  const { attempts } = ctx.stores;
+  for (const lease of attempts.votedOfVolunteer(job.id, loser)) attempts.relabel(lease, 'voted', 'superseded');
+  for (const aj of ctx.mem.active.values()) {
+    for (const a of attempts.committedAlone(aj.id, loser)) {
+      takeBack(ctx, aj, a.task_id, a.lease, a.records_out, true, fx);
     }
   }
+}
+
+/**
+ * Records a result that lost to two earlier independent votes for another output: rejected, its
+ * volunteer distrusted. The task runs again, and the next result equal to the winners commits.
+ * False when the attempt had ended.
+ */
+function loseInTx(
+  ctx: Context,
+  job: ActiveJob,
+  l: Lease,
+  msg: TaskResultMessage,
+  checked: Checked,
+  othersRunning: number,
+  now: number,
+  fx: Effects,
+): boolean {
+  const { tasks, attempts, jobs, trust } = ctx.stores;
+  if (tasks.get(l.taskId)?.state !== 'running') return false;
+  const ended = attempts.end({
+    lease: l.lease,
+    outcome: 'rejected',
+    at: now,
+    error: LOST_VOTE,
+    ms: msg.stats.ms,
+    hash: checked.hash,
+  });
+  if (!ended) return false;
+  jobs.addRejected(job.id);
+  trust.rejected(l.volunteerId, now);
+  fx.losers.add(l.volunteerId);
+  distrust(ctx, job, l.volunteerId, fx);
+  tasks.move(l.taskId, 'running', nextTaskState('running', { type: 'vote', othersRunning }));
+  return true;
 }
 
 /**

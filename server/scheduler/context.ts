@@ -165,6 +165,8 @@ export interface Votes extends Blame {
   jobId: string;
   /** The hashes of their results: more than one, and a third volunteer must decide. */
   hashes: Set<string>;
+  /** Two independent votes agree and the others lost: a result equal to theirs, from anyone, commits. */
+  decided?: boolean;
 }
 
 /** What SQLite can rebuild after a restart (recovery.ts), plus live connections. */

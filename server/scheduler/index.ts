@@ -328,7 +328,7 @@ export class Scheduler {
     let n = 0;
     let split = 0;
     for (const [taskId, b] of ctx.mem.votedOn) {
-      if (b.jobId !== jobId || ctx.mem.taskLeases.has(taskId)) continue;
+      if (b.jobId !== jobId || b.decided || ctx.mem.taskLeases.has(taskId)) continue;
       if (job.verify !== 'all' && b.hashes.size < 2) continue;
       if (othersFor(ctx, jobId, taskId, null).length > 0) continue;
       n++;

@@ -248,7 +248,7 @@ export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: 
   const b = ctx.mem.votedOn.get(taskId);
   if (!b) return false;
   const byId = b.ids.has(v.id);
-  if (byId && (job.verify === 'all' || b.hashes.size > 1)) return true;
+  if (byId && !b.decided && (job.verify === 'all' || b.hashes.size > 1)) return true;
   if (!byId && !b.addresses.has(v.address)) return false;
   const others = othersFor(ctx, job.id, taskId, v);
   return byId ? others.length > 0 : others.some((u) => !b.addresses.has(u.address));

@@ -31,7 +31,12 @@ export function recover(ctx: Context): void {
     if (task)
       noteVote(ctx, task.job_id, a.task_id, { volunteerId: a.volunteer_id, address: a.address, hash: a.hash ?? '' });
   }
-  for (const a of attempts.rejectedOfActiveJobs()) expel(ctx, a.job_id, a.volunteer_id);
+  for (const a of attempts.rejectedOfActiveJobs()) {
+    expel(ctx, a.job_id, a.volunteer_id);
+    // Votes that remain beside a rejected one won: a result equal to them, from anyone, commits.
+    const b = mem.votedOn.get(a.task_id);
+    if (b) b.decided = true;
+  }
   if (mem.leases.size > 0) {
     ctx.log(
       `recovered ${mem.leases.size} running attempts; their volunteers have ${ctx.reassignAfterMs}ms to reconnect`,

@@ -73,7 +73,7 @@ export function createAttemptStore(db: Db) {
     WHERE task_id = ? AND outcome = 'voted' ORDER BY id`);
   const votesOfActiveJobs = db.prepare(`SELECT a.task_id, a.volunteer_id, a.address, a.hash FROM attempt a
     JOIN job j ON j.id = a.job_id WHERE a.outcome = 'voted' AND j.state IN ('queued', 'mapping', 'reducing')`);
-  const rejectedOfActiveJobs = db.prepare(`SELECT DISTINCT a.job_id, a.volunteer_id FROM attempt a
+  const rejectedOfActiveJobs = db.prepare(`SELECT a.job_id, a.volunteer_id, a.task_id FROM attempt a
     JOIN job j ON j.id = a.job_id WHERE a.outcome = 'rejected' AND j.state IN ('queued', 'mapping', 'reducing')`);
   const committedAlone = db.prepare(`SELECT a.lease, a.task_id, a.records_out FROM attempt a
     JOIN task t ON t.id = a.task_id WHERE a.job_id = @job AND a.volunteer_id = @volunteer
@@ -144,7 +144,7 @@ export function createAttemptStore(db: Db) {
     votesOfActiveJobs: () =>
       votesOfActiveJobs.all() as Pick<AttemptRow, 'task_id' | 'volunteer_id' | 'address' | 'hash'>[],
     /** Who lost a vote in an unfinished job: expelled from it, rebuilt after a restart. */
-    rejectedOfActiveJobs: () => rejectedOfActiveJobs.all() as Pick<AttemptRow, 'job_id' | 'volunteer_id'>[],
+    rejectedOfActiveJobs: () => rejectedOfActiveJobs.all() as Pick<AttemptRow, 'job_id' | 'volunteer_id' | 'task_id'>[],
     /** A volunteer's committed results in a job that rest on its word alone. */
     committedAlone: (jobId: string, volunteerId: string) =>
       committedAlone.all({ job: jobId, volunteer: volunteerId }) as Pick<

@@ -240,6 +240,19 @@ test('two colluding liars on one address cannot outvote honest volunteers on oth
   for (const l of vols.slice(0, 2)) assert.equal(outcomes(id, l.v.id)['succeeded'] ?? 0, 0, l.name);
 });
 
+test('two honest volunteers behind one address outvote a liar on another once it has voted', async () => {
+  for (const verify of ['all', 'adaptive'] as const) {
+    const s = newScheduler();
+    const id = await job(verify);
+    s.jobAdded(id);
+    const liar = join(s, 'liar', '127.0.0.2', () => true);
+    const j = await drive(s, [liar, join(s, 'h1'), join(s, 'h2')], id);
+    assert.equal(j.state, 'succeeded', verify);
+    assert.equal(words(id), EXPECTED, verify);
+    assert.equal(outcomes(id, liar.v.id)['succeeded'] ?? 0, 0, verify);
+  }
+});
+
 test('a restart between two votes keeps the first, and the task commits once on the second', async () => {
   const s = newScheduler();
   const id = await job('all', { a: 'x\n' });
