@@ -193,7 +193,19 @@ describe('a job from submit to result', () => {
     assert.equal(job.state, 'succeeded');
     assert.deepEqual(job.reduces, { total: 3, done: 3 });
     assert.match(one.stdout, /^job +\S+ +wc\nstate +succeeded\n/);
-    assert.match(one.stdout, /\nattempts +running 0, succeeded \d+, failed 0, lost 0, superseded 0\n/);
+    assert.match(
+      one.stdout,
+      /\nattempts +running 0, succeeded \d+, failed 0, lost 0, superseded 0, voted 0, rejected 0\n/,
+    );
+    // One volunteer: in the default mode the job finishes, and says that no task was confirmed by a second.
+    const n = job.maps.total + 3;
+    assert.match(
+      one.stdout,
+      new RegExp(
+        `\\nverify +adaptive: verified 0, spot-checked 0, trusted 0, unconfirmed ${n}, rejected 0 \\(${n} tasks not independently confirmed\\)\\n`,
+      ),
+    );
+    assert.deepEqual(job.verification, { verified: 0, spotChecked: 0, trusted: 0, unconfirmed: n, rejected: 0 });
     assert.match(one.stdout, /\ndurations +\S+ on average, \S+ at most \(succeeded attempts\)\n/);
     const detail = JSON.parse(oneJson.stdout) as JobView & { tasks: { attempts: unknown[] }[]; summary: JobSummary };
     assert.equal(detail.tasks.length, job.maps.total + 3);

@@ -27,7 +27,7 @@ import {
   type Lease,
   type Volunteer,
 } from './context.js';
-import { dropInputs, dropMaps, expel, forget, isExpelled, moveJob, noteVote, othersFor } from './memory.js';
+import { anyOtherFor, dropInputs, dropMaps, expel, forget, isExpelled, moveJob, noteVote } from './memory.js';
 import { send } from './group-commit.js';
 
 /** What became of a result, for the façade to act on. */
@@ -225,8 +225,9 @@ function judge(ctx: Context, job: ActiveJob, v: Volunteer, l: Lease, hash: strin
   if (votes.length === 0 && adaptive && isTrusted(ctx, v.id) && ctx.random() >= ctx.spotCheckRate) {
     return { kind: 'commit', confirm: 'trusted', votes };
   }
-  const others = othersFor(ctx, job.id, l.taskId, v);
-  const elsewhere = others.some((u) => u.address !== v.address);
+  // Whether someone on an address other than `a` could still vote.
+  const elsewhereThan = (a: string) => anyOtherFor(ctx, job.id, l.taskId, v, (b) => b === a);
+  const elsewhere = elsewhereThan(v.address);
   const independent = (x: VoteRow) => x.volunteer_id !== v.id && (x.address !== v.address || !elsewhere);
   const agree = votes.filter((x) => x.hash === hash && independent(x));
   if (agree.length > 0) {
@@ -236,7 +237,7 @@ function judge(ctx: Context, job: ActiveJob, v: Volunteer, l: Lease, hash: strin
   // Two earlier votes may agree, independent now that the volunteers that could vote have: then
   // this result lost, and the next one equal to theirs commits.
   const pair = (x: VoteRow, y: VoteRow) =>
-    x.volunteer_id !== y.volunteer_id && (x.address !== y.address || !others.some((u) => u.address !== x.address));
+    x.volunteer_id !== y.volunteer_id && (x.address !== y.address || !elsewhereThan(x.address));
   if (votes.some((x, i) => x.hash !== hash && votes.slice(i + 1).some((y) => y.hash === x.hash && pair(x, y)))) {
     return { kind: 'lose' };
   }
@@ -251,7 +252,7 @@ function judge(ctx: Context, job: ActiveJob, v: Volunteer, l: Lease, hash: strin
         "the job's output is not deterministic (submit it with --verify off), or most of its volunteers lie",
     };
   }
-  if (job.verify === 'adaptive' && !disagree && others.length === 0)
+  if (job.verify === 'adaptive' && !disagree && !anyOtherFor(ctx, job.id, l.taskId, v))
     return { kind: 'commit', confirm: 'unconfirmed', votes };
   return { kind: 'vote' };
 }

@@ -188,6 +188,8 @@ export interface Memory {
   readonly votedOn: Map<number, Votes>;
   /** Volunteers that lost a vote in each job: they get none of its tasks, and their results there count for nothing. */
   readonly expelled: Map<string, Set<string>>;
+  /** Connected, unpaused volunteers by address; null after any change of volunteers (see `emit`). */
+  addressIndex: Map<string, Volunteer[]> | null;
 }
 
 /** The open group commit: frames to send once it is durable. */
@@ -269,6 +271,7 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
       uploads: new Map(),
       votedOn: new Map(),
       expelled: new Map(),
+      addressIndex: null,
     },
     listeners: new Set(),
     batch: null,
@@ -332,5 +335,6 @@ export function drainTrash(ctx: Context): void {
 }
 
 export function emit(ctx: Context, e: SchedulerEvent): void {
+  if (e.kind === 'volunteers') ctx.mem.addressIndex = null;
   for (const l of ctx.listeners) l(e);
 }

@@ -25,7 +25,7 @@ import {
   type Upload,
   type Volunteer,
 } from './context.js';
-import { activate, clearMemory, currentTasks, othersFor } from './memory.js';
+import { activate, anyOtherFor, clearMemory, currentTasks } from './memory.js';
 import { batched, durably, flush, send } from './group-commit.js';
 import { recover } from './recovery.js';
 import { attach, closed, detach, excuse, saveVolunteers, seen, update, welcome } from './volunteers.js';
@@ -330,7 +330,7 @@ export class Scheduler {
     for (const [taskId, b] of ctx.mem.votedOn) {
       if (b.jobId !== jobId || b.decided || ctx.mem.taskLeases.has(taskId)) continue;
       if (job.verify !== 'all' && b.hashes.size < 2) continue;
-      if (othersFor(ctx, jobId, taskId, null).length > 0) continue;
+      if (anyOtherFor(ctx, jobId, taskId, null)) continue;
       n++;
       if (b.hashes.size > 1) split++;
     }

@@ -198,6 +198,7 @@ export function clearMemory(ctx: Context): void {
   mem.lostOn.clear();
   mem.votedOn.clear();
   mem.expelled.clear();
+  mem.addressIndex = null;
 }
 
 /** Notes a result recorded as a vote on a task. */
@@ -227,15 +228,45 @@ export function expel(ctx: Context, jobId: string, volunteerId: string): void {
   else ctx.mem.expelled.set(jobId, new Set([volunteerId]));
 }
 
-/** Volunteers that could give task `taskId` of `jobId` a result now, beside `v`: connected, not expelled, not voters. */
-export function othersFor(ctx: Context, jobId: string, taskId: number, v: Volunteer | null): Volunteer[] {
-  const voters = ctx.mem.votedOn.get(taskId)?.ids;
-  const out: Volunteer[] = [];
-  for (const u of ctx.mem.volunteers.values()) {
-    if (u === v || !u.conn || u.paused || voters?.has(u.id) || isExpelled(ctx, jobId, u.id)) continue;
-    out.push(u);
+/**
+ * Connected, unpaused volunteers by address, built once per change of volunteers: the checks below
+ * run for every result and every look at a task with votes, and a scan of 10,000 volunteers each
+ * time would cost the master more than the task.
+ */
+function byAddress(ctx: Context): Map<string, Volunteer[]> {
+  let index = ctx.mem.addressIndex;
+  if (!index) {
+    index = new Map();
+    for (const u of ctx.mem.volunteers.values()) {
+      if (!u.conn || u.paused) continue;
+      const list = index.get(u.address);
+      if (list) list.push(u);
+      else index.set(u.address, [u]);
+    }
+    ctx.mem.addressIndex = index;
   }
-  return out;
+  return index;
+}
+
+/**
+ * Whether anyone but `v` could give task `taskId` of `jobId` a result now (connected, not paused,
+ * not expelled, not a voter on it); with `avoid`, anyone on an address it does not name.
+ */
+export function anyOtherFor(
+  ctx: Context,
+  jobId: string,
+  taskId: number,
+  v: Volunteer | null,
+  avoid?: (address: string) => boolean,
+): boolean {
+  const voters = ctx.mem.votedOn.get(taskId)?.ids;
+  for (const [address, list] of byAddress(ctx)) {
+    if (avoid?.(address)) continue;
+    for (const u of list) {
+      if (u !== v && u.conn && !u.paused && !voters?.has(u.id) && !isExpelled(ctx, jobId, u.id)) return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -250,8 +281,7 @@ export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: 
   const byId = b.ids.has(v.id);
   if (byId && !b.decided && (job.verify === 'all' || b.hashes.size > 1)) return true;
   if (!byId && !b.addresses.has(v.address)) return false;
-  const others = othersFor(ctx, job.id, taskId, v);
-  return byId ? others.length > 0 : others.some((u) => !b.addresses.has(u.address));
+  return byId ? anyOtherFor(ctx, job.id, taskId, v) : anyOtherFor(ctx, job.id, taskId, v, (a) => b.addresses.has(a));
 }
 
 /** The running attempts of one volunteer, for the views. */
