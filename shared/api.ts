@@ -106,6 +106,11 @@ export interface WorkerView {
   state: 'connected' | 'paused' | 'disconnected';
   agent: string;
   tasks: { jobId: string; phase: string; index: number; startedAt: number }[];
+  /**
+   * Its record (README "Verification"): results that matched another volunteer's, results that lost
+   * a vote, and whether its results are accepted alone.
+   */
+  trust: { agreed: number; rejected: number; trusted: boolean };
 }
 
 /** One second of the `throughput` event stream. */

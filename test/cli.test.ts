@@ -28,7 +28,7 @@ import {
   type VolunteerProc,
 } from './helpers/cluster.js';
 import { progressLine } from '../server/cli/progress.js';
-import type { JobSummary, JobView } from '../shared/api.js';
+import type { JobSummary, JobView, WorkerView } from '../shared/api.js';
 
 const COMMANDS = ['serve', 'submit', 'status', 'wait', 'result', 'cancel', 'delete', 'workers', 'local', 'volunteer'];
 const WORD_COUNT = join(EXAMPLES, 'word-count.js');
@@ -212,11 +212,13 @@ describe('a job from submit to result', () => {
     assert.equal(detail.summary.attempts.succeeded, detail.tasks.flatMap((t) => t.attempts).length);
     assert.match(
       workers.stdout,
-      /^ID +STATE +THREADS +IN HAND +DONE +CURRENT TASK +CONNECTED +LAST SEEN +AGENT\n[0-9a-f]{16} +connected +2 /,
+      /^ID +STATE +THREADS +IN HAND +DONE +TRUST +CURRENT TASK +CONNECTED +LAST SEEN +AGENT\n[0-9a-f]{16} +connected +2 +0 +\d+ +0 agreed /,
     );
-    const list = JSON.parse(workersJson.stdout) as { threads: number; done: number }[];
+    const list = JSON.parse(workersJson.stdout) as WorkerView[];
     assert.equal(list.length, 1);
     assert.equal(list[0]!.threads, 2);
+    // Alone, it had nobody to agree with: no record either way.
+    assert.deepEqual(list[0]!.trust, { agreed: 0, rejected: 0, trusted: false });
     assert.equal(result.stdout, reference);
 
     // --json on submit: one JSON object per line, the id first.

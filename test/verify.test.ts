@@ -20,7 +20,7 @@ import {
   type MasterProc,
 } from './helpers/cluster.js';
 import { startScriptedVolunteer, type ScriptedVolunteer } from './helpers/scripted-volunteer.js';
-import type { JobView, TaskView } from '../shared/api.js';
+import type { JobView, TaskView, WorkerView } from '../shared/api.js';
 
 after(removeTempDirs);
 
@@ -88,6 +88,12 @@ test('beside two honest volunteers a liar is outvoted: the default and --verify 
         new RegExp(`verify\\s+${job.verify}: verified ${v.verified}, .*rejected ${v.rejected}`),
       );
     }
+    // The volunteers panel and `tabreduce workers` show each one's record.
+    const workers = await apiGet<WorkerView[]>(m, '/api/workers');
+    const record = workers.find((w) => w.id === liarId)!.trust;
+    assert.ok(record.rejected >= 1 && !record.trusted, JSON.stringify(record));
+    for (const w of workers.filter((x) => x.id !== liarId)) assert.ok(w.trust.agreed > 0 && w.trust.rejected === 0);
+    assert.match((await adminCli(m)(['workers'])).stdout, new RegExp(`${liarId} .* lost \\(\\d+ rejected\\)`));
   } finally {
     await liar?.close();
     await Promise.all(honest.map((v) => v.kill()));

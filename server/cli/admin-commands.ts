@@ -249,6 +249,12 @@ export async function remove(t: AdminTarget, args: string[], f: Flags): Promise<
   return 0;
 }
 
+/** A volunteer's record in a word: trusted, lost (a result of its lost a vote), or its agreeing results so far. */
+function trustText(w: WorkerView): string {
+  if (w.trust.rejected > 0) return `lost (${w.trust.rejected} rejected)`;
+  return w.trust.trusted ? `trusted (${w.trust.agreed})` : `${w.trust.agreed} agreed`;
+}
+
 export async function workers(t: AdminTarget, _args: string[], f: Flags): Promise<number> {
   const list = await apiJson<WorkerView[]>(t, '/api/workers');
   if (f['json']) {
@@ -259,7 +265,9 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
     process.stdout.write("no volunteers connected: open the master's URL in a browser, or run tabreduce volunteer\n");
     return 0;
   }
-  const rows = [['ID', 'STATE', 'THREADS', 'IN HAND', 'DONE', 'CURRENT TASK', 'CONNECTED', 'LAST SEEN', 'AGENT']];
+  const rows = [
+    ['ID', 'STATE', 'THREADS', 'IN HAND', 'DONE', 'TRUST', 'CURRENT TASK', 'CONNECTED', 'LAST SEEN', 'AGENT'],
+  ];
   for (const w of list) {
     const first = w.tasks[0];
     const current = first
@@ -271,6 +279,7 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
       String(w.threads),
       String(w.running),
       String(w.done),
+      trustText(w),
       current,
       age(w.connectedAt),
       age(w.lastSeenAt),

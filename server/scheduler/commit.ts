@@ -27,7 +27,18 @@ import {
   type Lease,
   type Volunteer,
 } from './context.js';
-import { anyOtherFor, dropInputs, dropMaps, expel, forget, isExpelled, moveJob, noteVote } from './memory.js';
+import {
+  anyOtherFor,
+  dropInputs,
+  dropMaps,
+  expel,
+  forget,
+  isExpelled,
+  moveJob,
+  noteVote,
+  refreshTrust,
+  votesStale,
+} from './memory.js';
 import { send } from './group-commit.js';
 
 /** What became of a result, for the façade to act on. */
@@ -200,10 +211,12 @@ interface Effects {
   blobs: string[];
   /** The result itself was not committed: its job went back to mapping. */
   withdrawn: boolean;
+  /** Volunteers whose record changed. */
+  trust: Set<string>;
 }
 
 function noEffects(): Effects {
-  return { cancel: [], reopened: new Map(), losers: new Set(), blobs: [], withdrawn: false };
+  return { cancel: [], reopened: new Map(), losers: new Set(), blobs: [], withdrawn: false, trust: new Set() };
 }
 
 export function isTrusted(ctx: Context, volunteerId: string): boolean {
@@ -222,11 +235,18 @@ function judge(ctx: Context, job: ActiveJob, v: Volunteer, l: Lease, hash: strin
   const votes = ctx.stores.attempts.votes(l.taskId).filter((x) => !isExpelled(ctx, job.id, x.volunteer_id));
   const recheck = ctx.stores.tasks.verification(l.taskId)?.recheck === 1;
   const adaptive = job.verify === 'adaptive' && !recheck;
-  if (votes.length === 0 && adaptive && isTrusted(ctx, v.id) && ctx.random() >= ctx.spotCheckRate) {
+  // A spot check needs someone to check: alone, a trusted volunteer's result is simply taken.
+  if (
+    votes.length === 0 &&
+    adaptive &&
+    isTrusted(ctx, v.id) &&
+    (ctx.random() >= ctx.spotCheckRate || !anyOtherFor(ctx, job.id, l.taskId, v))
+  ) {
     return { kind: 'commit', confirm: 'trusted', votes };
   }
   // Whether someone on an address other than `a` could still vote.
-  const elsewhereThan = (a: string) => anyOtherFor(ctx, job.id, l.taskId, v, (b) => b === a);
+  const stale = votesStale(ctx, job, l.taskId);
+  const elsewhereThan = (a: string) => !stale && anyOtherFor(ctx, job.id, l.taskId, v, (b) => b === a);
   const elsewhere = elsewhereThan(v.address);
   const independent = (x: VoteRow) => x.volunteer_id !== v.id && (x.address !== v.address || !elsewhere);
   const agree = votes.filter((x) => x.hash === hash && independent(x));
@@ -335,12 +355,16 @@ function settleVotes(
       jobs.addRejected(job.id);
       trust.rejected(x.volunteer_id, now);
       fx.losers.add(x.volunteer_id);
+      fx.trust.add(x.volunteer_id);
     } else {
       attempts.relabel(x.lease, 'voted', 'superseded');
     }
   }
   if (quorum) agreed.add(v.id);
-  for (const id of agreed) trust.agreed(id, now);
+  for (const id of agreed) {
+    trust.agreed(id, now);
+    fx.trust.add(id);
+  }
   for (const loser of fx.losers) distrust(ctx, job, loser, fx);
 }
 
@@ -384,6 +408,7 @@ function loseInTx(
   jobs.addRejected(job.id);
   trust.rejected(l.volunteerId, now);
   fx.losers.add(l.volunteerId);
+  fx.trust.add(l.volunteerId);
   distrust(ctx, job, l.volunteerId, fx);
   tasks.move(l.taskId, 'running', nextTaskState('running', { type: 'vote', othersRunning }));
   return true;
@@ -444,6 +469,7 @@ function takeBack(
 
 /** Memory follows what a commit did beyond its task; returns the attempts to tell to stop. */
 function afterVerdict(ctx: Context, fx: Effects, job: ActiveJob): string[] {
+  for (const id of fx.trust) refreshTrust(ctx, id);
   for (const loser of fx.losers) {
     expel(ctx, job.id, loser);
     ctx.log(`volunteer ${loser} lost a vote in job ${job.id}: expelled from it, and its trust is gone`);

@@ -137,6 +137,8 @@ export interface Volunteer {
   savedAt: number;
   /** Input bytes of tasks committed, for throughput. */
   bytes: number;
+  /** Its record (the `trust` table), as the views show it: read at hello, refreshed when it changes. */
+  trust: { agreed: number; rejected: number };
 }
 
 export interface ActiveJob {
@@ -167,6 +169,10 @@ export interface Votes extends Blame {
   hashes: Set<string>;
   /** Two independent votes agree and the others lost: a result equal to theirs, from anyone, commits. */
   decided?: boolean;
+  /** When the first vote came (or the master started): see `votesStale`. */
+  since: number;
+  /** The sweep saw it go stale and let dispatch offer it again. */
+  released?: boolean;
 }
 
 /** What SQLite can rebuild after a restart (recovery.ts), plus live connections. */

@@ -74,6 +74,10 @@ export class Scheduler {
   get commits(): Readonly<Context['commits']> {
     return this.ctx.commits;
   }
+  /** Agreeing results after which a volunteer's results are accepted alone. */
+  get trustAfter(): number {
+    return this.ctx.trustAfter;
+  }
 
   on(listener: (e: SchedulerEvent) => void): () => void {
     this.ctx.listeners.add(listener);
@@ -288,7 +292,15 @@ export class Scheduler {
       for (const lease of due.overdue) cancelLease(ctx, lease, 'attempt overdue');
       settle(ctx, due.overdue, 'lost', { name: 'Lost', message: 'volunteer did not report within the hard limit' });
     }
-    if (due.gone.length > 0 || due.backups.length > 0 || due.overdue.length > 0) dispatch(ctx);
+    // Votes that waited past the task timeout for another address may now go to any volunteer.
+    let released = false;
+    for (const b of ctx.mem.votedOn.values()) {
+      const job = ctx.mem.active.get(b.jobId);
+      if (b.released || !job || now - b.since <= job.taskTimeoutMs) continue;
+      b.released = true;
+      released = true;
+    }
+    if (released || due.gone.length > 0 || due.backups.length > 0 || due.overdue.length > 0) dispatch(ctx);
   }
 
   /** The master itself stalled `ms`: volunteers are not blamed for the silence. */

@@ -34,6 +34,7 @@ export function newVolunteer(
     refused: 0,
     savedAt: now,
     bytes: 0,
+    trust: { agreed: 0, rejected: 0 },
   };
 }
 
@@ -210,12 +211,19 @@ export function noteVote(
 ): void {
   let b = ctx.mem.votedOn.get(taskId);
   if (!b) {
-    b = { jobId, ids: new Set(), addresses: new Set(), hashes: new Set() };
+    b = { jobId, ids: new Set(), addresses: new Set(), hashes: new Set(), since: ctx.clock.now() };
     ctx.mem.votedOn.set(taskId, b);
   }
   b.ids.add(vote.volunteerId);
   b.addresses.add(vote.address);
   b.hashes.add(vote.hash);
+}
+
+/** Reads a volunteer's record into memory, for the views. */
+export function refreshTrust(ctx: Context, volunteerId: string): void {
+  const v = ctx.mem.volunteers.get(volunteerId);
+  const row = v && ctx.stores.trust.get(volunteerId);
+  if (v) v.trust = { agreed: row?.agreed ?? 0, rejected: row?.rejected ?? 0 };
 }
 
 export function isExpelled(ctx: Context, jobId: string, volunteerId: string): boolean {
@@ -250,7 +258,10 @@ function byAddress(ctx: Context): Map<string, Volunteer[]> {
 
 /**
  * Whether anyone but `v` could give task `taskId` of `jobId` a result now (connected, not paused,
- * not expelled, not a voter on it); with `avoid`, anyone on an address it does not name.
+ * not expelled, not a voter on it); with `avoid`, anyone on an address it does not name that has
+ * done work. Volunteers that never return a result (the hostile soak's vanishers and flooders on
+ * addresses of their own) would otherwise keep two honest volunteers behind one address from ever
+ * confirming each other.
  */
 export function anyOtherFor(
   ctx: Context,
@@ -263,10 +274,22 @@ export function anyOtherFor(
   for (const [address, list] of byAddress(ctx)) {
     if (avoid?.(address)) continue;
     for (const u of list) {
-      if (u !== v && u.conn && !u.paused && !voters?.has(u.id) && !isExpelled(ctx, jobId, u.id)) return true;
+      if (u === v || !u.conn || u.paused || voters?.has(u.id) || isExpelled(ctx, jobId, u.id)) continue;
+      if (!avoid || u.done > 0) return true;
     }
   }
   return false;
+}
+
+/**
+ * Whether a task's votes have waited longer than the job's task timeout for a volunteer on another
+ * address: then a volunteer on a voter's address may run it, and two identities behind one address
+ * count as independent. Someone on another address that never takes the task (busy for ever, or
+ * hostile) must not hold it up for good.
+ */
+export function votesStale(ctx: Context, job: ActiveJob, taskId: number): boolean {
+  const b = ctx.mem.votedOn.get(taskId);
+  return b !== undefined && ctx.clock.now() - b.since > job.taskTimeoutMs;
 }
 
 /**
@@ -279,8 +302,11 @@ export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: 
   const b = ctx.mem.votedOn.get(taskId);
   if (!b) return false;
   const byId = b.ids.has(v.id);
+  const stale = votesStale(ctx, job, taskId);
+  // Two identities agree but for their address, and waited: one of them runs it again to commit it.
+  if (byId && stale && b.ids.size >= 2 && b.hashes.size === 1) return false;
   if (byId && !b.decided && (job.verify === 'all' || b.hashes.size > 1)) return true;
-  if (!byId && !b.addresses.has(v.address)) return false;
+  if (!byId && (stale || !b.addresses.has(v.address))) return false;
   return byId ? anyOtherFor(ctx, job.id, taskId, v) : anyOtherFor(ctx, job.id, taskId, v, (a) => b.addresses.has(a));
 }
 

@@ -9,7 +9,7 @@ import { isStorageError } from '../storage-errors.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError } from '../../shared/errors.js';
 import { emit, type Connection, type Context, type Volunteer } from './context.js';
-import { newVolunteer } from './memory.js';
+import { newVolunteer, refreshTrust } from './memory.js';
 import { send } from './group-commit.js';
 
 /** How often a connected volunteer's last-seen time reaches the database. */
@@ -46,6 +46,7 @@ export function attach(
   }
   v.conn = conn;
   v.address = address;
+  refreshTrust(ctx, v.id);
   v.closedAt = null;
   v.lastSeenAt = now;
   v.agent = msg.agent;

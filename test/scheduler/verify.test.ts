@@ -253,6 +253,32 @@ test('two honest volunteers behind one address outvote a liar on another once it
   }
 });
 
+test('a vote that waits past the task timeout for another address goes to one behind its own', async () => {
+  const s = newScheduler();
+  const id = await job('all', { a: 'x\n' });
+  s.jobAdded(id);
+  const h1 = join(s, 'h1');
+  const h2 = join(s, 'h2');
+  // A volunteer on another address that has done work, and now never takes the task.
+  const idle = join(s, 'idle', '127.0.0.9');
+  idle.v.done = 5;
+  idle.v.paused = false;
+  idle.v.slots = 0;
+  await drive(s, [h1, h2], id);
+  assert.deepEqual(outcomes(id), { voted: 1 }, 'the second waits for the one on another address');
+  assert.equal(T.stores.jobs.get(id)!.state, 'mapping');
+  // Each task (the map, then each reduce) waits one task timeout, then goes to the other behind 127.0.0.1.
+  let j = T.stores.jobs.get(id)!;
+  for (let i = 0; i < 3 && j.state !== 'succeeded'; i++) {
+    T.now += 10_001;
+    for (const x of [h1, h2, idle]) s.seen(x.v);
+    s.sweep();
+    j = await drive(s, [h1, h2], id);
+  }
+  assert.equal(j.state, 'succeeded');
+  assert.equal(words(id), 'x\t1');
+});
+
 test('a restart between two votes keeps the first, and the task commits once on the second', async () => {
   const s = newScheduler();
   const id = await job('all', { a: 'x\n' });
