@@ -160,7 +160,8 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
   if (fx.withdrawn) {
     ctx.counters.superseded++;
     send(ctx, v, { type: 'task.ack', lease: msg.lease, outcome: 'superseded', reason: 'its input was taken back' });
-    return { kind: 'committed', others: [...others, ...cancel], moved: null, reopened };
+    // Its task's other attempts were superseded with the job's other reduces, and are among `cancel`.
+    return { kind: 'committed', others: cancel, moved: null, reopened };
   }
   // Data the job no longer needs goes once this commit is durable: the inputs after the barrier
   // (maps never run again, unless verification takes one back), the map outputs once the job has succeeded.
