@@ -51,10 +51,13 @@ CREATE INDEX attempt_voted ON attempt (task_id) WHERE outcome = 'voted';
 
 -- Each identity's record, kept apart from `volunteer` (whose rows are forgotten when idle): results
 -- that agreed with another volunteer's, and results that lost a vote. Trust is earned by `agreed`
--- and lost for good by one rejection.
+-- and lost for good by one rejection. `credit_ms`: the time, as the master measured it from
+-- assignment to result, of its results that were committed or agreed with a committed one, less
+-- those taken back.
 CREATE TABLE trust (
   volunteer_id TEXT PRIMARY KEY,
   agreed INTEGER NOT NULL DEFAULT 0,
   rejected INTEGER NOT NULL DEFAULT 0,
+  credit_ms REAL NOT NULL DEFAULT 0,
   changed_at INTEGER NOT NULL
 ) STRICT;

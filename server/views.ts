@@ -85,6 +85,11 @@ export function workerView(s: Scheduler, v: Volunteer): WorkerView {
     state: !v.conn ? 'disconnected' : v.paused ? 'paused' : 'connected',
     agent: v.agent,
     tasks: s.currentTasks(v).map((l) => ({ jobId: l.jobId, phase: l.phase, index: l.index, startedAt: l.startedAt })),
-    trust: { ...v.trust, trusted: v.trust.rejected === 0 && v.trust.agreed >= s.trustAfter },
+    trust: {
+      agreed: v.trust.agreed,
+      rejected: v.trust.rejected,
+      trusted: v.trust.rejected === 0 && v.trust.agreed >= s.trustAfter,
+    },
+    credit: v.trust.creditMs / 1000,
   };
 }

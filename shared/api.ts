@@ -111,6 +111,11 @@ export interface WorkerView {
    * a vote, and whether its results are accepted alone.
    */
   trust: { agreed: number; rejected: number; trusted: boolean };
+  /**
+   * Seconds of its verified work: from assignment to result, as the master measured it, of its
+   * results in verified jobs that were committed or agreed with the committed one, less those taken back.
+   */
+  credit: number;
 }
 
 /** One second of the `throughput` event stream. */

@@ -212,7 +212,7 @@ describe('a job from submit to result', () => {
     assert.equal(detail.summary.attempts.succeeded, detail.tasks.flatMap((t) => t.attempts).length);
     assert.match(
       workers.stdout,
-      /^ID +STATE +THREADS +IN HAND +DONE +TRUST +CURRENT TASK +CONNECTED +LAST SEEN +AGENT\n[0-9a-f]{16} +connected +2 +0 +\d+ +0 agreed /,
+      /^ID +STATE +THREADS +IN HAND +DONE +TRUST +CREDIT +CURRENT TASK +CONNECTED +LAST SEEN +AGENT\n[0-9a-f]{16} +connected +2 +0 +\d+ +0 agreed +\S+ /,
     );
     const list = JSON.parse(workersJson.stdout) as WorkerView[];
     assert.equal(list.length, 1);

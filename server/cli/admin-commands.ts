@@ -266,7 +266,7 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
     return 0;
   }
   const rows = [
-    ['ID', 'STATE', 'THREADS', 'IN HAND', 'DONE', 'TRUST', 'CURRENT TASK', 'CONNECTED', 'LAST SEEN', 'AGENT'],
+    ['ID', 'STATE', 'THREADS', 'IN HAND', 'DONE', 'TRUST', 'CREDIT', 'CURRENT TASK', 'CONNECTED', 'LAST SEEN', 'AGENT'],
   ];
   for (const w of list) {
     const first = w.tasks[0];
@@ -280,6 +280,7 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
       String(w.running),
       String(w.done),
       trustText(w),
+      formatDuration(w.credit * 1000),
       current,
       age(w.connectedAt),
       age(w.lastSeenAt),

@@ -19,6 +19,9 @@ export function renderMetrics(s: Scheduler, stores: Stores): string {
     ['{outcome="voted"}', c.voted],
     ['{outcome="rejected"}', c.rejected],
   ]);
+  metric('tabreduce_credit_seconds', 'gauge', "Volunteers' verified work, all identities together.", [
+    ['', stores.trust.total() / 1000],
+  ]);
   metric('tabreduce_results_refused_total', 'counter', 'Results refused: unknown or foreign lease.', [['', c.refused]]);
   metric('tabreduce_results_invalid_total', 'counter', 'Results refused as malformed.', [['', c.invalid]]);
   metric('tabreduce_group_commits_total', 'counter', 'SQLite transactions that carried volunteer frames.', [

@@ -361,12 +361,22 @@ function settleVotes(
       attempts.relabel(x.lease, 'voted', 'superseded');
     }
   }
+  // Credit for the results that agreed with the committed one (its own is credited with the commit).
+  for (const x of verdict.votes)
+    if (x.hash === hash && x.volunteer_id !== v.id) addCredit(ctx, fx, x.volunteer_id, x.took, now);
   if (quorum) agreed.add(v.id);
   for (const id of agreed) {
     trust.agreed(id, now);
     fx.trust.add(id);
   }
   for (const loser of fx.losers) distrust(ctx, job, loser, fx);
+}
+
+/** Credit (README "Verification"): the master's own measure of the work, never the volunteer's word. */
+function addCredit(ctx: Context, fx: Effects, volunteerId: string, ms: number, now: number): void {
+  if (!(ms !== 0 && Number.isFinite(ms))) return;
+  ctx.stores.trust.credit(volunteerId, ms, now);
+  fx.trust.add(volunteerId);
 }
 
 /** A volunteer lost a vote: its waiting votes in the job count for nothing, and what it committed alone runs again. */
@@ -376,6 +386,7 @@ function distrust(ctx: Context, job: ActiveJob, loser: string, fx: Effects): voi
   for (const aj of ctx.mem.active.values()) {
     for (const a of attempts.committedAlone(aj.id, loser)) {
       takeBack(ctx, aj, a.task_id, a.lease, a.records_out, true, fx);
+      addCredit(ctx, fx, loser, -a.took, ctx.clock.now());
     }
   }
 }
@@ -532,6 +543,7 @@ function commitInTx(
   });
   if (!ended) throw new StaleLeaseError(l.lease);
   volunteers.done(l.volunteerId);
+  if (job.verify !== 'off') addCredit(ctx, fx, l.volunteerId, now - l.startedAt, now);
   if (verdict.kind === 'commit' && verdict.confirm) {
     tasks.setConfirm(l.taskId, verdict.confirm);
     jobs.addConfirmed(job.id, verdict.confirm);

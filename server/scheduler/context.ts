@@ -138,7 +138,7 @@ export interface Volunteer {
   /** Input bytes of tasks committed, for throughput. */
   bytes: number;
   /** Its record (the `trust` table), as the views show it: read at hello, refreshed when it changes. */
-  trust: { agreed: number; rejected: number };
+  trust: { agreed: number; rejected: number; creditMs: number };
 }
 
 export interface ActiveJob {

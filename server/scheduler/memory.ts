@@ -34,7 +34,7 @@ export function newVolunteer(
     refused: 0,
     savedAt: now,
     bytes: 0,
-    trust: { agreed: 0, rejected: 0 },
+    trust: { agreed: 0, rejected: 0, creditMs: 0 },
   };
 }
 
@@ -223,7 +223,7 @@ export function noteVote(
 export function refreshTrust(ctx: Context, volunteerId: string): void {
   const v = ctx.mem.volunteers.get(volunteerId);
   const row = v && ctx.stores.trust.get(volunteerId);
-  if (v) v.trust = { agreed: row?.agreed ?? 0, rejected: row?.rejected ?? 0 };
+  if (v) v.trust = { agreed: row?.agreed ?? 0, rejected: row?.rejected ?? 0, creditMs: row?.credit_ms ?? 0 };
 }
 
 export function isExpelled(ctx: Context, jobId: string, volunteerId: string): boolean {

@@ -22,8 +22,10 @@ export interface AttemptRow {
   hash: string | null;
 }
 
-/** A result waiting for a match (outcome `voted`), or one that agreed or lost. */
-export type VoteRow = Pick<AttemptRow, 'id' | 'lease' | 'volunteer_id' | 'address' | 'hash' | 'outcome'>;
+/** A result waiting for a match (outcome `voted`), with how long it took from assignment to result. */
+export type VoteRow = Pick<AttemptRow, 'id' | 'lease' | 'volunteer_id' | 'address' | 'hash' | 'outcome'> & {
+  took: number;
+};
 
 /** What a task listing shows of an attempt. */
 export type AttemptListRow = Pick<
@@ -69,13 +71,15 @@ export function createAttemptStore(db: Db) {
   // Every end names the lease and only moves a running attempt: zero rows changed = stale.
   const end = db.prepare(`UPDATE attempt SET outcome = @outcome, ended_at = @at, error = @error, ms = @ms,
     records_in = @records_in, records_out = @records_out, hash = @hash WHERE lease = @lease AND outcome = 'running'`);
-  const votes = db.prepare(`SELECT id, lease, volunteer_id, address, hash, outcome FROM attempt
+  const votes = db.prepare(`SELECT id, lease, volunteer_id, address, hash, outcome, ended_at - started_at AS took
+    FROM attempt
     WHERE task_id = ? AND outcome = 'voted' ORDER BY id`);
   const votesOfActiveJobs = db.prepare(`SELECT a.task_id, a.volunteer_id, a.address, a.hash FROM attempt a
     JOIN job j ON j.id = a.job_id WHERE a.outcome = 'voted' AND j.state IN ('queued', 'mapping', 'reducing')`);
   const rejectedOfActiveJobs = db.prepare(`SELECT a.job_id, a.volunteer_id, a.task_id FROM attempt a
     JOIN job j ON j.id = a.job_id WHERE a.outcome = 'rejected' AND j.state IN ('queued', 'mapping', 'reducing')`);
-  const committedAlone = db.prepare(`SELECT a.lease, a.task_id, a.records_out FROM attempt a
+  const committedAlone = db.prepare(`SELECT a.lease, a.task_id, a.records_out, a.ended_at - a.started_at AS took
+    FROM attempt a
     JOIN task t ON t.id = a.task_id WHERE a.job_id = @job AND a.volunteer_id = @volunteer
     AND a.outcome = 'succeeded' AND t.state = 'succeeded' AND t.confirm IN ('trusted', 'unconfirmed')`);
   const committedOf = db.prepare(`SELECT lease, records_out FROM attempt WHERE task_id = ? AND outcome = 'succeeded'
@@ -147,10 +151,10 @@ export function createAttemptStore(db: Db) {
     rejectedOfActiveJobs: () => rejectedOfActiveJobs.all() as Pick<AttemptRow, 'job_id' | 'volunteer_id' | 'task_id'>[],
     /** A volunteer's committed results in a job that rest on its word alone. */
     committedAlone: (jobId: string, volunteerId: string) =>
-      committedAlone.all({ job: jobId, volunteer: volunteerId }) as Pick<
+      committedAlone.all({ job: jobId, volunteer: volunteerId }) as (Pick<
         AttemptRow,
         'lease' | 'task_id' | 'records_out'
-      >[],
+      > & { took: number })[],
     /** The attempt whose result a committed task holds. */
     committedOf: (taskId: number) => committedOf.get(taskId) as Pick<AttemptRow, 'lease' | 'records_out'> | undefined,
     setError: (lease: string, error: SerializedError) => setError.run({ lease, error: JSON.stringify(error) }),

@@ -46,6 +46,8 @@ async function drive(s: Scheduler, vols: Vol[], id: string, rounds = 400) {
       for (const t of x.conn.assigns()) {
         if (x.answered.has(t.lease) || cancelled.has(t.lease)) continue;
         x.answered.add(t.lease);
+        // Each task takes 10 ms of the master's clock: what credit measures.
+        T.now += 10;
         let out = await output(t);
         if (x.lies?.(x.answered.size)) out = falsify(t, out);
         s.handle(x.v, {
@@ -97,6 +99,13 @@ test('--verify all: every task commits on two matching results from two voluntee
     const by = T.stores.attempts.forTask(t.id).map((a) => a.volunteer_id);
     assert.equal(new Set(by).size, 2, `task ${t.id} ran on both volunteers`);
   }
+  // Credit: the master's time for each result that was committed or agreed with (12 results).
+  const credit = vols.map((x) => T.stores.trust.get(x.v.id)!.credit_ms);
+  assert.ok(credit.every((ms) => ms > 0));
+  assert.equal(
+    credit.reduce((a, b) => a + b),
+    T.stores.attempts.forJob(id).reduce((n, a) => n + a.ended_at! - a.started_at, 0),
+  );
 });
 
 test('--verify all with one volunteer waits, says for what, and finishes once a second one comes', async () => {
@@ -129,9 +138,11 @@ test("--verify off commits a liar's result (what verification is for)", async ()
   const s = newScheduler();
   const id = await job('off');
   s.jobAdded(id);
-  const j = await drive(s, [join(s, 'liar', '127.0.0.1', () => true)], id);
+  const liar = join(s, 'liar', '127.0.0.1', () => true);
+  const j = await drive(s, [liar], id);
   assert.equal(j.state, 'succeeded');
   assert.notEqual(words(id), EXPECTED);
+  assert.equal(T.stores.trust.get(liar.v.id), undefined, 'no record, and no credit, from unverified work');
 });
 
 test('a liar beside two honest volunteers loses every vote, loses its trust and is expelled; the output is exact', async () => {
@@ -147,6 +158,7 @@ test('a liar beside two honest volunteers loses every vote, loses its trust and 
     assert.ok((outcomes(id, liar.v.id)['rejected'] ?? 0) >= 1, verify);
     assert.equal(outcomes(id, liar.v.id)['succeeded'] ?? 0, 0, verify);
     assert.equal(T.stores.trust.get(liar.v.id)!.rejected >= 1, true, verify);
+    assert.equal(T.stores.trust.get(liar.v.id)!.credit_ms, 0, `${verify}: no credit for rejected work`);
   }
 });
 
