@@ -16,6 +16,7 @@ import { guardStdio, isClosedPipe } from './cli/stdio.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
 import { checkJob } from './cli/check.js';
 import { JOB_DEFAULTS } from './submit-job.js';
+import { SPOT_CHECK_RATE, TRUST_AFTER } from './scheduler/index.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -70,7 +71,7 @@ const COMMANDS: Record<string, Command> = {
     usage: `tabreduce serve [--host ${SERVE_DEFAULTS.host}] [--port ${SERVE_DEFAULTS.port}] [--data ${SERVE_DEFAULTS.data}]
                 [--reassign-after 10s] [--heartbeat 2s] [--tls-cert FILE --tls-key FILE]
                 [--max-upload 100GiB] [--max-message 1MiB] [--max-per-ip 1024] [--allow-origin URL]...
-                [--retain 7d]
+                [--retain 7d] [--trust-after ${TRUST_AFTER}] [--spot-check ${SPOT_CHECK_RATE}]
 
 Keeps jobs in SQLite under --data; a restart on the same directory resumes them. One master
 per data directory: it holds DATA/lock while it runs.
@@ -80,6 +81,9 @@ The admin token is TABREDUCE_TOKEN if set, else DATA/admin-token (created once, 
 Browsers may open the volunteer socket only from the master's own pages (the origin they
 were loaded from, as the request's Host names it); --allow-origin URL (repeatable) admits
 pages on another origin, such as a proxy that rewrites Host.
+In jobs with --verify adaptive, a volunteer's results are accepted alone once --trust-after of
+them matched another volunteer's and none lost a vote, and then a --spot-check share of them
+(0 to 1) is still checked (README "Verification").
 
 Examples:
   tabreduce serve
@@ -97,6 +101,8 @@ Examples:
       'max-upload': { type: 'string' },
       'max-message': { type: 'string' },
       'max-per-ip': { type: 'string' },
+      'trust-after': { type: 'string' },
+      'spot-check': { type: 'string' },
       'allow-origin': { type: 'string', multiple: true },
       retain: { type: 'string' },
       quiet: { type: 'boolean' },
@@ -107,7 +113,7 @@ Examples:
   submit: adminCommand(
     'submit a job; prints its id',
     `tabreduce submit JOB.ts|JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
-                 [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--wait] [--no-bundle]
+                 [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--verify off|adaptive|all] [--wait] [--no-bundle]
 
 ${BUNDLE_NOTE}
 
@@ -116,6 +122,9 @@ directories (a name starting with ".") skipped.
 Prints the job id as the first line of stdout. With --wait, shows progress on stderr (a live
 bar on a terminal, a line every 5 s otherwise) and exits 0 when the job succeeds, 1 when it fails
 or is cancelled (with the reason). Ctrl-C stops waiting; the job keeps running.
+--verify (default ${JOB_DEFAULTS.verify}): how results are checked against liars (README
+"Verification"): all by two volunteers, by two until a volunteer has earned trust, or off (for a
+job whose output is not deterministic).
 With --json, stdout is one JSON object per line: {"id": ...}, then with --wait the finished job.
 
 Examples:
@@ -130,6 +139,7 @@ Examples:
       'split-size': { type: 'string' },
       'task-timeout': { type: 'string' },
       'max-attempts': { type: 'string' },
+      verify: { type: 'string' },
       wait: { type: 'boolean' },
       'no-bundle': { type: 'boolean' },
     },
@@ -268,6 +278,13 @@ Example:
   },
 };
 
+function rateFlag(v: string | boolean | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = typeof v === 'string' && /^(0|1)?(\.\d+)?$/.test(v) && v !== '' ? Number(v) : NaN;
+  if (!(n >= 0 && n <= 1)) throw new UserError(`--${name} must be a number from 0 to 1, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 async function serveCommand(_args: string[], f: Flags): Promise<number> {
   const quiet = f['quiet'] === true;
   // Log lines quote volunteers (their failures' messages): shown, not acted on by the terminal.
@@ -297,6 +314,8 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
     maxPerIp: intFlag(f['max-per-ip'], 'max-per-ip', SERVE_DEFAULTS.maxPerIp),
     allowOrigins: ((f['allow-origin'] as string[] | undefined) ?? []).map((o) => parseOrigin(o)),
     retainMs,
+    trustAfter: intFlag(f['trust-after'], 'trust-after', TRUST_AFTER),
+    spotCheckRate: rateFlag(f['spot-check'], 'spot-check', SPOT_CHECK_RATE),
     log,
   });
   process.stdout.write(

@@ -3,7 +3,10 @@
  * without holding more than one record line: a map output must be records (shared/records.ts) for
  * exactly the job's partitions, in order; a reduce output UTF-8 lines ending in a newline. Both are
  * stored as received once checked, so what a reduce task or an admin later reads is what was checked.
+ * Both hash what they checked, so that two volunteers' results can be compared without either
+ * output being read again (README "Verification").
  */
+import { createHash, type Hash } from 'node:crypto';
 import { checkRecord } from '../shared/records.js';
 import { Utf8Check } from './utf8-check.js';
 
@@ -22,6 +25,8 @@ export interface MapOutputSummary {
   records: number;
   /** Where each partition starts, and the end: n_reduce + 1 offsets. */
   offsets: number[];
+  /** SHA-256 of the bytes, hex. */
+  hash: string;
 }
 
 export class MapOutputCheck {
@@ -34,6 +39,7 @@ export class MapOutputCheck {
   private prev: { part: number; key: string } | null = null;
   private readonly offsets: number[] = [];
   private records = 0;
+  private readonly sha = createHash('sha256');
 
   constructor(private readonly nReduce: number) {}
 
@@ -43,6 +49,7 @@ export class MapOutputCheck {
     } catch (e) {
       throw new OutputError((e as Error).message);
     }
+    this.sha.update(chunk);
     let from = 0;
     for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, from)) {
       const piece = chunk.subarray(from, nl);
@@ -87,7 +94,7 @@ export class MapOutputCheck {
       throw new OutputError((e as Error).message);
     }
     while (this.offsets.length <= this.nReduce) this.offsets.push(this.pos);
-    return { bytes: this.pos, records: this.records, offsets: this.offsets };
+    return { bytes: this.pos, records: this.records, offsets: this.offsets, hash: this.sha.digest('hex') };
   }
 }
 
@@ -96,6 +103,7 @@ export class ReduceOutputCheck {
   private pos = 0;
   private lines = 0;
   private last = NEWLINE;
+  private readonly sha: Hash = createHash('sha256');
 
   push(chunk: Buffer): void {
     try {
@@ -103,19 +111,20 @@ export class ReduceOutputCheck {
     } catch (e) {
       throw new OutputError((e as Error).message);
     }
+    this.sha.update(chunk);
     for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, i + 1)) this.lines++;
     if (chunk.length > 0) this.last = chunk[chunk.length - 1]!;
     this.pos += chunk.length;
   }
 
-  end(): { bytes: number; records: number } {
+  end(): { bytes: number; records: number; hash: string } {
     if (this.last !== NEWLINE) throw new OutputError('reduce output must end with a newline');
     try {
       this.utf8.end();
     } catch (e) {
       throw new OutputError((e as Error).message);
     }
-    return { bytes: this.pos, records: this.lines };
+    return { bytes: this.pos, records: this.lines, hash: this.sha.digest('hex') };
   }
 }
 

@@ -12,7 +12,15 @@ import { UserError, toError } from '../shared/errors.js';
 import { SplitFinder, type SplitRange } from '../shared/split.js';
 import { blobNames, type BlobStore } from './blobs/blob-store.js';
 import { Utf8Check } from './utf8-check.js';
-import { JOB_DEFAULTS, JOB_LIMITS, checkMapCount, inputKeys, type JobSpec, type StagedInput } from './submit-job.js';
+import {
+  JOB_DEFAULTS,
+  JOB_LIMITS,
+  checkMapCount,
+  inputKeys,
+  parseVerify,
+  type JobSpec,
+  type StagedInput,
+} from './submit-job.js';
 
 /** The upload broke a size limit: answered 413. */
 export class UploadTooLarge extends Error {
@@ -180,6 +188,7 @@ export async function receiveJob(
       splitSize,
       taskTimeoutMs: intField(fields, 'taskTimeoutMs', JOB_DEFAULTS.taskTimeoutMs),
       maxAttempts: intField(fields, 'maxAttempts', JOB_DEFAULTS.maxAttempts),
+      verify: parseVerify(fields.get('verify') ?? JOB_DEFAULTS.verify),
     };
     // Files that came before the split size did are split now, read back from the store.
     if (splitSize >= JOB_LIMITS.minSplitSize) {

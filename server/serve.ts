@@ -38,6 +38,9 @@ export interface ServeOptions {
   allowOrigins: readonly string[];
   /** Finished jobs are deleted this long after they finished (`--retain`); absent or null: kept until deleted. */
   retainMs?: number | null;
+  /** Verification (`--trust-after`, `--spot-check`); absent: the scheduler's defaults. */
+  trustAfter?: number;
+  spotCheckRate?: number;
   log: (line: string) => void;
   clock?: Clock;
 }
@@ -145,6 +148,8 @@ async function startLocked(opts: ServeOptions, unlock: () => void): Promise<Mast
     heartbeatMs: opts.heartbeatMs,
     maxMessageBytes: opts.maxMessageBytes,
     maxOutputBytes: opts.maxUploadBytes,
+    trustAfter: opts.trustAfter,
+    spotCheckRate: opts.spotCheckRate,
     blobs,
     log: opts.log,
   });

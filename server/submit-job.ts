@@ -4,6 +4,7 @@ import type { Stores } from './sql/index.js';
 import { checkJobModule } from './module-check.js';
 import type { SplitRange } from '../shared/split.js';
 import { UserError } from '../shared/errors.js';
+import { VERIFY_MODES, type VerifyMode } from '../shared/states.js';
 
 /**
  * One input file, already in the blob store: its key (base name), its size, and its splits as byte
@@ -27,6 +28,7 @@ export interface JobSpec {
   splitSize: number;
   taskTimeoutMs: number;
   maxAttempts: number;
+  verify: VerifyMode;
 }
 
 export const JOB_DEFAULTS = Object.freeze({
@@ -34,6 +36,7 @@ export const JOB_DEFAULTS = Object.freeze({
   splitSize: 4 * 1024 * 1024,
   taskTimeoutMs: 10_000,
   maxAttempts: 4,
+  verify: 'adaptive' as VerifyMode,
 });
 
 /** Bounds that keep one job from swamping the master; each error says which bound it broke. */
@@ -58,6 +61,12 @@ export function checkSpec(spec: Pick<JobSpec, 'reduces' | 'splitSize' | 'taskTim
   checkInt('split size', spec.splitSize, JOB_LIMITS.minSplitSize, Number.MAX_SAFE_INTEGER);
   checkInt('task timeout (ms)', spec.taskTimeoutMs, JOB_LIMITS.minTaskTimeoutMs, JOB_LIMITS.maxTaskTimeoutMs);
   checkInt('max attempts', spec.maxAttempts, 1, JOB_LIMITS.maxAttempts);
+}
+
+/** A `verify` option as given (`--verify`, the API's `verify` field). */
+export function parseVerify(v: string): VerifyMode {
+  if ((VERIFY_MODES as readonly string[]).includes(v)) return v as VerifyMode;
+  throw new UserError(`verify must be one of ${VERIFY_MODES.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
 /** The base names under which inputs reach `map`; two inputs may not share one. */
@@ -129,6 +138,7 @@ export async function insertJob(
       split_size: spec.splitSize,
       task_timeout_ms: spec.taskTimeoutMs,
       max_attempts: spec.maxAttempts,
+      verify: spec.verify,
       maps_total: maps.length,
       input_bytes: inputBytes,
       stored_bytes: inputBytes,

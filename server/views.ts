@@ -7,7 +7,8 @@ import type { SerializedError } from '../shared/errors.js';
 import type { AttemptView, FailedAttemptView, JobView, TaskView, WorkerView } from '../shared/api.js';
 import { agentLabel } from '../shared/volunteer-label.js';
 
-export function jobView(j: JobRow): JobView {
+/** `waiting`: what the scheduler says an unfinished job waits for (`Scheduler.waitingFor`). */
+export function jobView(j: JobRow, waiting: string | null = null): JobView {
   return {
     id: j.id,
     name: j.name,
@@ -24,6 +25,15 @@ export function jobView(j: JobRow): JobView {
     taskTimeoutMs: j.task_timeout_ms,
     maxAttempts: j.max_attempts,
     storedBytes: j.stored_bytes,
+    verify: j.verify,
+    verification: {
+      verified: j.verified,
+      spotChecked: j.spot_checked,
+      trusted: j.trusted,
+      unconfirmed: j.unconfirmed,
+      rejected: j.rejected,
+    },
+    waiting,
   };
 }
 
@@ -78,5 +88,11 @@ export function workerView(s: Scheduler, v: Volunteer): WorkerView {
     name: v.name || null,
     label: agentLabel(v.agent),
     tasks: s.currentTasks(v).map((l) => ({ jobId: l.jobId, phase: l.phase, index: l.index, startedAt: l.startedAt })),
+    trust: {
+      agreed: v.trust.agreed,
+      rejected: v.trust.rejected,
+      trusted: v.trust.rejected === 0 && v.trust.agreed >= s.trustAfter,
+    },
+    credit: v.trust.creditMs / 1000,
   };
 }

@@ -3,7 +3,7 @@
  * builds them, so the status page and the CLI read the same contract without importing the master.
  */
 import type { SerializedError } from './errors.js';
-import type { AttemptOutcome, JobState, Phase, TaskState } from './states.js';
+import type { AttemptOutcome, JobState, Phase, TaskState, VerifyMode } from './states.js';
 
 export interface JobView {
   id: string;
@@ -25,6 +25,16 @@ export interface JobView {
    * it ends, its output until it is deleted (`tabreduce delete`, `serve --retain`).
    */
   storedBytes: number;
+  /** How its results are checked (README "Verification"). */
+  verify: VerifyMode;
+  /**
+   * Committed tasks by how their output was confirmed: by two independent volunteers, by a spot
+   * check of a trusted volunteer's result, a trusted volunteer's result alone, or one result for
+   * want of a second volunteer; and attempts whose result lost a vote or was taken back.
+   */
+  verification: { verified: number; spotChecked: number; trusted: number; unconfirmed: number; rejected: number };
+  /** What an unfinished job waits for, when it waits for volunteers to confirm results; else null. */
+  waiting: string | null;
 }
 
 /** `DELETE /api/jobs/:id`: the job is gone, with the bytes it kept. */
@@ -100,6 +110,16 @@ export interface WorkerView {
   /** Its browser and system in a few words ("Firefox on Android"), from `agent`. */
   label: string;
   tasks: { jobId: string; phase: string; index: number; startedAt: number }[];
+  /**
+   * Its record (README "Verification"): results that matched another volunteer's, results that lost
+   * a vote, and whether its results are accepted alone.
+   */
+  trust: { agreed: number; rejected: number; trusted: boolean };
+  /**
+   * Seconds of its verified work: from assignment to result, as the master measured it, of its
+   * results in verified jobs that were committed or agreed with the committed one, less those taken back.
+   */
+  credit: number;
 }
 
 /** One second of the `throughput` event stream. */

@@ -28,7 +28,7 @@ import {
   type VolunteerProc,
 } from './helpers/cluster.js';
 import { progressLine } from '../server/cli/progress.js';
-import type { JobSummary, JobView } from '../shared/api.js';
+import type { JobSummary, JobView, WorkerView } from '../shared/api.js';
 
 const COMMANDS = [
   'serve',
@@ -207,18 +207,32 @@ describe('a job from submit to result', () => {
     assert.equal(job.state, 'succeeded');
     assert.deepEqual(job.reduces, { total: 3, done: 3 });
     assert.match(one.stdout, /^job +\S+ +wc\nstate +succeeded\n/);
-    assert.match(one.stdout, /\nattempts +running 0, succeeded \d+, failed 0, lost 0, superseded 0\n/);
+    assert.match(
+      one.stdout,
+      /\nattempts +running 0, succeeded \d+, failed 0, lost 0, superseded 0, voted 0, rejected 0\n/,
+    );
+    // One volunteer: in the default mode the job finishes, and says that no task was confirmed by a second.
+    const n = job.maps.total + 3;
+    assert.match(
+      one.stdout,
+      new RegExp(
+        `\\nverify +adaptive: verified 0, spot-checked 0, trusted 0, unconfirmed ${n}, rejected 0 \\(${n} tasks not independently confirmed\\)\\n`,
+      ),
+    );
+    assert.deepEqual(job.verification, { verified: 0, spotChecked: 0, trusted: 0, unconfirmed: n, rejected: 0 });
     assert.match(one.stdout, /\ndurations +\S+ on average, \S+ at most \(succeeded attempts\)\n/);
     const detail = JSON.parse(oneJson.stdout) as JobView & { tasks: { attempts: unknown[] }[]; summary: JobSummary };
     assert.equal(detail.tasks.length, job.maps.total + 3);
     assert.equal(detail.summary.attempts.succeeded, detail.tasks.flatMap((t) => t.attempts).length);
     assert.match(
       workers.stdout,
-      /^ID +STATE +THREADS +IN HAND +DONE +CURRENT TASK +CONNECTED +LAST SEEN +AGENT\n[0-9a-f]{16} +connected +2 /,
+      /^ID +STATE +THREADS +IN HAND +DONE +TRUST +CREDIT +CURRENT TASK +CONNECTED +LAST SEEN +AGENT\n[0-9a-f]{16} +connected +2 +0 +\d+ +0 agreed +\S+ /,
     );
-    const list = JSON.parse(workersJson.stdout) as { threads: number; done: number }[];
+    const list = JSON.parse(workersJson.stdout) as WorkerView[];
     assert.equal(list.length, 1);
     assert.equal(list[0]!.threads, 2);
+    // Alone, it had nobody to agree with: no record either way.
+    assert.deepEqual(list[0]!.trust, { agreed: 0, rejected: 0, trusted: false });
     assert.equal(result.stdout, reference);
 
     // --json on submit: one JSON object per line, the id first.

@@ -62,13 +62,24 @@ async function tasksOf(m: MasterProc, id: string) {
   return apiGet<TaskView[]>(m, `/api/jobs/${id}/tasks`);
 }
 
-/** Every task has exactly one succeeded attempt, and no attempt is still running. */
-function assertCommittedOnce(tasks: TaskView[]) {
+/**
+ * Every task committed once, and no attempt is still running: with `--verify off`, one succeeded
+ * attempt per task; with verification, the committed one and those that agreed with it, each on
+ * another volunteer, and the job counts each task once by how it was confirmed.
+ */
+async function assertCommittedOnce(m: MasterProc, id: string, tasks: TaskView[]) {
+  const job = await apiGet<JobView>(m, `/api/jobs/${id}`);
   for (const t of tasks) {
     const won = t.attempts.filter((a) => a.outcome === 'succeeded');
-    assert.equal(won.length, 1, `${t.phase} ${t.index} has ${won.length} succeeded attempts`);
+    if (job.verify === 'off') assert.equal(won.length, 1, `${t.phase} ${t.index} has ${won.length} succeeded attempts`);
+    else assert.equal(new Set(won.map((a) => a.worker)).size, won.length, `${t.phase} ${t.index}: one vote each`);
+    assert.ok(won.length >= 1, `${t.phase} ${t.index} has no succeeded attempt`);
     assert.equal(t.state, 'succeeded');
-    assert.ok(!t.attempts.some((a) => a.outcome === 'running'), `${t.phase} ${t.index} still running`);
+    assert.ok(!t.attempts.some((a) => a.outcome === 'running' || a.outcome === 'voted'), `${t.phase} ${t.index} open`);
+  }
+  if (job.verify !== 'off') {
+    const v = job.verification;
+    assert.equal(v.verified + v.spotChecked + v.trusted + v.unconfirmed, tasks.length, 'each task confirmed once');
   }
 }
 
@@ -88,7 +99,7 @@ test('distributed word count and inverted index over the corpus with 3 volunteer
       assert.equal(out.code, 0, out.stderr);
       const expected = await localOutput(module, files, ['--reduces', reduces, '--split-size', '128KiB']);
       assert.equal(out.stdout, expected, `${module} output equals local`);
-      assertCommittedOnce(await tasksOf(m, id));
+      await assertCommittedOnce(m, id, await tasksOf(m, id));
       const job = await apiGet<JobView>(m, `/api/jobs/${id}`);
       assert.equal(job.maps.total, job.maps.done);
       const workers = new Set((await tasksOf(m, id)).flatMap((t) => t.attempts.map((a) => a.worker)));
@@ -130,7 +141,7 @@ test('a volunteer SIGKILLed mid-task: its attempt is lost and the task re-runs e
       const done = await run(['wait', id], 180_000);
       assert.equal(done.code, 0, done.stderr);
       const tasks = await tasksOf(m, id);
-      assertCommittedOnce(tasks);
+      await assertCommittedOnce(m, id, tasks);
       const lost = tasks.flatMap((t) => t.attempts.filter((x) => x.outcome === 'lost').map((x) => ({ t, x })));
       assert.ok(lost.length >= 1, 'the killed volunteer had at least one attempt marked lost');
       assert.ok(
@@ -182,12 +193,15 @@ export function reduce(key, values) { return String(values.length); }
       '1',
       '--task-timeout',
       '3s',
+      // It counts attempts: each task runs once but for the backup.
+      '--verify',
+      'off',
       '--wait',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const id = firstLine(r.stdout);
     const tasks = await tasksOf(m, id);
-    assertCommittedOnce(tasks);
+    await assertCommittedOnce(m, id, tasks);
     const map0 = tasks.find((t) => t.phase === 'map' && t.input === 'a.txt')!;
     assert.equal(map0.attempts.length, 2, 'one backup attempt');
     const [first, backup] = map0.attempts;
@@ -258,7 +272,7 @@ for (const phase of ['mapping', 'reducing'] as const) {
       assert.equal(done.code, 0, done.stderr + m.output());
       assert.equal((await adminCli(m)(['result', id])).stdout, await expected);
       const tasks = await tasksOf(m, id);
-      assertCommittedOnce(tasks);
+      await assertCommittedOnce(m, id, tasks);
       const job = await apiGet<JobView>(m, `/api/jobs/${id}`);
       assert.equal(job.maps.done, job.maps.total);
       assert.equal(job.reduces.done, 6);

@@ -230,6 +230,11 @@ test('bad jobs are refused with a clear reason and nothing is queued', async () 
     ],
     [{ module: ['job.js', GOOD], inputs: [['a.txt', 'x']], fields: { splitSize: '1' } }, 400, /split size must be/],
     [
+      { module: ['job.js', GOOD], inputs: [['a.txt', 'x']], fields: { verify: 'some' } },
+      400,
+      /verify must be one of off, adaptive, all, got "some"/,
+    ],
+    [
       { module: ['job.js', GOOD], inputs: [['a.txt', new Uint8Array([0x61, 0xff, 0x0a])]] },
       400,
       /input a\.txt is not valid UTF-8 \(bad byte near offset 1\)/,
@@ -279,6 +284,10 @@ test('the CLI explains bad input before uploading anything', async () => {
     [
       ['submit', join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--task-timeout', 'soon'],
       /--task-timeout: "soon" is not a duration/,
+    ],
+    [
+      ['submit', join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--verify', 'twice'],
+      /--verify must be one of off, adaptive, all, got "twice"/,
     ],
     [['status', 'nosuchjob'], /no job "nosuchjob"/],
     [['result', 'nosuchjob'], /no job "nosuchjob"/],

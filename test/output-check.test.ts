@@ -1,4 +1,5 @@
 /** Outputs checked as they stream in (server/output-check.ts) and the local blob store under them. */
+import { createHash } from 'node:crypto';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -15,6 +16,10 @@ function chunks(buf: Buffer, size: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
   return out;
+}
+
+function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
 }
 
 test('a map output streamed in any chunks is checked and its partitions located', () => {
@@ -35,6 +40,8 @@ test('a map output streamed in any chunks is checked and its partitions located'
     assert.equal(s.bytes, bytes.length);
     assert.equal(s.records, 3);
     assert.equal(s.offsets.length, 5);
+    // The hash is of the bytes, however they were cut.
+    assert.equal(s.hash, sha256(bytes));
     const packed = packOffsets(s.offsets);
     parts.forEach((p, r) => {
       const { start, end } = spanOf(packed.subarray(r * 8, r * 8 + 16));
@@ -46,7 +53,7 @@ test('a map output streamed in any chunks is checked and its partitions located'
     });
   }
   const empty = new MapOutputCheck(2).end();
-  assert.deepEqual(empty, { bytes: 0, records: 0, offsets: [0, 0, 0] });
+  assert.deepEqual(empty, { bytes: 0, records: 0, offsets: [0, 0, 0], hash: sha256(Buffer.alloc(0)) });
 });
 
 test('a malformed map output is refused, wherever the chunks fall', () => {
@@ -78,11 +85,11 @@ test('a malformed map output is refused, wherever the chunks fall', () => {
 test('a reduce output is UTF-8 lines ending in a newline, its records counted', () => {
   const check = new ReduceOutputCheck();
   for (const c of chunks(Buffer.from('a\t1\né\t2\n'), 3)) check.push(c);
-  assert.deepEqual(check.end(), { bytes: 9, records: 2 });
+  assert.deepEqual(check.end(), { bytes: 9, records: 2, hash: sha256(Buffer.from('a\t1\né\t2\n')) });
   const open = new ReduceOutputCheck();
   open.push(Buffer.from('a\t1'));
   assert.throws(() => open.end(), /newline/);
-  assert.deepEqual(new ReduceOutputCheck().end(), { bytes: 0, records: 0 });
+  assert.deepEqual(new ReduceOutputCheck().end(), { bytes: 0, records: 0, hash: sha256(Buffer.alloc(0)) });
 });
 
 test('a blob is invisible until committed, gone when aborted, and read by range', async () => {

@@ -11,7 +11,7 @@ import {
   type TaskEvent,
 } from '../shared/states.js';
 
-test('task state transitions: terminal states absorb everything; settle retries or fails', () => {
+test('task state transitions: terminal states absorb everything but a reopen; settle retries or fails', () => {
   const events: TaskEvent[] = [
     { type: 'assign' },
     { type: 'commit' },
@@ -21,13 +21,23 @@ test('task state transitions: terminal states absorb everything; settle retries 
     { type: 'settle', othersRunning: 0, failures: 4, maxAttempts: 4, losses: 0, maxLosses: 12 },
     { type: 'settle', othersRunning: 0, failures: 0, maxAttempts: 4, losses: 12, maxLosses: 12 },
     { type: 'settle', othersRunning: 1, failures: 0, maxAttempts: 4, losses: 12, maxLosses: 12 },
+    { type: 'vote', othersRunning: 0 },
+    { type: 'vote', othersRunning: 1 },
+    { type: 'reopen' },
   ];
   const expected: Record<string, string[]> = {
-    pending: ['running', 'pending', 'cancelled', 'pending', 'pending', 'pending', 'pending', 'pending'],
-    running: ['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed', 'failed', 'running'],
-    succeeded: Array(8).fill('succeeded'),
-    failed: Array(8).fill('failed'),
-    cancelled: Array(8).fill('cancelled'),
+    pending: [
+      ...['running', 'pending', 'cancelled', 'pending', 'pending', 'pending', 'pending', 'pending'],
+      ...['pending', 'pending', 'pending'],
+    ],
+    running: [
+      ...['running', 'succeeded', 'cancelled', 'pending', 'running', 'failed', 'failed', 'running'],
+      ...['pending', 'running', 'running'],
+    ],
+    // Only verification takes a committed output back.
+    succeeded: [...Array<string>(10).fill('succeeded'), 'pending'],
+    failed: Array(11).fill('failed'),
+    cancelled: Array(11).fill('cancelled'),
   };
   for (const state of TASK_STATES) {
     assert.deepEqual(
@@ -46,6 +56,7 @@ test('job state transitions: each phase advances on its own event only; finished
       'maps-done': 'queued',
       'reduces-done': 'queued',
       fail: 'failed',
+      'maps-reopened': 'queued',
       cancel: 'cancelled',
     },
     mapping: {
@@ -53,6 +64,7 @@ test('job state transitions: each phase advances on its own event only; finished
       'maps-done': 'reducing',
       'reduces-done': 'mapping',
       fail: 'failed',
+      'maps-reopened': 'mapping',
       cancel: 'cancelled',
     },
     reducing: {
@@ -60,6 +72,7 @@ test('job state transitions: each phase advances on its own event only; finished
       'maps-done': 'reducing',
       'reduces-done': 'succeeded',
       fail: 'failed',
+      'maps-reopened': 'mapping',
       cancel: 'cancelled',
     },
     succeeded: {
@@ -67,6 +80,7 @@ test('job state transitions: each phase advances on its own event only; finished
       'maps-done': 'succeeded',
       'reduces-done': 'succeeded',
       fail: 'succeeded',
+      'maps-reopened': 'succeeded',
       cancel: 'succeeded',
     },
     failed: {
@@ -74,6 +88,7 @@ test('job state transitions: each phase advances on its own event only; finished
       'maps-done': 'failed',
       'reduces-done': 'failed',
       fail: 'failed',
+      'maps-reopened': 'failed',
       cancel: 'failed',
     },
     cancelled: {
@@ -81,6 +96,7 @@ test('job state transitions: each phase advances on its own event only; finished
       'maps-done': 'cancelled',
       'reduces-done': 'cancelled',
       fail: 'cancelled',
+      'maps-reopened': 'cancelled',
       cancel: 'cancelled',
     },
   };

@@ -568,10 +568,26 @@ describe('status page pieces', () => {
       [1, 2, 3, 4],
     );
     assert.equal(l.get(3), changed);
-    assert.deepEqual(l.counts(), { running: 0, succeeded: 1, failed: 0, lost: 0, superseded: 0 });
+    assert.deepEqual(l.counts(), {
+      running: 0,
+      succeeded: 1,
+      failed: 0,
+      lost: 0,
+      superseded: 0,
+      voted: 0,
+      rejected: 0,
+    });
     const failing = { ...task(2, [attempt('a', 1_000, 1_500, 'failed'), attempt('b', 1_600, null, 'running')]) };
     l.take({ ...headers(null, 1_400), tasks: [{ ...failing, state: 'running' }] });
-    assert.deepEqual(l.counts(), { running: 1, succeeded: 1, failed: 1, lost: 0, superseded: 0 });
+    assert.deepEqual(l.counts(), {
+      running: 1,
+      succeeded: 1,
+      failed: 1,
+      lost: 0,
+      superseded: 0,
+      voted: 0,
+      rejected: 0,
+    });
     assert.deepEqual(l.stateCounts(), { pending: 0, running: 1, succeeded: 3, failed: 0, cancelled: 0 });
     assert.deepEqual(
       l.failed().map((t) => t.id),
@@ -579,7 +595,15 @@ describe('status page pieces', () => {
     );
     l.take({ ...headers(null, 1_450), tasks: [{ ...task(2, []), state: 'succeeded' }] });
     assert.deepEqual(l.failed(), [], 'counted out when it changes again');
-    assert.deepEqual(l.counts(), { running: 0, succeeded: 1, failed: 0, lost: 0, superseded: 0 });
+    assert.deepEqual(l.counts(), {
+      running: 0,
+      succeeded: 1,
+      failed: 0,
+      lost: 0,
+      superseded: 0,
+      voted: 0,
+      rejected: 0,
+    });
     assert.equal(l.nextPath('j'), '/api/jobs/j/tasks?changedSince=1450');
     l.take({ ...headers(null, 1_600), tasks: [] });
     assert.equal(l.tasks.length, 4);

@@ -158,7 +158,15 @@ test('changedSince brings only the tasks that changed, the cancelled ones includ
   assert.equal(byId.get(a.taskId)!.attempts[0]!.error?.message, 'boom');
 
   const summary = (await (await get(`/api/jobs/${jobId}/summary`)).json()) as JobSummary;
-  assert.deepEqual(summary.attempts, { running: 1, succeeded: 1, failed: 1, lost: 0, superseded: 0 });
+  assert.deepEqual(summary.attempts, {
+    running: 1,
+    succeeded: 1,
+    failed: 1,
+    lost: 0,
+    superseded: 0,
+    voted: 0,
+    rejected: 0,
+  });
   assert.equal(summary.recentFailures.length, 1);
   assert.deepEqual(
     { ...summary.recentFailures[0], startedAt: 0, endedAt: 0 },

@@ -39,6 +39,7 @@ test('a frame whose handling throws (not a storage error) ends its attempt lost 
       splitSize: 1024,
       taskTimeoutMs: 10_000,
       maxAttempts: 4,
+      verify: 'off',
     },
     Date.now(),
     stores.transaction,

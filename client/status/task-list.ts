@@ -28,7 +28,15 @@ export function readTasksAnswer(tasks: TaskView[], headers: Headers): TasksAnswe
 export type OutcomeCounts = Record<AttemptOutcome, number>;
 export type StateCounts = Record<TaskState, number>;
 
-const noOutcomes = (): OutcomeCounts => ({ running: 0, succeeded: 0, failed: 0, lost: 0, superseded: 0 });
+const noOutcomes = (): OutcomeCounts => ({
+  running: 0,
+  succeeded: 0,
+  failed: 0,
+  lost: 0,
+  superseded: 0,
+  voted: 0,
+  rejected: 0,
+});
 const noStates = (): StateCounts => ({ pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
 
 function hasFailure(t: TaskView): boolean {

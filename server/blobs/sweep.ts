@@ -36,8 +36,10 @@ export async function sweepBlobs(stores: Stores, blobs: BlobStore, log: (line: s
     }
     const job = jobs.get(id);
     if (!job) continue;
-    if (job.state !== 'queued' && job.state !== 'mapping') await blobs.deletePrefix(blobNames.inputPrefix(id));
     const finished = job.state === 'succeeded' || job.state === 'failed' || job.state === 'cancelled';
+    // A verified job keeps its inputs until it ends (a map taken back after the barrier runs again).
+    const inputsKept = job.state === 'queued' || job.state === 'mapping' || (job.verify !== 'off' && !finished);
+    if (!inputsKept) await blobs.deletePrefix(blobNames.inputPrefix(id));
     if (finished) await blobs.deletePrefix(blobNames.mapPrefix(id));
     const referenced = new Set([...outputs.mapBlobs(id), ...outputs.outputBlobs(id)]);
     for (const kind of finished ? ['out'] : ['map', 'out']) {
@@ -66,5 +68,11 @@ async function recheck(blobs: BlobStore, name: string, nReduce: number | null): 
   const check = nReduce === null ? new ReduceOutputCheck() : new MapOutputCheck(nReduce);
   for await (const chunk of blobs.read(name)) check.push(chunk as Buffer);
   const s = check.end();
-  return { blob: name, bytes: s.bytes, records: s.records, offsets: 'offsets' in s ? (s.offsets as number[]) : null };
+  return {
+    blob: name,
+    bytes: s.bytes,
+    records: s.records,
+    offsets: 'offsets' in s ? (s.offsets as number[]) : null,
+    hash: s.hash,
+  };
 }

@@ -9,7 +9,7 @@ import { UserError } from '../../shared/errors.js';
 import { loadJobSource } from './bundle.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { DeletedJob, JobSummary, JobView, WorkerView } from '../../shared/api.js';
-import { ATTEMPT_OUTCOMES } from '../../shared/states.js';
+import { ATTEMPT_OUTCOMES, VERIFY_MODES, type VerifyMode } from '../../shared/states.js';
 import { api, apiJson, fetchAllTasks, type AdminTarget } from './admin-client.js';
 import { checkReadable, expandInputs, prepareOutDir, writeOutFile } from './files.js';
 import { eta, waitForJob } from './progress.js';
@@ -23,6 +23,11 @@ export function intFlag(v: string | boolean | undefined, name: string, fallback:
   if (typeof v !== 'string' || !/^\d+$/.test(v))
     throw new UserError(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+function verifyFlag(v: string | boolean): VerifyMode {
+  if (typeof v === 'string' && (VERIFY_MODES as readonly string[]).includes(v)) return v as VerifyMode;
+  throw new UserError(`--verify must be one of ${VERIFY_MODES.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
 function str(v: string | boolean | undefined): string | undefined {
@@ -56,6 +61,7 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
     maxAttempts: intFlag(f['max-attempts'], 'max-attempts', JOB_DEFAULTS.maxAttempts),
   };
   checkSpec(spec);
+  const verify = f['verify'] === undefined ? JOB_DEFAULTS.verify : verifyFlag(f['verify']);
   // Everything that can be checked here is, before a byte is uploaded.
   const module = await loadJobSource(modulePath, { bundle: f['no-bundle'] !== true });
   const inputs = await expandInputs(named);
@@ -70,6 +76,7 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   form.append('splitSize', String(spec.splitSize));
   form.append('taskTimeoutMs', String(spec.taskTimeoutMs));
   form.append('maxAttempts', String(spec.maxAttempts));
+  form.append('verify', verify);
   form.append('module', new Blob([module.source], { type: 'text/javascript' }), module.name);
   // openAsBlob streams each file from disk as the request goes out, rather than reading it all first.
   for (const path of inputs) form.append('input', await openAsBlob(path), basename(path));
@@ -106,6 +113,17 @@ function age(ms: number): string {
   return `${formatDuration(Date.now() - ms)} ago`;
 }
 
+/** How a job's results were checked: its mode, then its committed tasks by how they were confirmed. */
+function verificationLine(job: JobView): string {
+  const v = job.verification;
+  if (job.verify === 'off') return 'off (results are not checked)';
+  const notConfirmed = v.unconfirmed > 0 ? ` (${v.unconfirmed} tasks not independently confirmed)` : '';
+  return (
+    `${job.verify}: verified ${v.verified}, spot-checked ${v.spotChecked}, trusted ${v.trusted}, ` +
+    `unconfirmed ${v.unconfirmed}, rejected ${v.rejected}${notConfirmed}`
+  );
+}
+
 /** What a job's stored bytes are, and until when they stay. */
 function storedNote(job: JobView): string {
   if (job.state === 'queued' || job.state === 'mapping') return '(inputs and map outputs so far)';
@@ -135,6 +153,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       `input      ${formatBytes(job.inputBytes)} in splits of ${formatBytes(job.splitSize)}; records emitted ${job.recordsIn}, written ${job.recordsOut}`,
       `attempts   ${ATTEMPT_OUTCOMES.map((o) => `${o} ${summary.attempts[o]}`).join(', ')}`,
       `limits     task timeout ${formatDuration(job.taskTimeoutMs)}, max attempts ${job.maxAttempts}`,
+      `verify     ${verificationLine(job)}`,
       `stored     ${`${formatBytes(job.storedBytes)} ${storedNote(job)}`.trim()}`,
     ];
     if (summary.durations) {
@@ -143,6 +162,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
         `durations  ${formatDuration(d.meanMs)} on average, ${formatDuration(d.maxMs)} at most (succeeded attempts)`,
       );
     }
+    if (job.waiting) lines.push(line(`waiting    ${job.waiting}`));
     if (job.error)
       lines.push(`error      ${stripControls(job.error, { multiline: true }).replace(/\n/g, '\n           ')}`);
     for (const a of summary.recentFailures.slice(0, 5)) {
@@ -232,6 +252,12 @@ export async function remove(t: AdminTarget, args: string[], f: Flags): Promise<
   return 0;
 }
 
+/** A volunteer's record in a word: trusted, lost (a result of its lost a vote), or its agreeing results so far. */
+function trustText(w: WorkerView): string {
+  if (w.trust.rejected > 0) return `lost (${w.trust.rejected} rejected)`;
+  return w.trust.trusted ? `trusted (${w.trust.agreed})` : `${w.trust.agreed} agreed`;
+}
+
 export async function workers(t: AdminTarget, _args: string[], f: Flags): Promise<number> {
   const list = await apiJson<WorkerView[]>(t, '/api/workers');
   if (f['json']) {
@@ -242,7 +268,9 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
     process.stdout.write("no volunteers connected: open the master's URL in a browser, or run tabreduce volunteer\n");
     return 0;
   }
-  const rows = [['ID', 'STATE', 'THREADS', 'IN HAND', 'DONE', 'CURRENT TASK', 'CONNECTED', 'LAST SEEN', 'AGENT']];
+  const rows = [
+    ['ID', 'STATE', 'THREADS', 'IN HAND', 'DONE', 'TRUST', 'CREDIT', 'CURRENT TASK', 'CONNECTED', 'LAST SEEN', 'AGENT'],
+  ];
   for (const w of list) {
     const first = w.tasks[0];
     const current = first
@@ -254,6 +282,8 @@ export async function workers(t: AdminTarget, _args: string[], f: Flags): Promis
       String(w.threads),
       String(w.running),
       String(w.done),
+      trustText(w),
+      formatDuration(w.credit * 1000),
       current,
       age(w.connectedAt),
       age(w.lastSeenAt),

@@ -79,6 +79,7 @@ export function dataRoutes(scheduler: Scheduler, stores: Stores, blobs: BlobStor
         bytes: summary.bytes,
         records: summary.records,
         offsets: 'offsets' in summary ? (summary.offsets as number[]) : null,
+        hash: summary.hash,
       };
       if (!scheduler.uploaded(lease, upload)) {
         scheduler.discardBlob(name);

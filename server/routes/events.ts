@@ -31,13 +31,17 @@ export function eventRoutes(scheduler: Scheduler, jobs: JobStore, meter: Through
         open = false;
         off();
       });
-      await stream.writeSSE({ event: 'jobs', data: JSON.stringify(jobs.list(200).map(jobView)) });
+      await stream.writeSSE({
+        event: 'jobs',
+        data: JSON.stringify(jobs.list(200).map((j) => jobView(j, scheduler.waitingFor(j.id)))),
+      });
       let tick = 0;
       let sentThroughput: number | null = null;
       while (open) {
         for (const id of dirtyJobs) {
           const row = jobs.get(id);
-          if (row) await stream.writeSSE({ event: 'job', data: JSON.stringify(jobView(row)) });
+          if (row)
+            await stream.writeSSE({ event: 'job', data: JSON.stringify(jobView(row, scheduler.waitingFor(row.id))) });
           else await stream.writeSSE({ event: 'deleted', data: JSON.stringify({ id }) });
         }
         dirtyJobs.clear();

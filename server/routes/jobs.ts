@@ -11,6 +11,7 @@ import { summarizeJob } from '../job-summary.js';
 import { taskListResponse } from './task-list.js';
 import type { Scheduler } from '../scheduler/index.js';
 import type { Stores } from '../sql/index.js';
+import type { JobRow } from '../sql/job-store.js';
 import { isJobFinished } from '../../shared/states.js';
 import type { DeletedJob } from '../../shared/api.js';
 
@@ -57,8 +58,9 @@ export function jobRoutes(
     return c.json({ id }, 201);
   });
 
-  app.get('/', (c) => c.json(jobs.list().map(jobView)));
-  app.get('/:id', (c) => c.json(jobView(job(c.req.param('id')))));
+  const view = (row: JobRow) => jobView(row, scheduler.waitingFor(row.id));
+  app.get('/', (c) => c.json(jobs.list().map(view)));
+  app.get('/:id', (c) => c.json(view(job(c.req.param('id')))));
   // Both read a big job a page at a time, and make each page durable first as the /api middleware does.
   app.get('/:id/tasks', (c) => taskListResponse(c, stores, job(c.req.param('id')), scheduler.clock, flush));
   app.get('/:id/summary', async (c) => c.json(await summarizeJob(stores, job(c.req.param('id')).id, flush)));
@@ -84,7 +86,7 @@ export function jobRoutes(
     if (isJobFinished(j.state))
       throw badRequest(`job ${j.id} has already ${j.state === 'cancelled' ? 'been cancelled' : j.state}`);
     scheduler.cancel(j.id);
-    return c.json(jobView(job(j.id)));
+    return c.json(view(job(j.id)));
   });
   app.delete('/:id', async (c) => {
     const id = job(c.req.param('id')).id;

@@ -16,6 +16,11 @@ export function renderMetrics(s: Scheduler, stores: Stores): string {
     ['{outcome="failed"}', c.failed],
     ['{outcome="lost"}', c.lost],
     ['{outcome="superseded"}', c.superseded],
+    ['{outcome="voted"}', c.voted],
+    ['{outcome="rejected"}', c.rejected],
+  ]);
+  metric('tabreduce_credit_seconds', 'gauge', "Volunteers' verified work, all identities together.", [
+    ['', stores.trust.total() / 1000],
   ]);
   metric('tabreduce_results_refused_total', 'counter', 'Results refused: unknown or foreign lease.', [['', c.refused]]);
   metric('tabreduce_results_invalid_total', 'counter', 'Results refused as malformed.', [['', c.invalid]]);

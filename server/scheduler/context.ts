@@ -7,7 +7,7 @@ import type { Transaction } from 'better-sqlite3';
 import type { Db } from '../db.js';
 import type { Stores } from '../sql/index.js';
 import type { BlobStore } from '../blobs/blob-store.js';
-import type { JobState, Phase } from '../../shared/states.js';
+import type { JobState, Phase, VerifyMode } from '../../shared/states.js';
 
 export interface Clock {
   now(): number;
@@ -37,6 +37,12 @@ export interface SchedulerOptions {
   inlineBytes?: number;
   /** Largest task output the master takes (`serve --max-upload`). */
   maxOutputBytes?: number;
+  /** Agreeing results after which an identity's results are accepted alone (`serve --trust-after`). */
+  trustAfter?: number;
+  /** Share of a trusted identity's results checked by another volunteer (`serve --spot-check`). */
+  spotCheckRate?: number;
+  /** Draws the spot checks; tests pass their own. */
+  random?: () => number;
   log?: (line: string) => void;
 }
 
@@ -56,6 +62,8 @@ export interface Upload {
   records: number;
   /** A map output's partition offsets. */
   offsets: number[] | null;
+  /** SHA-256 of the output, hex (server/output-check.ts). */
+  hash: string;
 }
 
 /**
@@ -66,6 +74,19 @@ export interface Upload {
  * volunteer waits no longer for its next task.
  */
 export const COMMIT_GAP_MS = 4;
+
+/**
+ * Verification's defaults, from the model in the README ("Verification"): an identity is trusted
+ * after 10 results that matched another volunteer's with none that lost a vote, and then one result
+ * in 10 is still checked. A volunteer that falsifies 30 % of its results passes the 10 checks with
+ * probability 0.7^10 = 2.8 %; once trusted, each falsified result is caught with probability 0.1,
+ * and the work of a trusted volunteer costs 1.1 times the work of `--verify off`.
+ */
+export const TRUST_AFTER = 10;
+export const SPOT_CHECK_RATE = 0.1;
+
+/** Votes a task may gather without two that agree before its job fails as not deterministic, per max attempt. */
+export const VOTE_FACTOR = 2;
 
 /** How long a volunteer may let the job's code run, as a multiple of the job's task timeout. */
 export const HARD_LIMIT_FACTOR = 3;
@@ -118,6 +139,8 @@ export interface Volunteer {
   savedAt: number;
   /** Input bytes of tasks committed, for throughput. */
   bytes: number;
+  /** Its record (the `trust` table), as the views show it: read at hello, refreshed when it changes. */
+  trust: { agreed: number; rejected: number; creditMs: number };
 }
 
 export interface ActiveJob {
@@ -127,6 +150,7 @@ export interface ActiveJob {
   nReduce: number;
   taskTimeoutMs: number;
   maxAttempts: number;
+  verify: VerifyMode;
   running: number;
   /** Set when a look for pending tasks found none; cleared when a task becomes pending again. */
   drained: boolean;
@@ -138,6 +162,19 @@ export interface ActiveJob {
 export interface Blame {
   ids: Set<string>;
   addresses: Set<string>;
+}
+
+/** Who voted on a task whose result waits for a match (README "Verification"). */
+export interface Votes extends Blame {
+  jobId: string;
+  /** The hashes of their results: more than one, and a third volunteer must decide. */
+  hashes: Set<string>;
+  /** Two independent votes agree and the others lost: a result equal to theirs, from anyone, commits. */
+  decided?: boolean;
+  /** When the first vote came (or the master started): see `votesStale`. */
+  since: number;
+  /** The sweep saw it go stale and let dispatch offer it again. */
+  released?: boolean;
 }
 
 /** What SQLite can rebuild after a restart (recovery.ts), plus live connections. */
@@ -155,6 +192,12 @@ export interface Memory {
   readonly lostOn: Map<number, Blame>;
   /** Uploaded outputs of running leases, waiting for their `task.result` (rebuilt from the store at start). */
   readonly uploads: Map<string, Upload>;
+  /** Tasks with results waiting for a match: another volunteer, on another address if any, runs them. */
+  readonly votedOn: Map<number, Votes>;
+  /** Volunteers that lost a vote in each job: they get none of its tasks, and their results there count for nothing. */
+  readonly expelled: Map<string, Set<string>>;
+  /** Connected, unpaused volunteers by address; null after any change of volunteers (see `emit`). */
+  addressIndex: Map<string, Volunteer[]> | null;
 }
 
 /** The open group commit: frames to send once it is durable. */
@@ -179,6 +222,9 @@ export interface Context {
   readonly blobs: BlobStore;
   readonly inlineBytes: number;
   readonly maxOutputBytes: number;
+  readonly trustAfter: number;
+  readonly spotCheckRate: number;
+  readonly random: () => number;
   /** Blobs (names, or prefixes ending in `/`) to delete once the commit that let go of them is durable. */
   readonly trash: string[];
   readonly log: (line: string) => void;
@@ -198,6 +244,8 @@ export interface Context {
     refused: number;
     assigned: number;
     invalid: number;
+    voted: number;
+    rejected: number;
   };
   /** Group commits made, and the milliseconds their COMMITs took (SQLite writing the WAL). */
   readonly commits: { count: number; ms: number };
@@ -215,6 +263,9 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
     blobs: opts.blobs,
     inlineBytes: opts.inlineBytes ?? INLINE_BYTES,
     maxOutputBytes: opts.maxOutputBytes ?? 1024 ** 4,
+    trustAfter: opts.trustAfter ?? TRUST_AFTER,
+    spotCheckRate: opts.spotCheckRate ?? SPOT_CHECK_RATE,
+    random: opts.random ?? Math.random,
     trash: [],
     log: opts.log ?? (() => {}),
     mem: {
@@ -226,6 +277,9 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
       failedOn: new Map(),
       lostOn: new Map(),
       uploads: new Map(),
+      votedOn: new Map(),
+      expelled: new Map(),
+      addressIndex: null,
     },
     listeners: new Set(),
     batch: null,
@@ -233,7 +287,17 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
     dispatching: false,
     dispatchAgain: false,
     reload: () => {},
-    counters: { committed: 0, superseded: 0, failed: 0, lost: 0, refused: 0, assigned: 0, invalid: 0 },
+    counters: {
+      committed: 0,
+      superseded: 0,
+      failed: 0,
+      lost: 0,
+      refused: 0,
+      assigned: 0,
+      invalid: 0,
+      voted: 0,
+      rejected: 0,
+    },
     commits: { count: 0, ms: 0 },
   };
 }
@@ -279,5 +343,6 @@ export function drainTrash(ctx: Context): void {
 }
 
 export function emit(ctx: Context, e: SchedulerEvent): void {
+  if (e.kind === 'volunteers') ctx.mem.addressIndex = null;
   for (const l of ctx.listeners) l(e);
 }

@@ -17,7 +17,7 @@ import {
   type Lease,
   type Volunteer,
 } from './context.js';
-import { betterElsewhere, freeSlots, shownThreads, track } from './memory.js';
+import { betterElsewhere, freeSlots, isExpelled, shownThreads, track, votedElsewhere } from './memory.js';
 import { sendRaw } from './group-commit.js';
 
 /** Hands out tasks until no volunteer has a free slot or nothing waits. Re-entrant calls run once more. */
@@ -74,7 +74,11 @@ function assignOne(ctx: Context, v: Volunteer): boolean {
       continue;
     }
     const [only] = holders;
-    if (leases.get(only!)?.volunteerId === v.id) continue;
+    const held = leases.get(only!);
+    if (held?.volunteerId === v.id) continue;
+    // A backup of a task with votes is a vote too: it goes where a vote would.
+    const job = held && active.get(held.jobId);
+    if (job && (isExpelled(ctx, job.id, v.id) || votedElsewhere(ctx, job, taskId, v))) continue;
     needBackup.delete(taskId);
     const task = tasks.get(taskId);
     if (task && task.state === 'running') return assign(ctx, v, task, true);
@@ -83,6 +87,7 @@ function assignOne(ctx: Context, v: Volunteer): boolean {
     .filter((j) => !j.drained && (j.state === 'queued' || j.state === 'mapping' || j.state === 'reducing'))
     .sort((a, b) => a.running - b.running);
   for (const job of jobs) {
+    if (isExpelled(ctx, job.id, v.id)) continue;
     const phase = job.state === 'reducing' ? 'reduce' : 'map';
     let task = tasks.nextPending(job.id, phase);
     if (!task) {
@@ -90,17 +95,19 @@ function assignOne(ctx: Context, v: Volunteer): boolean {
       continue;
     }
     // A task that failed or was lost on this volunteer (or its address) goes elsewhere when anyone else can take it.
-    for (let skips = 0; task && skips < 16 && elsewhere(ctx, task.id, v); skips++) {
+    // So does a task whose result waits for a vote from someone else.
+    for (let skips = 0; task && skips < 16 && elsewhere(ctx, job, task.id, v); skips++) {
       task = tasks.nextPendingAfter(job.id, phase, task.idx);
     }
-    if (task && !elsewhere(ctx, task.id, v)) return assign(ctx, v, task, false);
+    if (task && !elsewhere(ctx, job, task.id, v)) return assign(ctx, v, task, false);
   }
   return false;
 }
 
-/** Whether task `id`, which failed or was lost before, is better given to someone other than `v`. */
-function elsewhere(ctx: Context, id: number, v: Volunteer): boolean {
-  const { failedOn, lostOn } = ctx.mem;
+/** Whether task `id`, which failed, was lost or has votes, is better given to someone other than `v`. */
+function elsewhere(ctx: Context, job: ActiveJob, id: number, v: Volunteer): boolean {
+  const { failedOn, lostOn, votedOn } = ctx.mem;
+  if (votedOn.size > 0 && votedElsewhere(ctx, job, id, v)) return true;
   if (failedOn.size + lostOn.size === 0) return false;
   return betterElsewhere(ctx, [failedOn.get(id), lostOn.get(id)], v);
 }

@@ -26,7 +26,7 @@ import {
   type Upload,
   type Volunteer,
 } from './context.js';
-import { activate, clearMemory, currentTasks } from './memory.js';
+import { activate, anyOtherFor, clearMemory, currentTasks } from './memory.js';
 import { batched, durably, flush, send } from './group-commit.js';
 import { recover } from './recovery.js';
 import { attach, closed, detach, excuse, saveVolunteers, seen, update, welcome } from './volunteers.js';
@@ -37,7 +37,7 @@ import { cancelLease, endJob, settle } from './settle.js';
 import { findDue, goneReason } from './lease-sweeper.js';
 import { forgetVolunteers, removeJob, type JobRemoval } from './deletion.js';
 
-export { HARD_LIMIT_FACTOR } from './context.js';
+export { HARD_LIMIT_FACTOR, SPOT_CHECK_RATE, TRUST_AFTER } from './context.js';
 export type { Clock, Connection, Lease, SchedulerEvent, SchedulerOptions, Volunteer } from './context.js';
 export type { JobRemoval } from './deletion.js';
 
@@ -76,6 +76,10 @@ export class Scheduler {
   }
   get commits(): Readonly<Context['commits']> {
     return this.ctx.commits;
+  }
+  /** Agreeing results after which a volunteer's results are accepted alone. */
+  get trustAfter(): number {
+    return this.ctx.trustAfter;
   }
 
   on(listener: (e: SchedulerEvent) => void): () => void {
@@ -216,7 +220,12 @@ export class Scheduler {
           });
           return;
         }
-        if (r.kind === 'superseded') {
+        if (r.kind === 'superseded' || r.kind === 'voted') {
+          dispatch(ctx);
+          return;
+        }
+        if (r.kind === 'disagree') {
+          endJob(ctx, l.jobId, 'failed', r.reason);
           dispatch(ctx);
           return;
         }
@@ -224,7 +233,7 @@ export class Scheduler {
         // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot
         // of `v` only, so refilling `v` restores that, unless the commit opened new work (the
         // barrier) or cancelled a loser, which frees a volunteer too.
-        if (r.moved || r.others.length > 0) dispatch(ctx);
+        if (r.moved || r.reopened || r.others.length > 0) dispatch(ctx);
         else fill(ctx, v);
         return;
       }
@@ -291,7 +300,15 @@ export class Scheduler {
       for (const lease of due.overdue) cancelLease(ctx, lease, 'attempt overdue');
       settle(ctx, due.overdue, 'lost', { name: 'Lost', message: 'volunteer did not report within the hard limit' });
     }
-    if (due.gone.length > 0 || due.backups.length > 0 || due.overdue.length > 0) dispatch(ctx);
+    // Votes that waited past the task timeout for another address may now go to any volunteer.
+    let released = false;
+    for (const b of ctx.mem.votedOn.values()) {
+      const job = ctx.mem.active.get(b.jobId);
+      if (b.released || !job || now - b.since <= job.taskTimeoutMs) continue;
+      b.released = true;
+      released = true;
+    }
+    if (released || due.gone.length > 0 || due.backups.length > 0 || due.overdue.length > 0) dispatch(ctx);
   }
 
   /** The master itself stalled `ms`: volunteers are not blamed for the silence. */
@@ -317,5 +334,34 @@ export class Scheduler {
 
   currentTasks(v: Volunteer): Lease[] {
     return currentTasks(this.ctx, v);
+  }
+
+  /**
+   * What a verified job waits for, when tasks with a result wait for another that no connected
+   * volunteer can give (each has already voted, or lost a vote): in `all` mode a second result, in
+   * either mode a third when two disagree; else null.
+   */
+  waitingFor(jobId: string): string | null {
+    const ctx = this.ctx;
+    const job = ctx.mem.active.get(jobId);
+    if (!job || job.verify === 'off') return null;
+    let n = 0;
+    let split = 0;
+    for (const [taskId, b] of ctx.mem.votedOn) {
+      if (b.jobId !== jobId || b.decided || ctx.mem.taskLeases.has(taskId)) continue;
+      if (job.verify !== 'all' && b.hashes.size < 2) continue;
+      if (anyOtherFor(ctx, jobId, taskId, null)) continue;
+      n++;
+      if (b.hashes.size > 1) split++;
+    }
+    if (n === 0) return null;
+    const why =
+      split > 0
+        ? `${split} of them with results that disagree`
+        : '--verify all commits a result only when two volunteers agree';
+    return (
+      `${n} task${n === 1 ? '' : 's'} wait${n === 1 ? 's' : ''} for a volunteer other than those that returned ` +
+      `a result for ${n === 1 ? 'it' : 'them'} (${why})`
+    );
   }
 }

@@ -34,6 +34,7 @@ export function newVolunteer(
     refused: 0,
     savedAt: now,
     bytes: 0,
+    trust: { agreed: 0, rejected: 0, creditMs: 0 },
   };
 }
 
@@ -65,6 +66,7 @@ export function activate(ctx: Context, job: JobRow): void {
     nReduce: job.n_reduce,
     taskTimeoutMs: job.task_timeout_ms,
     maxAttempts: job.max_attempts,
+    verify: job.verify,
     running: 0,
     drained: false,
   });
@@ -76,6 +78,8 @@ export function moveJob(ctx: Context, job: ActiveJob, state: JobState): void {
   job.drained = false;
   if (state === 'succeeded') {
     ctx.mem.active.delete(job.id);
+    ctx.mem.expelled.delete(job.id);
+    for (const [taskId, b] of ctx.mem.votedOn) if (b.jobId === job.id) ctx.mem.votedOn.delete(taskId);
     ctx.log(`job ${job.id} (${job.name}) succeeded`);
   }
 }
@@ -193,6 +197,117 @@ export function clearMemory(ctx: Context): void {
   mem.needBackup.clear();
   mem.failedOn.clear();
   mem.lostOn.clear();
+  mem.votedOn.clear();
+  mem.expelled.clear();
+  mem.addressIndex = null;
+}
+
+/** Notes a result recorded as a vote on a task. */
+export function noteVote(
+  ctx: Context,
+  jobId: string,
+  taskId: number,
+  vote: { volunteerId: string; address: string; hash: string },
+): void {
+  let b = ctx.mem.votedOn.get(taskId);
+  if (!b) {
+    b = { jobId, ids: new Set(), addresses: new Set(), hashes: new Set(), since: ctx.clock.now() };
+    ctx.mem.votedOn.set(taskId, b);
+  }
+  b.ids.add(vote.volunteerId);
+  b.addresses.add(vote.address);
+  b.hashes.add(vote.hash);
+}
+
+/** Reads a volunteer's record into memory, for the views. */
+export function refreshTrust(ctx: Context, volunteerId: string): void {
+  const v = ctx.mem.volunteers.get(volunteerId);
+  const row = v && ctx.stores.trust.get(volunteerId);
+  if (v) v.trust = { agreed: row?.agreed ?? 0, rejected: row?.rejected ?? 0, creditMs: row?.credit_ms ?? 0 };
+}
+
+export function isExpelled(ctx: Context, jobId: string, volunteerId: string): boolean {
+  return ctx.mem.expelled.get(jobId)?.has(volunteerId) ?? false;
+}
+
+export function expel(ctx: Context, jobId: string, volunteerId: string): void {
+  const set = ctx.mem.expelled.get(jobId);
+  if (set) set.add(volunteerId);
+  else ctx.mem.expelled.set(jobId, new Set([volunteerId]));
+}
+
+/**
+ * Connected, unpaused volunteers by address, built once per change of volunteers: the checks below
+ * run for every result and every look at a task with votes, and a scan of 10,000 volunteers each
+ * time would cost the master more than the task.
+ */
+function byAddress(ctx: Context): Map<string, Volunteer[]> {
+  let index = ctx.mem.addressIndex;
+  if (!index) {
+    index = new Map();
+    for (const u of ctx.mem.volunteers.values()) {
+      if (!u.conn || u.paused) continue;
+      const list = index.get(u.address);
+      if (list) list.push(u);
+      else index.set(u.address, [u]);
+    }
+    ctx.mem.addressIndex = index;
+  }
+  return index;
+}
+
+/**
+ * Whether anyone but `v` could give task `taskId` of `jobId` a result now (connected, not paused,
+ * not expelled, not a voter on it); with `avoid`, anyone on an address it does not name that has
+ * done work. Volunteers that never return a result (the hostile soak's vanishers and flooders on
+ * addresses of their own) would otherwise keep two honest volunteers behind one address from ever
+ * confirming each other.
+ */
+export function anyOtherFor(
+  ctx: Context,
+  jobId: string,
+  taskId: number,
+  v: Volunteer | null,
+  avoid?: (address: string) => boolean,
+): boolean {
+  const voters = ctx.mem.votedOn.get(taskId)?.ids;
+  for (const [address, list] of byAddress(ctx)) {
+    if (avoid?.(address)) continue;
+    for (const u of list) {
+      if (u === v || !u.conn || u.paused || voters?.has(u.id) || isExpelled(ctx, jobId, u.id)) continue;
+      if (!avoid || u.done > 0) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Whether a task's votes have waited longer than the job's task timeout for a volunteer on another
+ * address: then a volunteer on a voter's address may run it, and two identities behind one address
+ * count as independent. Someone on another address that never takes the task (busy for ever, or
+ * hostile) must not hold it up for good.
+ */
+export function votesStale(ctx: Context, job: ActiveJob, taskId: number): boolean {
+  const b = ctx.mem.votedOn.get(taskId);
+  return b !== undefined && ctx.clock.now() - b.since > job.taskTimeoutMs;
+}
+
+/**
+ * Whether a task with votes waiting is better run by someone other than `v`. After `v` itself
+ * voted: always in `all` mode, or when the votes disagree (its second result proves nothing), and
+ * in `adaptive` mode while anyone else could (alone, it commits the task unconfirmed). After a vote
+ * from `v`'s address: while someone on a fresh address could.
+ */
+export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: Volunteer): boolean {
+  const b = ctx.mem.votedOn.get(taskId);
+  if (!b) return false;
+  const byId = b.ids.has(v.id);
+  const stale = votesStale(ctx, job, taskId);
+  // Two identities agree but for their address, and waited: one of them runs it again to commit it.
+  if (byId && stale && b.ids.size >= 2 && b.hashes.size === 1) return false;
+  if (byId && !b.decided && (job.verify === 'all' || b.hashes.size > 1)) return true;
+  if (!byId && (stale || !b.addresses.has(v.address))) return false;
+  return byId ? anyOtherFor(ctx, job.id, taskId, v) : anyOtherFor(ctx, job.id, taskId, v, (a) => b.addresses.has(a));
 }
 
 /** The running attempts of one volunteer, for the views. */

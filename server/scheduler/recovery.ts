@@ -3,7 +3,7 @@
  * treated as disconnected now: it keeps its tasks if it reconnects within `reassignAfterMs`, like a
  * tab after a network blip, and loses them to others after that (lease-sweeper.ts).
  */
-import { activate, blame, leaseOf, newVolunteer, track } from './memory.js';
+import { activate, blame, expel, leaseOf, newVolunteer, noteVote, track } from './memory.js';
 import type { Context } from './context.js';
 
 export function recover(ctx: Context): void {
@@ -24,6 +24,18 @@ export function recover(ctx: Context): void {
   }
   for (const a of attempts.blamedOfActiveJobs()) {
     blame(ctx, a.outcome === 'failed' ? mem.failedOn : mem.lostOn, a.task_id, a.volunteer_id, a.address);
+  }
+  // Votes waiting for a match, and who lost one: a task keeps needing its second vote after a restart.
+  for (const a of attempts.votesOfActiveJobs()) {
+    const task = tasks.get(a.task_id);
+    if (task)
+      noteVote(ctx, task.job_id, a.task_id, { volunteerId: a.volunteer_id, address: a.address, hash: a.hash ?? '' });
+  }
+  for (const a of attempts.rejectedOfActiveJobs()) {
+    expel(ctx, a.job_id, a.volunteer_id);
+    // Votes that remain beside a rejected one won: a result equal to them, from anyone, commits.
+    const b = mem.votedOn.get(a.task_id);
+    if (b) b.decided = true;
   }
   if (mem.leases.size > 0) {
     ctx.log(

@@ -75,7 +75,7 @@ export function endJob(ctx: Context, jobId: string, state: 'failed' | 'cancelled
     if (!jobs.finish(jobId, state, now, reason)) return false;
     tasks.cancelOpen(jobId);
     // Its inputs and map outputs are of no more use; it keeps what output it has until deleted.
-    if (row.state === 'queued' || row.state === 'mapping') dropInputs(ctx, jobId);
+    if (row.state === 'queued' || row.state === 'mapping' || row.verify !== 'off') dropInputs(ctx, jobId);
     dropMaps(ctx, jobId);
     const why = { name: 'Superseded', message: `job ${state}` };
     for (const a of running) attempts.end({ lease: a.lease, outcome: 'superseded', at: now, error: why });
@@ -85,8 +85,10 @@ export function endJob(ctx: Context, jobId: string, state: 'failed' | 'cancelled
   discard(ctx, blobNames.inputPrefix(jobId));
   discard(ctx, blobNames.mapPrefix(jobId));
   for (const a of running) cancelLease(ctx, a.lease, `job ${state}`);
-  const { active, needBackup, failedOn, lostOn } = ctx.mem;
+  const { active, needBackup, failedOn, lostOn, votedOn, expelled } = ctx.mem;
   active.delete(jobId);
+  expelled.delete(jobId);
+  for (const [taskId, b] of votedOn) if (b.jobId === jobId) votedOn.delete(taskId);
   for (const taskId of [...needBackup, ...failedOn.keys(), ...lostOn.keys()]) {
     if (tasks.get(taskId)?.job_id === jobId) {
       needBackup.delete(taskId);

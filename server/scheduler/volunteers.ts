@@ -11,7 +11,7 @@ import { toError } from '../../shared/errors.js';
 import { countOf } from '../../shared/units.js';
 import { cleanVolunteerName } from '../../shared/volunteer-label.js';
 import { emit, type Connection, type Context, type Volunteer } from './context.js';
-import { newVolunteer } from './memory.js';
+import { newVolunteer, refreshTrust } from './memory.js';
 import { send } from './group-commit.js';
 
 /** How often a connected volunteer's last-seen time reaches the database. */
@@ -48,6 +48,7 @@ export function attach(
   }
   v.conn = conn;
   v.address = address;
+  refreshTrust(ctx, v.id);
   v.closedAt = null;
   v.lastSeenAt = now;
   v.agent = msg.agent;

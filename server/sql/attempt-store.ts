@@ -18,7 +18,14 @@ export interface AttemptRow {
   ms: number | null;
   records_in: number | null;
   records_out: number | null;
+  /** SHA-256 (hex) of the output it returned, as checked; null until it returned one. */
+  hash: string | null;
 }
+
+/** A result waiting for a match (outcome `voted`), with how long it took from assignment to result. */
+export type VoteRow = Pick<AttemptRow, 'id' | 'lease' | 'volunteer_id' | 'address' | 'hash' | 'outcome'> & {
+  took: number;
+};
 
 /** What a task listing shows of an attempt. */
 export type AttemptListRow = Pick<
@@ -54,6 +61,7 @@ export interface AttemptEnd {
   ms?: number | null;
   records_in?: number | null;
   records_out?: number | null;
+  hash?: string | null;
 }
 
 export function createAttemptStore(db: Db) {
@@ -62,7 +70,30 @@ export function createAttemptStore(db: Db) {
   const byLease = db.prepare('SELECT * FROM attempt WHERE lease = ?');
   // Every end names the lease and only moves a running attempt: zero rows changed = stale.
   const end = db.prepare(`UPDATE attempt SET outcome = @outcome, ended_at = @at, error = @error, ms = @ms,
-    records_in = @records_in, records_out = @records_out WHERE lease = @lease AND outcome = 'running'`);
+    records_in = @records_in, records_out = @records_out, hash = @hash WHERE lease = @lease AND outcome = 'running'`);
+  const votes = db.prepare(`SELECT id, lease, volunteer_id, address, hash, outcome, ended_at - started_at AS took
+    FROM attempt
+    WHERE task_id = ? AND outcome = 'voted' ORDER BY id`);
+  const votesOfActiveJobs = db.prepare(`SELECT a.task_id, a.volunteer_id, a.address, a.hash FROM attempt a
+    JOIN job j ON j.id = a.job_id WHERE a.outcome = 'voted' AND j.state IN ('queued', 'mapping', 'reducing')`);
+  const rejectedOfActiveJobs = db.prepare(`SELECT a.job_id, a.volunteer_id, a.task_id FROM attempt a
+    JOIN job j ON j.id = a.job_id WHERE a.outcome = 'rejected' AND j.state IN ('queued', 'mapping', 'reducing')`);
+  const committedAlone = db.prepare(`SELECT a.lease, a.task_id, a.records_out, a.ended_at - a.started_at AS took
+    FROM attempt a
+    JOIN task t ON t.id = a.task_id WHERE a.job_id = @job AND a.volunteer_id = @volunteer
+    AND a.outcome = 'succeeded' AND t.state = 'succeeded' AND t.confirm IN ('trusted', 'unconfirmed')`);
+  const committedOf = db.prepare(`SELECT lease, records_out FROM attempt WHERE task_id = ? AND outcome = 'succeeded'
+    ORDER BY ended_at DESC, id DESC LIMIT 1`);
+  const setError = db.prepare('UPDATE attempt SET error = @error WHERE lease = @lease');
+  const votedOfJobPhase = db
+    .prepare(
+      `SELECT a.lease FROM attempt a JOIN task t ON t.id = a.task_id
+      WHERE a.job_id = @job AND a.outcome = 'voted' AND t.phase = @phase`,
+    )
+    .pluck();
+  const votedOfVolunteer = db
+    .prepare(`SELECT lease FROM attempt WHERE job_id = @job AND volunteer_id = @volunteer AND outcome = 'voted'`)
+    .pluck();
   const relabel = db.prepare(`UPDATE attempt SET outcome = @outcome WHERE lease = @lease AND outcome = @from`);
   const runningForTask = db.prepare(`SELECT * FROM attempt WHERE task_id = ? AND outcome = 'running'`);
   const runningForJob = db.prepare(`SELECT * FROM attempt WHERE job_id = ? AND outcome = 'running'`);
@@ -103,8 +134,35 @@ export function createAttemptStore(db: Db) {
     byLease: (lease: string) => byLease.get(lease) as AttemptRow | undefined,
     /** Ends a running attempt; false when the lease had already ended (a stale or duplicate end). */
     end: (e: AttemptEnd) =>
-      end.run({ ms: null, records_in: null, records_out: null, ...e, error: e.error ? JSON.stringify(e.error) : null })
-        .changes === 1,
+      end.run({
+        ms: null,
+        records_in: null,
+        records_out: null,
+        hash: null,
+        ...e,
+        error: e.error ? JSON.stringify(e.error) : null,
+      }).changes === 1,
+    /** A task's results waiting for a match, oldest first. */
+    votes: (taskId: number) => votes.all(taskId) as VoteRow[],
+    /** Votes of unfinished jobs: who voted on what, rebuilt after a restart. */
+    votesOfActiveJobs: () =>
+      votesOfActiveJobs.all() as Pick<AttemptRow, 'task_id' | 'volunteer_id' | 'address' | 'hash'>[],
+    /** Who lost a vote in an unfinished job: expelled from it, rebuilt after a restart. */
+    rejectedOfActiveJobs: () => rejectedOfActiveJobs.all() as Pick<AttemptRow, 'job_id' | 'volunteer_id' | 'task_id'>[],
+    /** A volunteer's committed results in a job that rest on its word alone. */
+    committedAlone: (jobId: string, volunteerId: string) =>
+      committedAlone.all({ job: jobId, volunteer: volunteerId }) as (Pick<
+        AttemptRow,
+        'lease' | 'task_id' | 'records_out'
+      > & { took: number })[],
+    /** The attempt whose result a committed task holds. */
+    committedOf: (taskId: number) => committedOf.get(taskId) as Pick<AttemptRow, 'lease' | 'records_out'> | undefined,
+    setError: (lease: string, error: SerializedError) => setError.run({ lease, error: JSON.stringify(error) }),
+    /** A job's votes waiting for a match on tasks of one phase. */
+    votedOfJobPhase: (jobId: string, phase: Phase) => votedOfJobPhase.all({ job: jobId, phase }) as string[],
+    /** A volunteer's results in a job still waiting for a match. */
+    votedOfVolunteer: (jobId: string, volunteerId: string) =>
+      votedOfVolunteer.all({ job: jobId, volunteer: volunteerId }) as string[],
     relabel: (lease: string, from: AttemptOutcome, outcome: AttemptOutcome) =>
       relabel.run({ lease, from, outcome }).changes === 1,
     runningForTask: (taskId: number) => runningForTask.all(taskId) as AttemptRow[],

@@ -7,6 +7,7 @@ import { createAttemptStore } from './attempt-store.js';
 import { createJobStore } from './job-store.js';
 import { createOutputStore } from './output-store.js';
 import { createTaskStore } from './task-store.js';
+import { createTrustStore } from './trust-store.js';
 import { createVolunteerStore } from './volunteer-store.js';
 
 export function createStores(db: Db) {
@@ -16,6 +17,7 @@ export function createStores(db: Db) {
     attempts: createAttemptStore(db),
     outputs: createOutputStore(db),
     volunteers: createVolunteerStore(db),
+    trust: createTrustStore(db),
     /** Runs `fn` in one immediate transaction (a savepoint inside one already open). */
     transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
   };

@@ -1,5 +1,5 @@
 import type { Db } from '../db.js';
-import type { JobState } from '../../shared/states.js';
+import type { Confirm, JobState, VerifyMode } from '../../shared/states.js';
 
 export interface JobRow {
   id: string;
@@ -22,23 +22,48 @@ export interface JobRow {
   error: string | null;
   /** Bytes of the job's data kept (inputs, map outputs, output). */
   stored_bytes: number;
+  verify: VerifyMode;
+  /** Committed tasks by how their output was confirmed (task.confirm), and attempts that lost a vote. */
+  verified: number;
+  spot_checked: number;
+  trusted: number;
+  unconfirmed: number;
+  rejected: number;
 }
 
 export type NewJob = Omit<
   JobRow,
-  'maps_done' | 'reduces_done' | 'records_in' | 'records_out' | 'finished_at' | 'error'
+  | 'maps_done'
+  | 'reduces_done'
+  | 'records_in'
+  | 'records_out'
+  | 'finished_at'
+  | 'error'
+  | 'verified'
+  | 'spot_checked'
+  | 'trusted'
+  | 'unconfirmed'
+  | 'rejected'
 >;
+
+/** The job column that counts each way of confirming a task. */
+const CONFIRM_COLUMN: Record<Confirm, string> = {
+  verified: 'verified',
+  spot: 'spot_checked',
+  trusted: 'trusted',
+  unconfirmed: 'unconfirmed',
+};
 
 /** Everything but the module source, for listings. */
 const COLUMNS = `id, name, state, created_at, finished_at, module_name, '' AS module, n_reduce, split_size,
   task_timeout_ms, max_attempts, maps_total, maps_done, reduces_done, input_bytes, records_in, records_out, error,
-  stored_bytes`;
+  stored_bytes, verify, verified, spot_checked, trusted, unconfirmed, rejected`;
 
 export function createJobStore(db: Db) {
   const insert = db.prepare(`INSERT INTO job (id, name, state, created_at, module_name, module, n_reduce,
-    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes, stored_bytes, ready)
+    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes, stored_bytes, verify, ready)
     VALUES (@id, @name, @state, @created_at, @module_name, @module, @n_reduce, @split_size,
-    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes, @stored_bytes, 0)`);
+    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes, @stored_bytes, @verify, 0)`);
   const ready = db.prepare('UPDATE job SET ready = 1 WHERE id = ?');
   const unready = db.prepare('SELECT id FROM job WHERE ready = 0').pluck();
   const remove = db.prepare('DELETE FROM job WHERE id = ?');
@@ -62,6 +87,18 @@ export function createJobStore(db: Db) {
   const storedTotal = db.prepare('SELECT coalesce(sum(stored_bytes), 0) FROM job').pluck();
   const reduceDone = db.prepare(`UPDATE job SET reduces_done = reduces_done + 1,
     records_out = records_out + @records WHERE id = @id RETURNING reduces_done, n_reduce`);
+  const confirmed = Object.fromEntries(
+    Object.entries(CONFIRM_COLUMN).map(([k, col]) => [
+      k,
+      db.prepare(`UPDATE job SET ${col} = max(0, ${col} + @by) WHERE id = @id`),
+    ]),
+  ) as Record<Confirm, ReturnType<Db['prepare']>>;
+  const rejected = db.prepare('UPDATE job SET rejected = rejected + @by WHERE id = @id');
+  // A committed task that runs again (its output came from a volunteer that lost a vote).
+  const mapUndone = db.prepare(`UPDATE job SET maps_done = maps_done - 1,
+    records_in = max(0, records_in - @records) WHERE id = @id`);
+  const reduceUndone = db.prepare(`UPDATE job SET reduces_done = reduces_done - 1,
+    records_out = max(0, records_out - @records) WHERE id = @id`);
 
   return {
     /** Inserts a job that stays hidden (and is deleted by a restart) until `ready`. */
@@ -87,6 +124,13 @@ export function createJobStore(db: Db) {
     mapDone: (id: string, records: number) => mapDone.get({ id, records }) as { maps_done: number; maps_total: number },
     reduceDone: (id: string, records: number) =>
       reduceDone.get({ id, records }) as { reduces_done: number; n_reduce: number },
+    /** Counts `by` (-1: reopened) tasks committed with confirmation `how`. */
+    addConfirmed: (id: string, how: Confirm, by = 1) => confirmed[how].run({ id, by }),
+    addRejected: (id: string, by = 1) => rejected.run({ id, by }),
+    /** Takes back a map commit: the task runs again. */
+    mapUndone: (id: string, records: number) => mapUndone.run({ id, records }),
+    /** Takes back a reduce commit: the task runs again. */
+    reduceUndone: (id: string, records: number) => reduceUndone.run({ id, records }),
     /** How many jobs are in each state, for `/metrics`; states with no job are absent. */
     countByState: () => new Map((countByState.all() as { state: JobState; n: number }[]).map((r) => [r.state, r.n])),
     /** Bytes kept for all jobs together (`stored_bytes`), for `/metrics`. */

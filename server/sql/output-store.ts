@@ -45,6 +45,8 @@ export function createOutputStore(db: Db) {
   const parts = db.prepare('SELECT part, blob, bytes FROM output_data WHERE job_id = ? ORDER BY part');
   const part = db.prepare('SELECT part, blob, bytes FROM output_data WHERE job_id = ? AND part = ?');
   const partData = db.prepare('SELECT data FROM output_data WHERE job_id = ? AND part = ?').pluck();
+  const dropMap = db.prepare('DELETE FROM map_data WHERE job_id = ? AND map_idx = ? RETURNING blob, bytes');
+  const dropPart = db.prepare('DELETE FROM output_data WHERE job_id = ? AND part = ? RETURNING blob, bytes');
   const outputBlobs = db.prepare('SELECT blob FROM output_data WHERE job_id = ? AND blob IS NOT NULL').pluck();
 
   return {
@@ -66,6 +68,12 @@ export function createOutputStore(db: Db) {
     parts: (jobId: string) => parts.all(jobId) as OutputRow[],
     part: (jobId: string, p: number) => part.get(jobId, p) as OutputRow | undefined,
     partData: (jobId: string, p: number) => (partData.get(jobId, p) as Buffer | null) ?? Buffer.alloc(0),
+    /** Deletes one map output (a reopened task's); its blob, if any, is the caller's to discard. */
+    dropMap: (jobId: string, mapIdx: number) =>
+      dropMap.get(jobId, mapIdx) as { blob: string | null; bytes: number } | undefined,
+    /** Deletes one output partition (a reopened task's). */
+    dropPart: (jobId: string, p: number) =>
+      dropPart.get(jobId, p) as { blob: string | null; bytes: number } | undefined,
     outputBlobs: (jobId: string) => outputBlobs.all(jobId) as string[],
   };
 }

@@ -1,5 +1,5 @@
 import type { Db } from '../db.js';
-import type { Phase, TaskState } from '../../shared/states.js';
+import type { Confirm, Phase, TaskState } from '../../shared/states.js';
 
 export interface TaskRow {
   id: number;
@@ -79,6 +79,13 @@ export function createTaskStore(db: Db) {
     WHERE id > @after AND id <= @last AND +job_id = @job ORDER BY id LIMIT @limit`);
   const listIds = db.prepare(`SELECT ${LIST_COLUMNS} FROM task
     WHERE id IN (SELECT value FROM json_each(@ids)) AND +job_id = @job ORDER BY id`);
+  // Columns after `input`: read only for tasks of verified jobs, at their commit.
+  const verification = db.prepare('SELECT confirm, recheck FROM task WHERE id = ?');
+  const setConfirm = db.prepare('UPDATE task SET confirm = @confirm WHERE id = @id');
+  const reopen = db.prepare(`UPDATE task SET state = 'pending', confirm = NULL, recheck = max(recheck, @recheck)
+    WHERE id = @id AND state = 'succeeded'`);
+  const committedOfPhase = db.prepare(`SELECT id, confirm FROM task WHERE job_id = @job AND phase = @phase
+    AND state = 'succeeded'`);
   const cancelledIn = db
     .prepare(`SELECT id FROM task WHERE id BETWEEN @from AND @to AND +job_id = @job AND state = 'cancelled'`)
     .pluck();
@@ -115,6 +122,13 @@ export function createTaskStore(db: Db) {
       listPage.all({ job: jobId, after, last, limit }) as TaskListRow[],
     /** The job's tasks among `ids`, in id order. */
     listIds: (jobId: string, ids: number[]) => listIds.all({ job: jobId, ids: JSON.stringify(ids) }) as TaskListRow[],
+    verification: (id: number) => verification.get(id) as { confirm: Confirm | null; recheck: number } | undefined,
+    setConfirm: (id: number, confirm: Confirm | null) => setConfirm.run({ id, confirm }),
+    /** A committed task runs again (with `recheck`, on two votes); false when it was not committed. */
+    reopen: (id: number, recheck: boolean) => reopen.run({ id, recheck: recheck ? 1 : 0 }).changes === 1,
+    /** The job's committed tasks of one phase, with how they were confirmed. */
+    committedOfPhase: (jobId: string, phase: Phase) =>
+      committedOfPhase.all({ job: jobId, phase }) as { id: number; confirm: Confirm | null }[],
     /** Ids of the job's cancelled tasks with ids in [from, to]. */
     cancelledIn: (jobId: string, from: number, to: number) => cancelledIn.all({ job: jobId, from, to }) as number[],
   };

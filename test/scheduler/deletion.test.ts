@@ -49,7 +49,7 @@ async function completeByUpload(s: Scheduler, v: Volunteer, task: TaskAssign): P
   check.push(bytes);
   const sum = check.end();
   const offsets = 'offsets' in sum ? (sum.offsets as number[]) : null;
-  assert.ok(s.uploaded(task.lease, { blob: name, bytes: sum.bytes, records: sum.records, offsets }));
+  assert.ok(s.uploaded(task.lease, { blob: name, bytes: sum.bytes, records: sum.records, offsets, hash: sum.hash }));
   s.handle(v, {
     type: 'task.result',
     lease: task.lease,

@@ -145,6 +145,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
             nReduce: 1,
             taskTimeoutMs,
             maxAttempts: 4,
+            verify: 'off',
             running: leases.length,
             drained: false,
           },
