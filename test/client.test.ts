@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -23,6 +23,7 @@ import {
   EXAMPLES,
   localOutput,
   removeTempDirs,
+  ROOT,
   startMaster,
   startVolunteer,
   tempDir,
@@ -178,6 +179,20 @@ describe('a job from submit to result', () => {
     assert.equal((await tr.job(id)).id, id);
     await tr.cancel(id);
   });
+});
+
+test("the package exports it as 'tabreduce/client', built, with its types", async () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    exports: Record<string, { types: string; default: string }>;
+  };
+  const entry = pkg.exports['./client']!;
+  assert.ok(existsSync(join(ROOT, entry.types)), entry.types);
+  // Named through a variable: the typecheck must not depend on dist/ having been built.
+  const specifier = 'tabreduce/client';
+  const built = (await import(specifier)) as typeof import('../server/client/index.js');
+  const client = new built.Tabreduce({ server: m.url, token: m.token });
+  assert.ok(Array.isArray(await client.jobs()));
+  await assert.rejects(client.job('nope'), (e: unknown) => e instanceof built.TabreduceError && e.status === 404);
 });
 
 describe('typed errors', () => {
