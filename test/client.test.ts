@@ -259,6 +259,32 @@ describe('typed errors', () => {
     assert.throws(() => new Tabreduce({ server: 'ftp://x' }), UserError);
   });
 
+  test("a refusal while an input is still streaming up is the master's answer, not a broken connection", async () => {
+    const small = await startMaster({ args: ['--max-upload', '1MiB'] });
+    try {
+      const limited = new Tabreduce({ server: small.url, token: small.token });
+      const source = readFileSync(WORD_COUNT, 'utf8');
+      const big = () => Readable.from(chunked(Buffer.from('a line\n'.repeat(1_200_000)), 64 * 1024));
+      await assert.rejects(
+        limited.submit({ module: { name: 'wc.js', source }, inputs: [{ name: 'big.txt', data: big() }] }),
+        (e: unknown) => e instanceof TabreduceError && e.status === 413 && /larger than/.test(e.message),
+      );
+      // A bad byte 3 MB in: the master stops reading there and names the offset.
+      const bad = Buffer.from('a line\n'.repeat(500_000));
+      bad[3_000_001] = 0xff;
+      await assert.rejects(
+        tr.submit({ module: { name: 'wc.js', source }, inputs: [{ name: 'bad.txt', data: bad }] }),
+        (e: unknown) =>
+          e instanceof TabreduceError &&
+          e.status === 400 &&
+          /bad\.txt is not valid UTF-8.*offset 3000001/.test(e.message),
+      );
+      assert.deepEqual(await limited.jobs(), []);
+    } finally {
+      await small.kill();
+    }
+  });
+
   test('defaults: TABREDUCE_URL and TABREDUCE_TOKEN', async () => {
     const saved = { url: process.env['TABREDUCE_URL'], token: process.env['TABREDUCE_TOKEN'] };
     try {
