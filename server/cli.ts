@@ -5,7 +5,14 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { UserError, toError } from '../shared/errors.js';
 import { formatDuration, parseDuration, parseSize } from '../shared/units.js';
-import { DEFAULT_SERVER, MasterError, resolveServer, resolveToken, type AdminTarget } from './cli/admin-client.js';
+import {
+  adminTarget,
+  cliError,
+  DEFAULT_SERVER,
+  MasterError,
+  resolveServer,
+  type AdminTarget,
+} from './cli/admin-client.js';
 import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
 import { startMaster, SERVE_DEFAULTS } from './serve.js';
@@ -40,11 +47,6 @@ interface Command {
   run: (args: string[], f: Flags) => Promise<number>;
 }
 
-function target(f: Flags): AdminTarget {
-  const { token, from } = resolveToken(f['token'] as string | undefined);
-  return { server: resolveServer(f['server'] as string | undefined), token, tokenFrom: from };
-}
-
 function adminCommand(
   summary: string,
   usage: string,
@@ -55,7 +57,14 @@ function adminCommand(
     summary,
     usage: `${usage}\n\n${ADMIN_FLAGS}`,
     options: { ...COMMON, ...options },
-    run: (a, f) => fn(target(f), a, f),
+    run: async (a, f) => {
+      const t = adminTarget(f['server'] as string | undefined, f['token'] as string | undefined);
+      try {
+        return await fn(t, a, f);
+      } catch (e) {
+        throw cliError(e, t);
+      }
+    },
   };
 }
 

@@ -1,16 +1,13 @@
 /** The admin's commands: submit, status, wait, result, cancel, delete, workers. One function per command. */
-import { openAsBlob } from 'node:fs';
-import { basename, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { parseDuration, parseSize, formatBytes, formatDuration } from '../../shared/units.js';
 import { UserError } from '../../shared/errors.js';
 import { loadJobSource } from './bundle.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
-import type { DeletedJob, JobSummary, JobView, WorkerView } from '../../shared/api.js';
+import type { JobView, WorkerView } from '../../shared/api.js';
 import { ATTEMPT_OUTCOMES, VERIFY_MODES, type VerifyMode } from '../../shared/states.js';
-import { api, apiJson, fetchAllTasks, type AdminTarget } from './admin-client.js';
+import type { AdminTarget } from './admin-client.js';
 import { checkReadable, expandInputs, prepareOutDir, writeOutFile } from './files.js';
 import { eta, waitForJob } from './progress.js';
 import { isJobFinished } from '../../shared/states.js';
@@ -68,19 +65,14 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
   inputKeys(inputs);
   for (const path of inputs) await checkReadable(path, 'input file');
 
-  const form = new FormData();
-  // Fields first: the master then splits each input while it streams in, instead of reading it again.
-  const name = str(f['name']);
-  if (name !== undefined) form.append('name', name);
-  form.append('reduces', String(spec.reduces));
-  form.append('splitSize', String(spec.splitSize));
-  form.append('taskTimeoutMs', String(spec.taskTimeoutMs));
-  form.append('maxAttempts', String(spec.maxAttempts));
-  form.append('verify', verify);
-  form.append('module', new Blob([module.source], { type: 'text/javascript' }), module.name);
-  // openAsBlob streams each file from disk as the request goes out, rather than reading it all first.
-  for (const path of inputs) form.append('input', await openAsBlob(path), basename(path));
-  const { id } = await apiJson<{ id: string }>(t, '/api/jobs', { method: 'POST', body: form });
+  // The client streams each file from disk as the request goes out, rather than reading it all first.
+  const id = await t.client.submit({
+    module: { name: module.name, source: module.source },
+    inputs,
+    name: str(f['name']),
+    ...spec,
+    verify,
+  });
   // With --json, one JSON object per line: the id at once, then (with --wait) the finished job.
   process.stdout.write(f['json'] ? `${jsonText({ id })}\n` : `${id}\n`);
   if (!f['wait']) return 0;
@@ -134,12 +126,12 @@ function storedNote(job: JobView): string {
 export async function status(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   if (args[0]) {
     const id = args[0];
-    const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
+    const job = await t.client.job(id);
     // Counted by the master: a job of 200,000 tasks is not downloaded to count its attempts.
-    const summary = await apiJson<JobSummary>(t, `/api/jobs/${encodeURIComponent(id)}/summary`);
+    const summary = await t.client.summary(id);
     if (f['json']) {
       // Scripts have always had every task here; they still do, fetched a page at a time.
-      const tasks = await fetchAllTasks(t, id);
+      const tasks = await t.client.tasks(id);
       process.stdout.write(`${jsonText({ ...job, tasks, summary }, 2)}\n`);
       return 0;
     }
@@ -175,7 +167,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;
   }
-  const jobs = await apiJson<JobView[]>(t, '/api/jobs');
+  const jobs = await t.client.jobs();
   if (f['json']) {
     process.stdout.write(`${jsonText(jobs, 2)}\n`);
     return 0;
@@ -205,7 +197,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
 
 export async function result(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   const id = needJob(args, 'result');
-  const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
+  const job = await t.client.job(id);
   if (job.state === 'failed' || job.state === 'cancelled') {
     // The first line of the reason (a failure's comes with a stack): enough to know what happened.
     const why = job.error ? stripControls(job.error.split('\n')[0]!) : '';
@@ -218,15 +210,13 @@ export async function result(t: AdminTarget, args: string[], f: Flags): Promise<
     throw new UserError(`job ${id} is ${job.state}; its output is ready once it succeeds (tabreduce wait ${id})`);
   const out = str(f['out']);
   if (!out) {
-    const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output`);
-    await pipeline(Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>), process.stdout, { end: false });
+    await pipeline(await t.client.result(id), process.stdout, { end: false });
     return 0;
   }
   await prepareOutDir(out);
   // Each part file is streamed to disk as it arrives: a partition may be larger than memory.
   for (let r = 0; r < job.reduces.total; r++) {
-    const res = await api(t, `/api/jobs/${encodeURIComponent(id)}/output?partition=${r}`);
-    const body = Readable.fromWeb(res.body! as NodeReadableStream<Uint8Array>);
+    const body = await t.client.result(id, { partition: r });
     await writeOutFile(join(out, `part-${String(r).padStart(5, '0')}`), body);
   }
   process.stderr.write(
@@ -237,7 +227,7 @@ export async function result(t: AdminTarget, args: string[], f: Flags): Promise<
 
 export async function cancel(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   const id = needJob(args, 'cancel');
-  const job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+  const job = await t.client.cancel(id);
   if (f['json']) process.stdout.write(`${jsonText(job)}\n`);
   else process.stderr.write(`job ${id} cancelled\n`);
   return 0;
@@ -246,7 +236,7 @@ export async function cancel(t: AdminTarget, args: string[], f: Flags): Promise<
 /** `tabreduce delete` (`delete` is a reserved word). */
 export async function remove(t: AdminTarget, args: string[], f: Flags): Promise<number> {
   const id = needJob(args, 'delete');
-  const r = await apiJson<DeletedJob>(t, `/api/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  const r = await t.client.delete(id);
   if (f['json']) process.stdout.write(`${jsonText(r)}\n`);
   else process.stderr.write(`deleted job ${id} (freed ${formatBytes(r.freedBytes)})\n`);
   return 0;
@@ -259,7 +249,7 @@ function trustText(w: WorkerView): string {
 }
 
 export async function workers(t: AdminTarget, _args: string[], f: Flags): Promise<number> {
-  const list = await apiJson<WorkerView[]>(t, '/api/workers');
+  const list = await t.client.workers();
   if (f['json']) {
     process.stdout.write(`${jsonText(list, 2)}\n`);
     return 0;

@@ -1,6 +1,7 @@
 import { formatDuration } from '../../shared/units.js';
 import { estimateRemainingMs, type JobView } from '../../shared/api.js';
-import { apiJson, MasterUnreachableError, type AdminTarget } from './admin-client.js';
+import type { AdminTarget } from './admin-client.js';
+import { MasterUnreachableError } from '../client/index.js';
 import { isJobFinished } from '../../shared/states.js';
 
 const POLL_MS = 500;
@@ -108,7 +109,7 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
     for (;;) {
       let job: JobView;
       try {
-        job = await apiJson<JobView>(t, `/api/jobs/${encodeURIComponent(id)}`);
+        job = await t.client.job(id);
       } catch (e) {
         if (!(e instanceof MasterUnreachableError)) throw e;
         const reached = lastState !== '';
@@ -134,9 +135,7 @@ export async function waitForJob(t: AdminTarget, id: string, quiet = false): Pro
       if (!quiet) {
         let volunteers: number | null = null;
         try {
-          volunteers = (await apiJson<{ state: string }[]>(t, '/api/workers')).filter(
-            (w) => w.state !== 'disconnected',
-          ).length;
+          volunteers = (await t.client.workers()).filter((w) => w.state !== 'disconnected').length;
         } catch {
           // the count is decoration; the job state is what matters
         }
