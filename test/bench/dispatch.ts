@@ -75,6 +75,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const volunteers = Number(ctx.options.get('volunteers') ?? 4);
   const threads = Number(ctx.options.get('threads') ?? 2);
   const splitSize = ctx.options.get('split-size') ?? '1KiB';
+  // The master's default; `--verify off` for the first-result-commits figure to compare with.
+  const verify = ctx.options.get('verify') ?? 'adaptive';
   const profile = ctx.flags.has('profile');
   const profileDir = profile ? tempDir('tabreduce-bench-prof-') : undefined;
   // Volunteers stop with SIGTERM when profiled, so each thread writes its profile.
@@ -112,6 +114,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       '2',
       '--name',
       'bench-dispatch',
+      '--verify',
+      verify,
     ]);
     if (sub.code !== 0) throw new Error(`submit failed: ${sub.stderr}`);
     const id = sub.stdout.split('\n')[0]!.trim();
@@ -206,7 +210,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       title: 'committed map tasks per second through the master (issue 2)',
       command: commandFor('dispatch', ctx),
       setup: [
-        `word-count over ${CORPUS_DIR.replace(/^.*\/test\//, 'test/')}/*.txt (${inputs.length} files), --split-size ${splitSize}, --reduces 2`,
+        `word-count over ${CORPUS_DIR.replace(/^.*\/test\//, 'test/')}/*.txt (${inputs.length} files), --split-size ${splitSize}, --reduces 2, --verify ${verify}`,
         `${volunteers} \`tabreduce volunteer --threads ${threads}\` processes (prefetch = threads), master with SQLite WAL in a temp dir`,
         `volunteers warmed first with a ${volunteers * threads * 8}-task job (their sandbox processes start at the first task)`,
         profile ? 'master run under `node --cpu-prof` (the profiler costs a few % of the rate)' : 'master not profiled',

@@ -21,6 +21,7 @@ import { framesBench } from './frames.js';
 import { sandboxBench } from './sandbox.js';
 import { bigBench } from './big.js';
 import { tasksRouteBench } from './tasks-route.js';
+import { verifyBench } from './verify.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -34,6 +35,7 @@ const BENCHMARKS: Benchmark[] = [
   sandboxBench,
   bigBench,
   tasksRouteBench,
+  verifyBench,
 ];
 
 function usage(): string {
