@@ -122,6 +122,15 @@ export interface WorkerView {
   credit: number;
 }
 
+/**
+ * `GET /credit?volunteer=ID` (no token: the volunteer page asks): seconds of verified work of the
+ * volunteer ID (null when it has none) and of the master's top contributors, by a short id.
+ */
+export interface CreditBoard {
+  you: number | null;
+  top: { volunteer: string; seconds: number }[];
+}
+
 /** One second of the `throughput` event stream. */
 export interface ThroughputSample {
   /** Start of the second, epoch ms. */
