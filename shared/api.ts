@@ -120,6 +120,8 @@ export interface WorkerView {
    * results in verified jobs that were committed or agreed with the committed one, less those taken back.
    */
   credit: number;
+  /** Its committed results and votes, and the input bytes they covered, per second over the last minute. */
+  rate: { tasksPerSec: number; bytesPerSec: number };
 }
 
 /**
