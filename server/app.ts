@@ -12,6 +12,7 @@ import { renderMetrics } from './routes/metrics.js';
 import { pageRoutes } from './routes/pages.js';
 import { workerView } from './views.js';
 import { ThroughputMeter } from './throughput.js';
+import type { CreditBoard } from '../shared/api.js';
 
 export interface AppOptions {
   token: string;
@@ -50,6 +51,16 @@ export function createApp(scheduler: Scheduler, stores: Stores, opts: AppOptions
     return c.body(renderMetrics(scheduler, stores));
   });
   app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/credit', (c) => {
+    const id = c.req.query('volunteer');
+    const mine = id ? stores.trust.get(id.slice(0, 64)) : undefined;
+    const board: CreditBoard = {
+      you: mine ? mine.credit_ms / 1000 : null,
+      // A short id: enough for a tab to find itself, not enough to reconnect as someone.
+      top: stores.trust.top(5).map((t) => ({ volunteer: t.volunteer_id.slice(0, 6), seconds: t.credit_ms / 1000 })),
+    };
+    return c.json(board);
+  });
   app.route('/', pageRoutes(stores.jobs, opts.clientDir));
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((e, c) => errorResponse(e, c, opts.log));

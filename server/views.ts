@@ -94,5 +94,6 @@ export function workerView(s: Scheduler, v: Volunteer): WorkerView {
       trusted: v.trust.rejected === 0 && v.trust.agreed >= s.trustAfter,
     },
     credit: v.trust.creditMs / 1000,
+    rate: v.conn ? s.rateOf(v) : { tasksPerSec: 0, bytesPerSec: 0 },
   };
 }

@@ -120,6 +120,17 @@ export interface WorkerView {
    * results in verified jobs that were committed or agreed with the committed one, less those taken back.
    */
   credit: number;
+  /** Its committed results and votes, and the input bytes they covered, per second over the last minute. */
+  rate: { tasksPerSec: number; bytesPerSec: number };
+}
+
+/**
+ * `GET /credit?volunteer=ID` (no token: the volunteer page asks): seconds of verified work of the
+ * volunteer ID (null when it has none) and of the master's top contributors, by a short id.
+ */
+export interface CreditBoard {
+  you: number | null;
+  top: { volunteer: string; seconds: number }[];
 }
 
 /** One second of the `throughput` event stream. */

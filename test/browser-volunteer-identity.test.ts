@@ -75,6 +75,10 @@ describe('a volunteer keeps its contribution and its name', () => {
     // A job's page names it so too: the timeline's row and the volunteers' share of the work.
     const job = await submitJob(m, [join(EXAMPLES, 'word-count.js'), corpusFiles()[0]!, '--reduces', '1']);
     assert.equal((await waitJob(m, job)).state, 'succeeded');
+    // The volunteers panel gives its rate over the last minute: tasks and input data a second.
+    await until('the rate in the volunteers panel', async () =>
+      /\/s · .*B\/s/.test(await row.locator('td.rate').innerText()),
+    );
     await status.evaluate(`location.hash = '#/jobs/${job}'`);
     await status.locator('svg.gantt text.worker').first().waitFor();
     assert.equal(await status.locator('svg.gantt text.worker').first().textContent(), 'Ada Lovelace');

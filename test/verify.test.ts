@@ -20,7 +20,7 @@ import {
   type MasterProc,
 } from './helpers/cluster.js';
 import { startScriptedVolunteer, type ScriptedVolunteer } from './helpers/scripted-volunteer.js';
-import type { JobView, TaskView, WorkerView } from '../shared/api.js';
+import type { CreditBoard, JobView, TaskView, WorkerView } from '../shared/api.js';
 
 after(removeTempDirs);
 
@@ -94,6 +94,14 @@ test('beside two honest volunteers a liar is outvoted: the default and --verify 
     assert.ok(record.rejected >= 1 && !record.trusted, JSON.stringify(record));
     for (const w of workers.filter((x) => x.id !== liarId)) assert.ok(w.trust.agreed > 0 && w.trust.rejected === 0);
     assert.match((await adminCli(m)(['workers'])).stdout, new RegExp(`${liarId} .* lost \\(\\d+ rejected\\)`));
+    // Credit for verified work only: the honest have some, the liar none; the volunteer page shows both.
+    assert.equal(workers.find((w) => w.id === liarId)!.credit, 0);
+    const honestId = workers.find((x) => x.id !== liarId)!.id;
+    const board = (await (await fetch(`${m.url}/credit?volunteer=${honestId}`)).json()) as CreditBoard;
+    assert.ok(board.you! > 0 && board.top.length === 2, JSON.stringify(board));
+    assert.ok(board.top.every((t) => t.volunteer !== liarId.slice(0, 6)));
+    const none = (await (await fetch(`${m.url}/credit?volunteer=${liarId}`)).json()) as CreditBoard;
+    assert.equal(none.you ?? 0, 0);
   } finally {
     await liar?.close();
     await Promise.all(honest.map((v) => v.kill()));

@@ -36,6 +36,7 @@ import {
   isExpelled,
   moveJob,
   noteVote,
+  noteWork,
   refreshTrust,
   votesStale,
 } from './memory.js';
@@ -120,6 +121,7 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
     noteVote(ctx, job.id, l.taskId, { volunteerId: v.id, address: v.address, hash: checked.hash });
     ctx.counters.voted++;
     v.done++;
+    noteWork(v, bytes, ctx.clock.now());
     job.drained = false;
     // Acknowledged as a commit is: a volunteer cannot tell a spot check from trust.
     send(ctx, v, { type: 'task.ack', lease: msg.lease, outcome: 'committed' });
@@ -172,6 +174,7 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
   ctx.counters.committed++;
   v.done++;
   v.bytes += bytes;
+  noteWork(v, bytes, ctx.clock.now());
   send(ctx, v, { type: 'task.ack', lease: msg.lease, outcome: 'committed' });
   ctx.mem.votedOn.delete(l.taskId);
   if (moved) moveJob(ctx, job, moved);

@@ -141,6 +141,8 @@ export interface Volunteer {
   bytes: number;
   /** Its record (the `trust` table), as the views show it: read at hello, refreshed when it changes. */
   trust: { agreed: number; rejected: number; creditMs: number };
+  /** Work it did lately, for its rate: tasks and input bytes per RATE_BUCKET_MS, oldest first. */
+  recent: { at: number; done: number; bytes: number }[];
 }
 
 export interface ActiveJob {

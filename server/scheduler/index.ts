@@ -26,7 +26,7 @@ import {
   type Upload,
   type Volunteer,
 } from './context.js';
-import { activate, anyOtherFor, clearMemory, currentTasks } from './memory.js';
+import { activate, anyOtherFor, clearMemory, currentTasks, rateOf } from './memory.js';
 import { batched, durably, flush, send } from './group-commit.js';
 import { recover } from './recovery.js';
 import { attach, closed, detach, excuse, saveVolunteers, seen, update, welcome } from './volunteers.js';
@@ -330,6 +330,11 @@ export class Scheduler {
 
   runningLeases(): Lease[] {
     return [...this.ctx.mem.leases.values()];
+  }
+
+  /** Its tasks and input bytes per second over the last minute. */
+  rateOf(v: Volunteer): { tasksPerSec: number; bytesPerSec: number } {
+    return rateOf(v, this.ctx.clock.now());
   }
 
   currentTasks(v: Volunteer): Lease[] {

@@ -35,7 +35,42 @@ export function newVolunteer(
     savedAt: now,
     bytes: 0,
     trust: { agreed: 0, rejected: 0, creditMs: 0 },
+    recent: [],
   };
+}
+
+/** A volunteer's rate is its work over the last RATE_WINDOW_MS, counted in buckets of RATE_BUCKET_MS. */
+export const RATE_WINDOW_MS = 60_000;
+const RATE_BUCKET_MS = 5_000;
+
+/** Counts one result of `v` (committed, or a vote) and the input bytes it covered. */
+export function noteWork(v: Volunteer, bytes: number, now: number): void {
+  const at = now - (now % RATE_BUCKET_MS);
+  const last = v.recent.at(-1);
+  if (last && last.at === at) {
+    last.done++;
+    last.bytes += bytes;
+  } else {
+    v.recent.push({ at, done: 1, bytes });
+    while (v.recent.length > 0 && v.recent[0]!.at <= now - RATE_WINDOW_MS - RATE_BUCKET_MS) v.recent.shift();
+  }
+}
+
+/**
+ * Tasks and input bytes per second over the last minute, or over the time since it connected when
+ * that is shorter (at least one bucket, so a first result is not a burst of thousands a second).
+ */
+export function rateOf(v: Volunteer, now: number): { tasksPerSec: number; bytesPerSec: number } {
+  const from = now - RATE_WINDOW_MS;
+  let done = 0;
+  let bytes = 0;
+  for (const b of v.recent) {
+    if (b.at + RATE_BUCKET_MS <= from) continue;
+    done += b.done;
+    bytes += b.bytes;
+  }
+  const span = Math.max(RATE_BUCKET_MS, Math.min(RATE_WINDOW_MS, now - v.connectedAt));
+  return { tasksPerSec: (done * 1000) / span, bytesPerSec: (bytes * 1000) / span };
 }
 
 /**

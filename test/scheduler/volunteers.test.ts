@@ -61,3 +61,23 @@ test('done counts are committed with each task and survive a SIGKILL; last-seen 
   s.closed(back.v, back.conn);
   assert.equal(T.stores.volunteers.get(v.id)!.last_seen_at, T.now, 'a disconnect saves at once');
 });
+
+test("a volunteer's rate: its results and their input bytes per second over the last minute", async () => {
+  const s = newScheduler();
+  const id = await submit({ a: 'aaaa\n', b: 'bb\n', c: 'c\n' }, { reduces: 1 });
+  s.jobAdded(id);
+  const { conn, v } = connect(s, 1);
+  assert.deepEqual(s.rateOf(v), { tasksPerSec: 0, bytesPerSec: 0 });
+  // Two maps 10 s after connecting: over those 10 s, not over a minute it has not been there.
+  T.now += 10_000;
+  for (let i = 0; i < 2; i++) await complete(s, v, conn.assigns()[i]!);
+  assert.deepEqual(s.rateOf(v), { tasksPerSec: 0.2, bytesPerSec: 0.8 }, '"aaaa\\n" and "bb\\n": 8 bytes in 10 s');
+  // Over a minute on (the window moves in 5 s steps), only what came since counts, over the minute.
+  T.now += 70_000;
+  await complete(s, v, conn.assigns()[2]!);
+  const later = s.rateOf(v);
+  assert.equal(later.tasksPerSec, 1 / 60, 'the first two fell out of the window');
+  assert.equal(later.bytesPerSec, 2 / 60);
+  T.now += 70_000;
+  assert.deepEqual(s.rateOf(v), { tasksPerSec: 0, bytesPerSec: 0 }, 'idle for a minute: no rate');
+});
