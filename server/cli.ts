@@ -23,6 +23,7 @@ import { guardStdio, isClosedPipe } from './cli/stdio.js';
 import { LocalJobError, runLocal } from './cli/local-run.js';
 import { checkJob } from './cli/check.js';
 import { JOB_DEFAULTS } from './submit-job.js';
+import { MAX_SKIP_BAD_RECORDS } from '../shared/protocol.js';
 import { SPOT_CHECK_RATE, TRUST_AFTER } from './scheduler/index.js';
 import { startNodeVolunteer } from './volunteer/node-volunteer.js';
 
@@ -123,6 +124,7 @@ Examples:
     'submit a job; prints its id',
     `tabreduce submit JOB.ts|JOB.js INPUT... [--reduces ${JOB_DEFAULTS.reduces}] [--name S] [--split-size 4MiB]
                  [--task-timeout 10s] [--max-attempts ${JOB_DEFAULTS.maxAttempts}] [--verify off|adaptive|all] [--wait] [--no-bundle]
+                 [--skip-bad-records N]
 
 ${BUNDLE_NOTE}
 
@@ -134,6 +136,9 @@ or is cancelled (with the reason). Ctrl-C stops waiting; the job keeps running.
 --verify (default ${JOB_DEFAULTS.verify}): how results are checked against liars (README
 "Verification"): all by two volunteers, by two until a volunteer has earned trust, or off (for a
 job whose output is not deterministic).
+For a job that declares \`export const records = 'lines'\`, --skip-bad-records N (at most
+${MAX_SKIP_BAD_RECORDS}) lets up to N lines whose map throws be skipped and listed by \`tabreduce
+status JOB\`; one more fails the job, naming it.
 With --json, stdout is one JSON object per line: {"id": ...}, then with --wait the finished job.
 
 Examples:
@@ -151,6 +156,7 @@ Examples:
       verify: { type: 'string' },
       wait: { type: 'boolean' },
       'no-bundle': { type: 'boolean' },
+      'skip-bad-records': { type: 'string' },
     },
   ),
   status: adminCommand(
@@ -241,6 +247,7 @@ may be a directory, as with submit. The module is bundled as submit bundles it (
 imports it as it is).
 For a job that declares \`export const records = 'lines'\`, --skip-bad-records N skips up to N
 lines whose map throws (listed on stderr: file, line, its start, the error); one more fails the run.
+The job's counters (ctx.count) are listed on stderr at the end, as \`tabreduce status JOB\` lists them.
 
 Example:
   tabreduce local word-count.js books/*.txt --reduces 4 > expected.txt`,
@@ -356,6 +363,7 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
   const reduces = intFlag(f['reduces'], 'reduces', JOB_DEFAULTS.reduces);
   const splitSize = f['split-size'] ? parseSize(String(f['split-size']), '--split-size') : JOB_DEFAULTS.splitSize;
   const tty = process.stderr.isTTY === true;
+  let counters: Record<string, number> = {};
   const parts = await runLocal(modulePath, inputs, {
     reduces,
     splitSize,
@@ -368,8 +376,17 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
       process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${stripControls(line)}\n`);
     },
     onProgress: tty ? (done, total, phase) => process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}`) : undefined,
+    onCounters: (c) => (counters = c),
   });
   if (tty) process.stderr.write('\r\x1b[2K');
+  // The counters as `tabreduce status JOB` lists them, on stderr so the output stays the output alone.
+  const names = Object.entries(counters);
+  if (names.length > 0) {
+    const width = Math.max(...names.map(([name]) => name.length));
+    process.stderr.write(
+      `counters\n${names.map(([name, n]) => stripControls(`  ${name.padEnd(width)}  ${n}`)).join('\n')}\n`,
+    );
+  }
   const out = f['out'] as string | undefined;
   if (!out) {
     for (const p of parts) process.stdout.write(p);

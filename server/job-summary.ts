@@ -6,6 +6,7 @@
 import type { Stores } from './sql/index.js';
 import type { FailedAttemptRow } from './sql/attempt-store.js';
 import type { JobSummary } from '../shared/api.js';
+import type { SkippedRecord } from '../shared/engine.js';
 import { ATTEMPT_OUTCOMES, type AttemptOutcome } from '../shared/states.js';
 import { failedAttemptView } from './views.js';
 import { ID_RUN, nextTurn } from './task-pages.js';
@@ -51,5 +52,15 @@ export async function summarizeJob(stores: Stores, jobId: string, beforeRead: ()
     attempts,
     recentFailures: failures.map(failedAttemptView),
     durations: attempts.succeeded > 0 ? { meanMs: succeededMs / attempts.succeeded, maxMs } : null,
+    skipped: stores.attempts.skippedOfJob(jobId).flatMap((t) =>
+      (JSON.parse(t.skipped) as SkippedRecord[]).map((r) => ({
+        taskId: t.task_id,
+        index: t.idx,
+        input: t.input_key ?? '',
+        line: r.line,
+        text: r.text,
+        error: r.error,
+      })),
+    ),
   };
 }

@@ -1,6 +1,7 @@
 import { parse, type Node } from 'acorn';
 import { UserError } from '../shared/errors.js';
 import { RECORDS_MODES } from '../shared/engine.js';
+import type { RecordsMode } from '../shared/job-types.js';
 
 interface AcornSyntaxError extends SyntaxError {
   loc?: { line: number; column: number };
@@ -46,15 +47,24 @@ function findRuntimeImport(program: Node): { node: Located; what: 'import()' | '
   return first;
 }
 
+/** What the check learnt of a module beyond its exports. */
+export interface ModuleFacts {
+  /** `export const records` when it is a literal the engine knows. */
+  records?: RecordsMode;
+}
+
 /**
  * `export const records = '…'` with a literal names how `map` is called; a value no engine knows is
  * refused here, with its line, rather than failing every attempt. Other values are checked when the
  * module loads (shared/engine.ts).
  */
-function checkRecords(d: Declarator, file: string, line: number | string) {
+function checkRecords(d: Declarator, file: string, line: number | string, found: ModuleFacts) {
   if (d.id.name !== 'records' || d.init?.type !== 'Literal') return;
   const value = (d.init as Node & { value?: unknown }).value;
-  if (typeof value === 'string' && (RECORDS_MODES as readonly string[]).includes(value)) return;
+  if (typeof value === 'string' && (RECORDS_MODES as readonly string[]).includes(value)) {
+    found.records = value as RecordsMode;
+    return;
+  }
   throw new UserError(`${file}:${line}: records must be 'lines' or 'splits', got ${JSON.stringify(value)}`);
 }
 
@@ -65,7 +75,7 @@ function checkRecords(d: Declarator, file: string, line: number | string) {
  * has no module loader). Throws a UserError naming the file, line and reason; returns the exported
  * names.
  */
-export function checkJobModule(source: string, file: string): Set<string> {
+export function checkJobModule(source: string, file: string, found: ModuleFacts = {}): Set<string> {
   if (/\.(c?ts|mts|tsx)$/.test(file)) {
     throw new UserError(
       `${file}: the master takes JavaScript; \`tabreduce submit\` compiles and bundles TypeScript unless told --no-bundle`,
@@ -111,7 +121,7 @@ export function checkJobModule(source: string, file: string): Set<string> {
     if (decl?.id?.name) exported.add(decl.id.name);
     for (const d of decl?.declarations ?? []) {
       if (d.id.name) exported.add(d.id.name);
-      checkRecords(d, file, line);
+      checkRecords(d, file, line, found);
     }
     for (const s of node.specifiers ?? []) {
       const name = s.exported.name ?? s.exported.value;
@@ -120,7 +130,7 @@ export function checkJobModule(source: string, file: string): Set<string> {
     }
   }
   const records = recordsLocal === null ? undefined : declared.get(recordsLocal);
-  if (records) checkRecords({ ...records.d, id: { ...records.d.id, name: 'records' } }, file, records.line);
+  if (records) checkRecords({ ...records.d, id: { ...records.d.id, name: 'records' } }, file, records.line, found);
   const runtime = findRuntimeImport(program as unknown as Node);
   if (runtime) {
     const line = runtime.node.loc?.start.line ?? '?';

@@ -9,12 +9,13 @@ import busboy from 'busboy';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError, toError } from '../shared/errors.js';
-import { SplitFinder, type SplitRange } from '../shared/split.js';
+import { LineNumberer, SplitFinder, type SplitRange } from '../shared/split.js';
 import { blobNames, type BlobStore } from './blobs/blob-store.js';
 import { Utf8Check } from './utf8-check.js';
 import {
   JOB_DEFAULTS,
   JOB_LIMITS,
+  checkJob,
   checkMapCount,
   inputKeys,
   parseVerify,
@@ -37,6 +38,13 @@ function intField(fields: Map<string, string>, name: string, fallback: number): 
   if (raw === undefined || raw === '') return fallback;
   if (!/^-?\d+$/.test(raw.trim())) throw new UserError(`${name} must be a whole number`);
   return Number(raw);
+}
+
+/** Sets each split's `firstLine`, reading its blob back from the store. */
+async function numberLines(blobs: BlobStore, blob: string, splits: SplitRange[]): Promise<void> {
+  const numberer = new LineNumberer(splits);
+  for await (const chunk of blobs.read(blob)) numberer.push(chunk as Buffer);
+  numberer.end();
 }
 
 /** Splits of a stored blob, read back from the store: for a file that came before `splitSize` did. */
@@ -189,6 +197,7 @@ export async function receiveJob(
       taskTimeoutMs: intField(fields, 'taskTimeoutMs', JOB_DEFAULTS.taskTimeoutMs),
       maxAttempts: intField(fields, 'maxAttempts', JOB_DEFAULTS.maxAttempts),
       verify: parseVerify(fields.get('verify') ?? JOB_DEFAULTS.verify),
+      skipBadRecords: intField(fields, 'skipBadRecords', JOB_DEFAULTS.skipBadRecords),
     };
     // Files that came before the split size did are split now, read back from the store.
     if (splitSize >= JOB_LIMITS.minSplitSize) {
@@ -198,6 +207,12 @@ export async function receiveJob(
         maps += input.splits.length;
         checkMapCount(maps);
       }
+    }
+    // Skipped lines are reported by their line number in their file: each split's first is counted
+    // now, reading the inputs back once (only for such jobs, whose map runs once per line anyway).
+    if (spec.skipBadRecords! > 0) {
+      checkJob(spec);
+      for (const input of inputs) await numberLines(blobs, input.blob, input.splits);
     }
     return spec;
   } catch (e) {
@@ -222,6 +237,8 @@ export async function stageInputs(
   id: string,
   inputs: { name: string; bytes: Uint8Array }[],
   splitSize: number,
+  /** Count each split's first line number too (a job that skips bad records). */
+  numbered = false,
 ): Promise<StagedInput[]> {
   inputKeys(inputs.map((i) => i.name));
   const staged: StagedInput[] = [];
@@ -237,6 +254,11 @@ export async function stageInputs(
       throw new UserError(toError(e).message);
     }
     const splits = [...finder.push(bytes), ...finder.end()];
+    if (numbered) {
+      const numberer = new LineNumberer(splits);
+      numberer.push(bytes);
+      numberer.end();
+    }
     const writer = await blobs.create(blob);
     await writer.write(bytes);
     staged.push({ name: input.name, blob, bytes: await writer.commit(), splits });

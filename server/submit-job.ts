@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Stores } from './sql/index.js';
-import { checkJobModule } from './module-check.js';
+import { checkJobModule, type ModuleFacts } from './module-check.js';
+import { MAX_SKIP_BAD_RECORDS } from '../shared/protocol.js';
 import type { SplitRange } from '../shared/split.js';
 import { UserError } from '../shared/errors.js';
 import { VERIFY_MODES, type VerifyMode } from '../shared/states.js';
@@ -29,6 +30,11 @@ export interface JobSpec {
   taskTimeoutMs: number;
   maxAttempts: number;
   verify: VerifyMode;
+  /**
+   * Lines whose `map` throws that the job may skip (`--skip-bad-records`); the module must declare
+   * `records = 'lines'`, and each split must carry its `firstLine` (`numberLines`).
+   */
+  skipBadRecords?: number;
 }
 
 export const JOB_DEFAULTS = Object.freeze({
@@ -37,6 +43,7 @@ export const JOB_DEFAULTS = Object.freeze({
   taskTimeoutMs: 10_000,
   maxAttempts: 4,
   verify: 'adaptive' as VerifyMode,
+  skipBadRecords: 0,
 });
 
 /** Bounds that keep one job from swamping the master; each error says which bound it broke. */
@@ -56,8 +63,11 @@ function checkInt(what: string, v: number, min: number, max: number): void {
   }
 }
 
-export function checkSpec(spec: Pick<JobSpec, 'reduces' | 'splitSize' | 'taskTimeoutMs' | 'maxAttempts'>): void {
+export function checkSpec(
+  spec: Pick<JobSpec, 'reduces' | 'splitSize' | 'taskTimeoutMs' | 'maxAttempts' | 'skipBadRecords'>,
+): void {
   checkInt('reduces', spec.reduces, 1, JOB_LIMITS.reduces);
+  checkInt('skip bad records', spec.skipBadRecords ?? 0, 0, MAX_SKIP_BAD_RECORDS);
   checkInt('split size', spec.splitSize, JOB_LIMITS.minSplitSize, Number.MAX_SAFE_INTEGER);
   checkInt('task timeout (ms)', spec.taskTimeoutMs, JOB_LIMITS.minTaskTimeoutMs, JOB_LIMITS.maxTaskTimeoutMs);
   checkInt('max attempts', spec.maxAttempts, 1, JOB_LIMITS.maxAttempts);
@@ -91,7 +101,13 @@ export function checkJob(spec: JobSpec): void {
   if (Buffer.byteLength(spec.module) > JOB_LIMITS.moduleBytes) {
     throw new UserError(`${spec.moduleName}: module is larger than ${JOB_LIMITS.moduleBytes} bytes`);
   }
-  checkJobModule(spec.module, spec.moduleName);
+  const facts: ModuleFacts = {};
+  checkJobModule(spec.module, spec.moduleName, facts);
+  if ((spec.skipBadRecords ?? 0) > 0 && facts.records !== 'lines') {
+    throw new UserError(
+      `${spec.moduleName}: skipping bad records skips lines, but the module does not declare \`export const records = 'lines'\``,
+    );
+  }
   if (spec.inputs.length === 0) throw new UserError('no input files given');
   inputKeys(spec.inputs.map((i) => i.name));
   checkMapCount(spec.inputs.reduce((n, i) => n + i.splits.length, 0));
@@ -139,6 +155,7 @@ export async function insertJob(
       task_timeout_ms: spec.taskTimeoutMs,
       max_attempts: spec.maxAttempts,
       verify: spec.verify,
+      skip_bad_records: spec.skipBadRecords ?? 0,
       maps_total: maps.length,
       input_bytes: inputBytes,
       stored_bytes: inputBytes,
@@ -159,6 +176,7 @@ export async function insertJob(
             input_blob: m.blob,
             input_start: m.start,
             input_end: m.end,
+            first_line: (spec.skipBadRecords ?? 0) > 0 ? (m.firstLine ?? null) : null,
           });
         }
       });
@@ -179,7 +197,7 @@ export async function insertJob(
   }
 }
 
-const NO_INPUT = { input_key: null, input_blob: null, input_start: null, input_end: null } as const;
+const NO_INPUT = { input_key: null, input_blob: null, input_start: null, input_end: null, first_line: null } as const;
 
 /** Short, unguessable, easy to type: 12 characters of lowercase base-32. */
 export function newJobId(): string {

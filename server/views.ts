@@ -34,6 +34,9 @@ export function jobView(j: JobRow, waiting: string | null = null): JobView {
       rejected: j.rejected,
     },
     waiting,
+    counters: JSON.parse(j.counters) as Record<string, number>,
+    skipBadRecords: j.skip_bad_records,
+    skipped: j.skipped,
   };
 }
 

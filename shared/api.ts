@@ -35,6 +35,27 @@ export interface JobView {
   verification: { verified: number; spotChecked: number; trusted: number; unconfirmed: number; rejected: number };
   /** What an unfinished job waits for, when it waits for volunteers to confirm results; else null. */
   waiting: string | null;
+  /**
+   * The job's own counters (`ctx.count` in its code): each name's sum over the attempts whose output
+   * was committed, names ascending. Equal to `tabreduce local`'s once the job has succeeded.
+   */
+  counters: Record<string, number>;
+  /** Lines whose `map` threw that the job may skip (`--skip-bad-records`), and how many it has skipped. */
+  skipBadRecords: number;
+  skipped: number;
+}
+
+/** A line a job skipped because its `map` threw (`--skip-bad-records`), as `GET /api/jobs/:id/summary` lists it. */
+export interface SkippedRecordView {
+  /** Its map task. */
+  taskId: number;
+  index: number;
+  /** The input file's name, and the line's number in it (from 1). */
+  input: string;
+  line: number;
+  /** The line's first characters. */
+  text: string;
+  error: SerializedError;
 }
 
 /** `DELETE /api/jobs/:id`: the job is gone, with the bytes it kept. */
@@ -94,6 +115,8 @@ export interface JobSummary {
   recentFailures: FailedAttemptView[];
   /** How long succeeded attempts ran, from assignment to result; null until one has. */
   durations: { meanMs: number; maxMs: number } | null;
+  /** The lines the job skipped so far, in input order (map task, then line). */
+  skipped: SkippedRecordView[];
 }
 
 export interface WorkerView {

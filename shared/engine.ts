@@ -2,7 +2,7 @@
  * The engine: runs one map task or one reduce task of a job module. Pure TypeScript with no DOM or
  * Node APIs, so the browser Web Worker, the Node volunteer and `tabreduce local` run this same code.
  */
-import type { JobModule, RecordsMode } from './job-types.js';
+import type { JobContext, JobModule, RecordsMode } from './job-types.js';
 import { defaultPartition } from './partition.js';
 import { serializeError, type SerializedError } from './errors.js';
 
@@ -17,6 +17,8 @@ export interface MapResult {
   recordsOut: number;
   /** Lines skipped under `skipBadRecords`, in order. */
   skipped: SkippedRecord[];
+  /** What `ctx.count` added up to, names ascending (a skipped line's counts dropped with its emits). */
+  counters: Counters;
 }
 
 export interface ReduceResult {
@@ -26,6 +28,87 @@ export interface ReduceResult {
   records: number;
   /** Values read across all keys. */
   recordsIn: number;
+  counters: Counters;
+}
+
+/** A task's or a job's counters: name → sum, names ascending. */
+export type Counters = Record<string, number>;
+
+/** Bounds on counters, so no job's code can grow a result or overflow a job's sums. */
+export const COUNTER_LIMITS = Object.freeze({
+  /** Distinct names per task (and per job, as the master keeps them). */
+  names: 100,
+  nameChars: 100,
+  /**
+   * Largest magnitude of one task's counter: 2^35. Summed over a job's at most 210,000 tasks it
+   * stays below 2^53, so a job's counters are exact.
+   */
+  perTask: 2 ** 35,
+});
+
+/**
+ * `ctx.count` for one task. While a line may yet be skipped, its counts wait with its emits
+ * (`hold`, then `keep` or `drop`).
+ */
+export class CounterSet implements JobContext {
+  private readonly values = new Map<string, number>();
+  private held: [string, number][] | null = null;
+
+  count = (name: unknown, by: unknown = 1): void => {
+    if (typeof name !== 'string' || name.length === 0 || name.length > COUNTER_LIMITS.nameChars) {
+      throw new JobCodeError(
+        `ctx.count: a counter's name must be a string of 1 to ${COUNTER_LIMITS.nameChars} characters, got ${describeValue(name)}`,
+      );
+    }
+    if (typeof by !== 'number' || !Number.isSafeInteger(by)) {
+      throw new JobCodeError(`ctx.count(${JSON.stringify(name)}, by): by must be a whole number, got ${String(by)}`);
+    }
+    if (!this.values.has(name) && this.values.size >= COUNTER_LIMITS.names) {
+      throw new JobCodeError(
+        `ctx.count(${JSON.stringify(name)}): a job may have at most ${COUNTER_LIMITS.names} counters`,
+      );
+    }
+    if (this.held) this.held.push([name, by]);
+    else this.add(name, by);
+  };
+
+  private add(name: string, by: number): void {
+    const sum = (this.values.get(name) ?? 0) + by;
+    if (Math.abs(sum) > COUNTER_LIMITS.perTask) {
+      throw new JobCodeError(`counter ${JSON.stringify(name)} passed ±2^35 in one task`);
+    }
+    this.values.set(name, sum);
+  }
+
+  hold(): void {
+    this.held = [];
+  }
+
+  keep(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    for (const [name, by] of held) this.add(name, by);
+  }
+
+  drop(): void {
+    this.held = null;
+  }
+
+  /** The sums, names ascending. */
+  toJSON(): Counters {
+    const out: Counters = {};
+    for (const name of [...this.values.keys()].sort(compareKeys)) out[name] = this.values.get(name)!;
+    return out;
+  }
+}
+
+/** Adds `b` into `a` (or takes it away, sign -1); names that reach zero stay. */
+export function addCounters(a: Counters, b: Counters, sign: 1 | -1 = 1): Counters {
+  const out: Counters = { ...a };
+  for (const [name, v] of Object.entries(b)) out[name] = (out[name] ?? 0) + sign * v;
+  const sorted: Counters = {};
+  for (const name of Object.keys(out).sort(compareKeys)) sorted[name] = out[name]!;
+  return sorted;
 }
 
 export class JobCodeError extends Error {
@@ -86,8 +169,14 @@ function checkString(what: string, v: unknown): string {
 }
 
 /** Runs `combine` (or `reduce` in the reduce phase) over one key's values, awaiting only if async. */
-async function fold(fn: (k: string, vs: string[]) => unknown, what: string, key: string, values: string[]) {
-  let out = fn(key, values);
+async function fold(
+  fn: (k: string, vs: string[], ctx: JobContext) => unknown,
+  what: string,
+  key: string,
+  values: string[],
+  ctx: JobContext,
+) {
+  let out = fn(key, values, ctx);
   if (isThenable(out)) out = await out;
   return checkString(`${what}(${JSON.stringify(key.slice(0, 50))}) result`, out);
 }
@@ -137,6 +226,7 @@ export async function runMap(
   const partition = mod.partition ?? defaultPartition;
   const skipBadRecords = opts.skipBadRecords ?? 0;
   const skipped: SkippedRecord[] = [];
+  const counters = new CounterSet();
   let recordsOut = 0;
   let closed = false;
   // While lines may be skipped, a line's emits wait until its map returns: a skipped line leaves none.
@@ -162,14 +252,19 @@ export async function runMap(
   if (mod.records === 'lines') {
     let line = opts.firstLine ?? 1;
     for (const text of splitLines(value)) {
-      if (skipBadRecords > 0) pending = [];
+      if (skipBadRecords > 0) {
+        pending = [];
+        counters.hold();
+      }
       try {
-        const ret = mod.map(key, text, emit);
+        const ret = mod.map(key, text, emit, counters);
         if (isThenable(ret)) await ret;
         for (const [k, v, p] of pending ?? []) place(k, v, p);
+        if (skipBadRecords > 0) counters.keep();
       } catch (e) {
         if (skipBadRecords === 0) throw e;
-        const record = { line, text: text.slice(0, SKIPPED_TEXT_CHARS), error: serializeError(e) };
+        counters.drop();
+        const record = { line, text: text.slice(0, SKIPPED_TEXT_CHARS), error: skippedError(e) };
         const before = opts.skippedBefore ?? 0;
         if (before + skipped.length >= skipBadRecords) {
           throw tooManyBadRecords(key, record, before + skipped.length + 1, skipBadRecords);
@@ -180,7 +275,7 @@ export async function runMap(
     }
     pending = null;
   } else {
-    const ret = mod.map(key, value, emit);
+    const ret = mod.map(key, value, emit, counters);
     if (isThenable(ret)) await ret;
   }
   closed = true;
@@ -188,11 +283,28 @@ export async function runMap(
   for (const bucket of buckets) {
     const groups = sortedGroups(bucket);
     if (mod.combine) {
-      for (const g of groups) g[1] = [await fold(mod.combine, 'combine', g[0], g[1])];
+      for (const g of groups) g[1] = [await fold(mod.combine, 'combine', g[0], g[1], counters)];
     }
     partitions.push(groups);
   }
-  return { partitions, recordsOut, skipped };
+  return { partitions, recordsOut, skipped, counters: counters.toJSON() };
+}
+
+/**
+ * A skipped line's error, cut to what a report needs (its name, message and first frames), so a
+ * task's report of many skipped lines stays well inside a message.
+ */
+function skippedError(e: unknown): SerializedError {
+  const err = serializeError(e);
+  const out: SerializedError = { name: err.name.slice(0, 100), message: err.message.slice(0, 200) };
+  if (err.stack) {
+    const frames = err.stack
+      .split('\n')
+      .filter((l) => /^\s+at |@/.test(l))
+      .slice(0, 3);
+    out.stack = [`${out.name}: ${out.message}`, ...frames.map((f) => f.slice(0, 200))].join('\n');
+  }
+  return out;
 }
 
 /** The bad line past the limit: its place and text in the message, its own stack under it. */
@@ -211,6 +323,7 @@ function tooManyBadRecords(key: string, r: SkippedRecord, nth: number, limit: nu
  * order on every run) and reduces each key, keys ascending.
  */
 export async function runReduce(mod: JobModule, inputs: Partition[]): Promise<ReduceResult> {
+  const counters = new CounterSet();
   const merged = new Map<string, string[]>();
   let recordsIn = 0;
   for (const part of inputs) {
@@ -223,7 +336,7 @@ export async function runReduce(mod: JobModule, inputs: Partition[]): Promise<Re
   }
   const lines: string[] = [];
   for (const [k, vs] of sortedGroups(merged)) {
-    lines.push(`${k}\t${await fold(mod.reduce, 'reduce', k, vs)}\n`);
+    lines.push(`${k}\t${await fold(mod.reduce, 'reduce', k, vs, counters)}\n`);
   }
-  return { text: lines.join(''), records: lines.length, recordsIn };
+  return { text: lines.join(''), records: lines.length, recordsIn, counters: counters.toJSON() };
 }

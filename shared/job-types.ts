@@ -1,7 +1,18 @@
 /** Types for job authors. A job module exports `map` and `reduce`, and may export `combine` and `partition`. */
 export type Emit = (key: string, value: string) => void;
-export type MapFn = (key: string, value: string, emit: Emit) => void | Promise<void>;
-export type ReduceFn = (key: string, values: string[]) => string | Promise<string>;
+
+/**
+ * The last argument of `map`, `combine` and `reduce`. `count(name, by = 1)` adds to the job's counter
+ * `name` (a whole number; at most 100 names of up to 100 characters per job). A job's counters are
+ * the sum over the attempts whose output was committed, so a lost, superseded or rejected attempt's
+ * counts never show, and they equal `tabreduce local`'s.
+ */
+export interface JobContext {
+  count(name: string, by?: number): void;
+}
+
+export type MapFn = (key: string, value: string, emit: Emit, ctx: JobContext) => void | Promise<void>;
+export type ReduceFn = (key: string, values: string[], ctx: JobContext) => string | Promise<string>;
 export type CombineFn = ReduceFn;
 export type PartitionFn = (key: string, nReduce: number) => number;
 

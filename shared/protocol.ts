@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import type { SerializedError } from './errors.js';
+import { COUNTER_LIMITS } from './engine.js';
 
 /** 2: task data travels by URL when large (`TaskData`), and outputs are records text (shared/records.ts). */
 export const PROTOCOL_VERSION = 2;
@@ -37,12 +38,41 @@ const serializedError = z.strictObject({
  */
 export const MAX_TASK_RECORDS = 2 ** 31 - 1;
 
+/** Most lines a job may skip (`submit --skip-bad-records N`), so one task's report of them fits a message. */
+export const MAX_SKIP_BAD_RECORDS = 1_000;
+
+/** What `ctx.count` added up to in the task (shared/engine.ts COUNTER_LIMITS), names ascending. */
+const counters = z
+  .record(
+    z.string().min(1).max(COUNTER_LIMITS.nameChars),
+    z.int().min(-COUNTER_LIMITS.perTask).max(COUNTER_LIMITS.perTask),
+  )
+  .refine((c) => Object.keys(c).length <= COUNTER_LIMITS.names, {
+    message: `at most ${COUNTER_LIMITS.names} counters`,
+  });
+
+/** A line a map task skipped under `skipBadRecords` (shared/engine.ts SkippedRecord). */
+const skippedRecord = z.strictObject({
+  line: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+  text: z.string().max(200),
+  error: z.strictObject({
+    name: z.string().max(200),
+    message: z.string().max(1_000),
+    stack: z.string().max(2_000).optional(),
+  }),
+});
+
 export const taskStats = z.strictObject({
   /** Wall time spent in the job's code, milliseconds. */
   ms: z.number().min(0).max(1e9),
   recordsIn: z.int().min(0).max(MAX_TASK_RECORDS),
   recordsOut: z.int().min(0).max(MAX_TASK_RECORDS),
+  /** Absent when the job counted nothing. */
+  counters: counters.optional(),
+  /** Lines skipped, in order; only for a map task of a job with `skipBadRecords`, at most that many. */
+  skipped: z.array(skippedRecord).max(MAX_SKIP_BAD_RECORDS).optional(),
 });
+export type SkippedRecordReport = z.infer<typeof skippedRecord>;
 export type TaskStats = z.infer<typeof taskStats>;
 
 const hello = z.strictObject({
@@ -122,8 +152,13 @@ export interface TaskData {
 }
 interface MapAssign {
   phase: 'map';
-  /** The input file's base name, and one split of it (text). */
-  input: TaskData & { key: string };
+  /**
+   * The input file's base name, and one split of it (text); for a job that skips bad records, the
+   * line number of the split's first line in its file.
+   */
+  input: TaskData & { key: string; firstLine?: number };
+  /** Lines whose `map` throws that the task may skip (`submit --skip-bad-records`); absent: none. */
+  skipBadRecords?: number;
 }
 interface ReduceAssign {
   phase: 'reduce';

@@ -4,6 +4,46 @@ const NEWLINE = 0x0a;
 export interface SplitRange {
   start: number;
   end: number;
+  /** The line number of its first line in its file (1 for the first split), when it was counted. */
+  firstLine?: number;
+}
+
+/** Newlines in `bytes` from `start` to `end`. */
+export function countNewlines(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let n = 0;
+  for (let i = bytes.indexOf(NEWLINE, start); i !== -1 && i < end; i = bytes.indexOf(NEWLINE, i + 1)) n++;
+  return n;
+}
+
+/**
+ * Numbers the splits of one file, in order, from chunks of it: each split's `firstLine` is one more
+ * than the newlines before it. Splits end after a newline, so lines never straddle two.
+ */
+export class LineNumberer {
+  private pos = 0;
+  private lines = 1;
+  private next = 0;
+
+  constructor(private readonly splits: SplitRange[]) {}
+
+  push(chunk: Uint8Array): void {
+    const end = this.pos + chunk.length;
+    let from = 0;
+    for (; this.next < this.splits.length; this.next++) {
+      const s = this.splits[this.next]!;
+      if (s.start >= end) break;
+      this.lines += countNewlines(chunk, from, s.start - this.pos);
+      from = s.start - this.pos;
+      s.firstLine = this.lines;
+    }
+    this.lines += countNewlines(chunk, from);
+    this.pos = end;
+  }
+
+  /** Splits that start at the file's very end (an empty file's one split). */
+  end(): void {
+    for (; this.next < this.splits.length; this.next++) this.splits[this.next]!.firstLine = this.lines;
+  }
 }
 
 /**

@@ -4,9 +4,9 @@
  * master stores (a map's records, shared/records.ts; a reduce's `key<TAB>value\n` lines), so the
  * thread that owns the socket sends or uploads it as it is instead of re-serialising a large object.
  */
-import { asJobModule, runMap, runReduce } from './engine.js';
+import { asJobModule, runMap, runReduce, type Counters, type SkippedRecord } from './engine.js';
 import type { JobModule } from './job-types.js';
-import type { TaskStats } from './protocol.js';
+import type { TaskAssign, TaskStats } from './protocol.js';
 import { decodeRecords, encodeMapOutput } from './records.js';
 
 export type TaskInput =
@@ -15,6 +15,8 @@ export type TaskInput =
       nReduce: number;
       /** The input file's base name and the text of one split of it. */
       input: { key: string; value: string };
+      /** `task.assign`'s `skipBadRecords` and `input.firstLine`. */
+      skip?: SkipOptions;
     }
   | {
       phase: 'reduce';
@@ -23,9 +25,40 @@ export type TaskInput =
       input: string;
     };
 
-/** A task as the engine takes it, from what crosses into a worker: its phase, key (a map's) and input text. */
-export function taskInput(phase: 'map' | 'reduce', nReduce: number, key: string, text: string): TaskInput {
-  return phase === 'map' ? { phase, nReduce, input: { key, value: text } } : { phase, nReduce, input: text };
+/** How many bad lines a map task may skip, and the line number its split starts at. */
+export interface SkipOptions {
+  skipBadRecords: number;
+  firstLine: number;
+}
+
+/** The skip options of a `task.assign`, or undefined when it skips nothing. */
+export function skipOptionsOf(task: TaskAssign): SkipOptions | undefined {
+  if (task.phase !== 'map' || !task.skipBadRecords) return undefined;
+  return { skipBadRecords: task.skipBadRecords, firstLine: task.input.firstLine ?? 1 };
+}
+
+/**
+ * A task as the engine takes it, from what crosses into a worker: its phase, key (a map's), input
+ * text and skip options.
+ */
+export function taskInput(
+  phase: 'map' | 'reduce',
+  nReduce: number,
+  key: string,
+  text: string,
+  skip?: SkipOptions,
+): TaskInput {
+  return phase === 'map'
+    ? { phase, nReduce, input: { key, value: text }, ...(skip ? { skip } : {}) }
+    : { phase, nReduce, input: text };
+}
+
+/** A task's counters and skipped lines as its stats carry them: absent when there are none. */
+function extras(counters: Counters, skipped?: SkippedRecord[]): Pick<TaskStats, 'counters' | 'skipped'> {
+  const out: Pick<TaskStats, 'counters' | 'skipped'> = {};
+  if (Object.keys(counters).length > 0) out.counters = counters;
+  if (skipped && skipped.length > 0) out.skipped = skipped;
+  return out;
 }
 
 export interface TaskOutput {
@@ -38,10 +71,10 @@ export async function runTask(mod: JobModule, task: TaskInput, now: () => number
   const started = now();
   if (task.phase === 'map') {
     const { key, value } = task.input;
-    const r = await runMap(mod, key, value, task.nReduce);
+    const r = await runMap(mod, key, value, task.nReduce, task.skip ?? {});
     return {
       output: encodeMapOutput(r.partitions),
-      stats: { ms: now() - started, recordsIn: 1, recordsOut: r.recordsOut },
+      stats: { ms: now() - started, recordsIn: 1, recordsOut: r.recordsOut, ...extras(r.counters, r.skipped) },
     };
   }
   // One list with a key once per map task that emitted it: runReduce merges them in the order they
@@ -50,7 +83,7 @@ export async function runTask(mod: JobModule, task: TaskInput, now: () => number
   const r = await runReduce(mod, [decodeRecords(task.input)]);
   return {
     output: r.text,
-    stats: { ms: now() - started, recordsIn: r.recordsIn, recordsOut: r.records },
+    stats: { ms: now() - started, recordsIn: r.recordsIn, recordsOut: r.records, ...extras(r.counters) },
   };
 }
 

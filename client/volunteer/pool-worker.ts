@@ -4,12 +4,12 @@
  * functions rejects its task with `crashed`, and the pool replaces it.
  */
 import { transfer, wrap, type Remote } from 'comlink';
-import type { TaskOutput } from '../../shared/task-runner.js';
+import { skipOptionsOf, type TaskOutput } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
 import { TaskFailure, type ReadyTask } from '../../shared/volunteer-session.js';
 import type { PoolWorker } from '../../shared/worker-pool.js';
 import { decodeText, encodeText } from './bytes.js';
-import { isClosedNotice, type JobReply, type JobWorkerApi } from './wire.js';
+import { isClosedNotice, type JobReply, type JobRequest, type JobWorkerApi } from './wire.js';
 
 interface Live {
   worker: Worker;
@@ -61,7 +61,10 @@ function request(task: ReadyTask) {
   // split, a reduce's records text (parsed in the job worker, off this thread).
   const data = encodeText(task.input.text);
   const key = task.phase === 'map' ? task.input.key : '';
-  return transfer({ moduleUrl: task.moduleUrl, phase: task.phase, nReduce: task.nReduce, key, data }, [data]);
+  const skip = skipOptionsOf(task);
+  const req: JobRequest = { moduleUrl: task.moduleUrl, phase: task.phase, nReduce: task.nReduce, key, data };
+  if (skip) req.skip = skip;
+  return transfer(req, [data]);
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import type { SerializedError } from '../../shared/errors.js';
 import type { TaskStats } from '../../shared/protocol.js';
+import type { SkipOptions } from '../../shared/task-runner.js';
 import type { SessionSnapshot } from '../../shared/volunteer-session.js';
 
 export interface Identity {
@@ -71,6 +72,8 @@ export interface JobRequest {
   /** Map only: the input file's base name. */
   key: string;
   data: ArrayBuffer;
+  /** Map only, when its job skips bad lines. */
+  skip?: SkipOptions;
 }
 
 export type JobReply =

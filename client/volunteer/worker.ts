@@ -46,7 +46,7 @@ const loadModule = createModuleCache((url) =>
 const api: JobWorkerApi = {
   async run(req: JobRequest): Promise<JobReply> {
     try {
-      const input = taskInput(req.phase, req.nReduce, req.key, decodeText(req.data));
+      const input = taskInput(req.phase, req.nReduce, req.key, decodeText(req.data), req.skip);
       const mod = await loadModule(req.moduleUrl);
       const out = await runTask(mod, input, () => performance.now());
       const reply: JobReply = { ok: true, stats: out.stats, output: encodeText(out.output) };

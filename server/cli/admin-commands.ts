@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseDuration, parseSize, formatBytes, formatDuration } from '../../shared/units.js';
-import { UserError } from '../../shared/errors.js';
+import { UserError, type SerializedError } from '../../shared/errors.js';
 import { loadJobSource } from './bundle.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { JobView, WorkerView } from '../../shared/api.js';
@@ -56,6 +56,7 @@ export async function submit(t: AdminTarget, args: string[], f: Flags): Promise<
       ? parseDuration(String(f['task-timeout']), '--task-timeout')
       : JOB_DEFAULTS.taskTimeoutMs,
     maxAttempts: intFlag(f['max-attempts'], 'max-attempts', JOB_DEFAULTS.maxAttempts),
+    skipBadRecords: intFlag(f['skip-bad-records'], 'skip-bad-records', JOB_DEFAULTS.skipBadRecords),
   };
   checkSpec(spec);
   const verify = f['verify'] === undefined ? JOB_DEFAULTS.verify : verifyFlag(f['verify']);
@@ -116,6 +117,12 @@ function verificationLine(job: JobView): string {
   );
 }
 
+/** A skipped line in one line: where, its first characters, and what its `map` threw where. */
+export function skippedText(r: { input: string; line: number; text: string; error: SerializedError }): string {
+  const at = /\n\s+at (?:.*\()?([^()\s]+:\d+:\d+)\)?/.exec(r.error.stack ?? '')?.[1];
+  return `line ${r.line} of ${r.input} (${JSON.stringify(r.text)}): ${r.error.name}: ${r.error.message}${at ? ` (${at})` : ''}`;
+}
+
 /** What a job's stored bytes are, and until when they stay. */
 function storedNote(job: JobView): string {
   if (job.state === 'queued' || job.state === 'mapping') return '(inputs and map outputs so far)';
@@ -153,6 +160,16 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       lines.push(
         `durations  ${formatDuration(d.meanMs)} on average, ${formatDuration(d.maxMs)} at most (succeeded attempts)`,
       );
+    }
+    const counters = Object.entries(job.counters);
+    if (counters.length > 0) {
+      const width = Math.max(...counters.map(([name]) => name.length));
+      lines.push('counters', ...counters.map(([name, n]) => line(`  ${name.padEnd(width)}  ${n}`)));
+    }
+    if (job.skipBadRecords > 0) {
+      lines.push(`skipped    ${job.skipped} of at most ${job.skipBadRecords} bad lines (--skip-bad-records)`);
+      for (const r of summary.skipped.slice(0, 20)) lines.push(line(`  ${skippedText(r)}`));
+      if (summary.skipped.length > 20) lines.push(`  … ${summary.skipped.length - 20} more (--json lists them all)`);
     }
     if (job.waiting) lines.push(line(`waiting    ${job.waiting}`));
     if (job.error)

@@ -4,7 +4,15 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { asJobModule, runMap, runReduce, type SkippedRecord } from '../../shared/engine.js';
+import {
+  addCounters,
+  asJobModule,
+  COUNTER_LIMITS,
+  runMap,
+  runReduce,
+  type Counters,
+  type SkippedRecord,
+} from '../../shared/engine.js';
 import { describeError, toError } from '../../shared/errors.js';
 import { mapStack } from '../stack-map.js';
 import { loadJobSource } from './bundle.js';
@@ -42,6 +50,19 @@ export interface LocalOptions {
   /** Lines whose `map` throws that the whole job may skip (a `records = 'lines'` job); default 0. */
   skipBadRecords?: number;
   onSkip?: (record: SkippedRecord & { key: string }) => void;
+  /** The job's counters (`ctx.count`), names ascending, once it has run. */
+  onCounters?: (counters: Counters) => void;
+}
+
+/** Adds a task's counters to the job's, which may have no more names than the master allows either. */
+function addJobCounters(job: Counters, task: Counters): Counters {
+  const sum = addCounters(job, task);
+  if (Object.keys(sum).length > COUNTER_LIMITS.names) {
+    throw new LocalJobError(
+      `the job counted more than ${COUNTER_LIMITS.names} counter names; ctx.count takes a fixed set of names, not one per record`,
+    );
+  }
+  return sum;
 }
 
 function countNewlines(text: string): number {
@@ -127,6 +148,7 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
       );
     }
     let skippedSoFar = 0;
+    let counters: Counters = {};
     // Line numbers run on across a file's splits, which end at line boundaries.
     let firstLine = 1;
     const files = Array.from({ length: reduces }, (_, r) => join(dir, `part-${r}`));
@@ -134,7 +156,11 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
       const value = await readRange(s.path, s.range);
       if (i === 0 || plan[i - 1]!.path !== s.path) firstLine = 1;
       // The master hands a volunteer its split decoded the same way.
-      const { partitions, skipped } = await guarded(
+      const {
+        partitions,
+        skipped,
+        counters: mapCounters,
+      } = await guarded(
         `map task ${i} (input ${JSON.stringify(s.key)})`,
         () => runMap(mod, s.key, value, reduces, { skipBadRecords, skippedBefore: skippedSoFar, firstLine }),
         authorStack,
@@ -144,6 +170,7 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
         opts.onSkip?.({ ...r, key: s.key });
       }
       skippedSoFar += skipped.length;
+      counters = addJobCounters(counters, mapCounters);
       firstLine += countNewlines(value);
       for (const [r, p] of partitions.entries()) {
         if (p.length > 0) await appendFile(files[r]!, encodePartition(r, p));
@@ -153,12 +180,16 @@ export async function runLocal(modulePath: string, inputPaths: string[], opts: L
     const out: string[] = [];
     for (const [r, file] of files.entries()) {
       const text = await readFile(file, 'utf8').catch(() => '');
-      out.push(
-        (await guarded(`reduce task ${r} (partition ${r})`, () => runReduce(mod, [decodeRecords(text)]), authorStack))
-          .text,
+      const reduced = await guarded(
+        `reduce task ${r} (partition ${r})`,
+        () => runReduce(mod, [decodeRecords(text)]),
+        authorStack,
       );
+      counters = addJobCounters(counters, reduced.counters);
+      out.push(reduced.text);
       opts.onProgress?.(r + 1, reduces, 'reduce');
     }
+    opts.onCounters?.(counters);
     return out;
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -128,6 +128,11 @@ export interface SubmitOptions {
   maxAttempts?: number;
   /** How results are checked against volunteers that lie (default `adaptive`; README "Verification"). */
   verify?: VerifyMode;
+  /**
+   * Lines whose `map` throws that the job may skip and report rather than fail (default 0; the
+   * module must declare `export const records = 'lines'`).
+   */
+  skipBadRecords?: number;
 }
 
 export interface WaitOptions {
@@ -199,6 +204,7 @@ export class Tabreduce {
       taskTimeoutMs: opts.taskTimeoutMs ?? JOB_DEFAULTS.taskTimeoutMs,
       maxAttempts: opts.maxAttempts ?? JOB_DEFAULTS.maxAttempts,
       verify: opts.verify ?? JOB_DEFAULTS.verify,
+      skipBadRecords: opts.skipBadRecords ?? JOB_DEFAULTS.skipBadRecords,
     };
     checkSpec(spec);
     const module =
@@ -218,6 +224,7 @@ export class Tabreduce {
     field('taskTimeoutMs', String(spec.taskTimeoutMs));
     field('maxAttempts', String(spec.maxAttempts));
     field('verify', spec.verify);
+    if (spec.skipBadRecords !== 0) field('skipBadRecords', String(spec.skipBadRecords));
     parts.push({ kind: 'file', name: 'module', filename: module.name, type: 'text/javascript', data: module.source });
     for (const i of opts.inputs) {
       const file =

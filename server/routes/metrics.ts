@@ -2,6 +2,11 @@ import type { Scheduler } from '../scheduler/index.js';
 import type { Stores } from '../sql/index.js';
 import { JOB_STATES } from '../../shared/states.js';
 
+/** A label value as the exposition format writes it: backslash, quote and newline escaped. */
+function label(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
 /** Prometheus text exposition of the master's counters and gauges. */
 export function renderMetrics(s: Scheduler, stores: Stores): string {
   const lines: string[] = [];
@@ -42,6 +47,40 @@ export function renderMetrics(s: Scheduler, stores: Stores): string {
     'gauge',
     'Bytes of job data kept: inputs until the maps are done, map outputs until a job ends, outputs until it is deleted.',
     [['', stores.jobs.storedTotal()]],
+  );
+  // Per job for unfinished jobs only: a finished job's figures stay in its API view, not in every scrape.
+  const active = stores.jobs.active();
+  metric(
+    'tabreduce_job_counter',
+    'gauge',
+    "Unfinished jobs' own counters (ctx.count), summed over committed attempts.",
+    active.flatMap((j) =>
+      Object.entries(JSON.parse(j.counters) as Record<string, number>).map(([name, v]): [string, number] => [
+        `{job="${label(j.id)}",name="${label(name)}"}`,
+        v,
+      ]),
+    ),
+  );
+  metric(
+    'tabreduce_job_records',
+    'gauge',
+    'Records of unfinished jobs: emitted by their maps (in) and written by their reduces (out).',
+    active.flatMap((j): [string, number][] => [
+      [`{job="${label(j.id)}",kind="in"}`, j.records_in],
+      [`{job="${label(j.id)}",kind="out"}`, j.records_out],
+    ]),
+  );
+  metric(
+    'tabreduce_job_input_bytes',
+    'gauge',
+    'Input bytes of unfinished jobs.',
+    active.map((j): [string, number] => [`{job="${label(j.id)}"}`, j.input_bytes]),
+  );
+  metric(
+    'tabreduce_job_skipped_records',
+    'gauge',
+    'Lines unfinished jobs skipped because their map threw (--skip-bad-records).',
+    active.filter((j) => j.skip_bad_records > 0).map((j): [string, number] => [`{job="${label(j.id)}"}`, j.skipped]),
   );
   const vs = [...s.volunteers.values()];
   metric('tabreduce_volunteers', 'gauge', 'Volunteers known to the master.', [

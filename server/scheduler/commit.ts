@@ -11,7 +11,9 @@
  * trust, is expelled from the job, and every result it committed alone in an unfinished job is
  * taken back and runs again.
  */
-import type { TaskResultMessage } from '../../shared/protocol.js';
+import { createHash } from 'node:crypto';
+import type { TaskResultMessage, TaskStats } from '../../shared/protocol.js';
+import { addCounters, COUNTER_LIMITS, type SkippedRecord } from '../../shared/engine.js';
 import type { SerializedError } from '../../shared/errors.js';
 import { nextJobState, nextTaskState, type Confirm, type JobState } from '../../shared/states.js';
 import type { VoteRow } from '../sql/attempt-store.js';
@@ -48,7 +50,7 @@ export type ResultOutcome =
    * Committed: `others` are running attempts now superseded, to be told to stop (the task's own, and
    * reduces of a job whose maps were reopened).
    */
-  | { kind: 'committed'; others: string[]; moved: JobState | null; reopened: boolean }
+  | { kind: 'committed'; others: string[]; moved: JobState | null; reopened: boolean; fail?: string }
   /** Recorded as a vote: the task runs again elsewhere. */
   | { kind: 'voted' }
   /** Votes disagree past the limit: the job's code is not deterministic, and the job should fail. */
@@ -109,6 +111,13 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
       return { kind: 'invalid', reason: e.message };
     }
   }
+  const bad = checkExtras(job, l, msg.stats);
+  if (bad) {
+    ctx.counters.invalid++;
+    send(ctx, v, { type: 'error', message: `invalid result for ${msg.lease}: ${bad}` });
+    return { kind: 'invalid', reason: bad };
+  }
+  checked.hash = withExtras(checked.hash, msg.stats);
   const others = [...(ctx.mem.taskLeases.get(l.taskId) ?? [])].filter((other) => other !== l.lease);
   const bytes = l.phase === 'map' ? (l.bytes ?? 0) : checked.bytes;
   const verdict: Verdict =
@@ -172,6 +181,7 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
   }
   if (moved === 'succeeded') discard(ctx, blobNames.mapPrefix(l.jobId));
   ctx.counters.committed++;
+  const fail = fx.fail ?? undefined;
   v.done++;
   v.bytes += bytes;
   noteWork(v, bytes, ctx.clock.now());
@@ -180,7 +190,35 @@ export function commitResult(ctx: Context, v: Volunteer, l: Lease, msg: TaskResu
   if (moved) moveJob(ctx, job, moved);
   emit(ctx, { kind: 'job', jobId: job.id });
   emit(ctx, { kind: 'commit', jobId: job.id, phase: l.phase, bytes });
-  return { kind: 'committed', others: [...others, ...cancel], moved, reopened };
+  return { kind: 'committed', others: [...others, ...cancel], moved, reopened, ...(fail ? { fail } : {}) };
+}
+
+/**
+ * Why a result's counters or skipped lines break the protocol, or null: only a map task of a job
+ * that skips bad records may report skipped lines, at most the job's limit, in ascending order.
+ */
+function checkExtras(job: ActiveJob, l: Lease, stats: TaskStats): string | null {
+  const skipped = stats.skipped;
+  if (!skipped || skipped.length === 0) return null;
+  if (l.phase !== 'map' || job.skipBadRecords === 0) return 'skipped lines from a task that may skip none';
+  if (skipped.length > job.skipBadRecords) return `${skipped.length} skipped lines, more than the job allows`;
+  for (let i = 1; i < skipped.length; i++) {
+    if (skipped[i]!.line <= skipped[i - 1]!.line) return 'skipped lines are not in ascending order';
+  }
+  return null;
+}
+
+/**
+ * The hash a result is voted on: its output's, and, when it counted or skipped anything, its
+ * counters and the numbers of the lines it skipped (not their errors' text, which differs between
+ * browsers). Two volunteers agree only if all of it is equal.
+ */
+function withExtras(hash: string, stats: TaskStats): string {
+  const counters = stats.counters && Object.keys(stats.counters).length > 0 ? stats.counters : null;
+  const lines = stats.skipped && stats.skipped.length > 0 ? stats.skipped.map((r) => r.line) : null;
+  if (!counters && !lines) return hash;
+  const extras = JSON.stringify([counters ? addCounters({}, counters) : null, lines]);
+  return createHash('sha256').update(hash).update('\n').update(extras).digest('hex');
 }
 
 /** Answers a result that lost: its attempt is recorded superseded. */
@@ -217,10 +255,20 @@ interface Effects {
   withdrawn: boolean;
   /** Volunteers whose record changed. */
   trust: Set<string>;
+  /** The commit put the job past a limit (bad records, counters): it is to fail with this reason. */
+  fail: string | null;
 }
 
 function noEffects(): Effects {
-  return { cancel: [], reopened: new Map(), losers: new Set(), blobs: [], withdrawn: false, trust: new Set() };
+  return {
+    cancel: [],
+    reopened: new Map(),
+    losers: new Set(),
+    blobs: [],
+    withdrawn: false,
+    trust: new Set(),
+    fail: null,
+  };
 }
 
 export function isTrusted(ctx: Context, volunteerId: string): boolean {
@@ -321,6 +369,8 @@ function voteInTx(
     records_in: msg.stats.recordsIn,
     records_out: l.phase === 'reduce' ? checked.records : msg.stats.recordsOut,
     hash: checked.hash,
+    counters: msg.stats.counters ?? null,
+    skipped: msg.stats.skipped ?? null,
   });
   if (!ended) return false;
   volunteers.done(l.volunteerId);
@@ -448,6 +498,11 @@ function takeBack(
   const before = task && tasks.verification(taskId);
   if (!task || !before || !tasks.reopen(taskId, recheck)) return;
   if (before.confirm) jobs.addConfirmed(aj.id, before.confirm, -1);
+  const committed = lease ?? attempts.committedOf(taskId)?.lease;
+  if (committed) {
+    const x = attempts.extras(committed);
+    if (x.counters || x.skipped.length > 0) jobs.addExtras(aj.id, x.counters, x.skipped.length, -1);
+  }
   if (lease && attempts.relabel(lease, 'succeeded', 'rejected')) {
     attempts.setError(lease, TAKEN_BACK);
     jobs.addRejected(aj.id);
@@ -543,8 +598,11 @@ function commitInTx(
     records_in: msg.stats.recordsIn,
     records_out: recordsOut,
     hash: checked.hash,
+    counters: msg.stats.counters ?? null,
+    skipped: msg.stats.skipped ?? null,
   });
   if (!ended) throw new StaleLeaseError(l.lease);
+  fx.fail = addExtras(ctx, job, l.jobId, msg.stats);
   volunteers.done(l.volunteerId);
   if (job.verify !== 'off') addCredit(ctx, fx, l.volunteerId, now - l.startedAt, now);
   if (verdict.kind === 'commit' && verdict.confirm) {
@@ -566,7 +624,7 @@ function commitInTx(
       jobs.addStored(l.jobId, checked.bytes);
     }
     const c = jobs.mapDone(l.jobId, msg.stats.recordsOut);
-    if (c.maps_done < c.maps_total) return null;
+    if (c.maps_done < c.maps_total || fx.fail) return null;
     const next = nextJobState(state, { type: 'maps-done' });
     if (next === state || !jobs.advance(l.jobId, state, next)) return null;
     // A verified job keeps its inputs until it ends: a map taken back after the barrier runs again.
@@ -576,13 +634,39 @@ function commitInTx(
   outputs.put({ job_id: l.jobId, part: l.index, blob: checked.blob, data: checked.data, bytes: checked.bytes });
   jobs.addStored(l.jobId, checked.bytes);
   const c = jobs.reduceDone(l.jobId, recordsOut);
-  if (c.reduces_done < c.n_reduce) return null;
+  if (c.reduces_done < c.n_reduce || fx.fail) return null;
   const next = nextJobState(state, { type: 'reduces-done' });
   if (next !== 'succeeded') return null;
   jobs.finish(l.jobId, next, now);
   if (job.verify !== 'off') dropInputs(ctx, l.jobId);
   dropMaps(ctx, l.jobId);
   return next;
+}
+
+/**
+ * Adds a committed result's counters and skipped lines to its job's, in the commit's transaction;
+ * returns why the job must now fail (more skipped lines than it allows, more counter names than a
+ * job may have), or null.
+ */
+function addExtras(ctx: Context, job: ActiveJob, jobId: string, stats: TaskStats): string | null {
+  const skipped = stats.skipped?.length ?? 0;
+  if (!stats.counters && skipped === 0) return null;
+  const { jobs, attempts } = ctx.stores;
+  const now = jobs.addExtras(jobId, stats.counters ?? null, skipped);
+  if (now.names > COUNTER_LIMITS.names) {
+    return `the job counted more than ${COUNTER_LIMITS.names} counter names; ctx.count takes a fixed set of names, not one per record`;
+  }
+  if (now.skipped <= job.skipBadRecords) return null;
+  // The first bad line past the limit, in input order, among those committed.
+  const all = attempts
+    .skippedOfJob(jobId)
+    .flatMap((t) => (JSON.parse(t.skipped) as SkippedRecord[]).map((r) => ({ ...r, key: t.input_key ?? '' })));
+  const r = all[job.skipBadRecords];
+  if (!r) return `more lines were skipped than --skip-bad-records allows (${job.skipBadRecords})`;
+  return (
+    `line ${r.line} of ${r.key} (${JSON.stringify(r.text)}) threw ${r.error.name}: ${r.error.message}; ` +
+    `it is bad record ${job.skipBadRecords + 1}, and --skip-bad-records allows ${job.skipBadRecords}`
+  );
 }
 
 /** The attempt ended (superseded or lost) between the task's move and its own end: undo the commit. */

@@ -153,6 +153,8 @@ export interface ActiveJob {
   taskTimeoutMs: number;
   maxAttempts: number;
   verify: VerifyMode;
+  /** Lines whose `map` throws that the job may skip (`--skip-bad-records`). */
+  skipBadRecords: number;
   running: number;
   /** Set when a look for pending tasks found none; cleared when a task becomes pending again. */
   drained: boolean;

@@ -203,6 +203,8 @@ export class Scheduler {
       case 'task.result': {
         const l = heldLease(ctx, v, msg.lease);
         if (!l) return;
+        // A skipped line's stack names the author's file and line, as a failure's does.
+        for (const r of msg.stats.skipped ?? []) r.error = this.authorStack(l.jobId, r.error);
         const r = commitResult(ctx, v, l, msg);
         if (r.kind === 'missing') {
           settle(ctx, [msg.lease], 'lost', {
@@ -230,6 +232,11 @@ export class Scheduler {
           return;
         }
         for (const other of r.others) cancelLease(ctx, other, 'another attempt of this task finished first');
+        if (r.fail) {
+          endJob(ctx, l.jobId, 'failed', r.fail);
+          dispatch(ctx);
+          return;
+        }
         // After any dispatch, no volunteer has a free slot while work waits. A commit frees one slot
         // of `v` only, so refilling `v` restores that, unless the commit opened new work (the
         // barrier) or cancelled a loser, which frees a volunteer too.

@@ -102,6 +102,7 @@ export function activate(ctx: Context, job: JobRow): void {
     taskTimeoutMs: job.task_timeout_ms,
     maxAttempts: job.max_attempts,
     verify: job.verify,
+    skipBadRecords: job.skip_bad_records,
     running: 0,
     drained: false,
   });

@@ -1,6 +1,7 @@
 import type { Db } from '../db.js';
 import type { AttemptOutcome, Phase } from '../../shared/states.js';
 import type { SerializedError } from '../../shared/errors.js';
+import type { Counters, SkippedRecord } from '../../shared/engine.js';
 
 export interface AttemptRow {
   id: number;
@@ -20,6 +21,10 @@ export interface AttemptRow {
   records_out: number | null;
   /** SHA-256 (hex) of the output it returned, as checked; null until it returned one. */
   hash: string | null;
+  /** JSON {name: sum} of its `ctx.count`s; null when it counted nothing. */
+  counters: string | null;
+  /** JSON SkippedRecord[] of the lines it skipped; null when none. */
+  skipped: string | null;
 }
 
 /** A result waiting for a match (outcome `voted`), with how long it took from assignment to result. */
@@ -62,6 +67,16 @@ export interface AttemptEnd {
   records_in?: number | null;
   records_out?: number | null;
   hash?: string | null;
+  counters?: Counters | null;
+  skipped?: readonly SkippedRecord[] | null;
+}
+
+/** A committed attempt's skipped lines with its task, for `GET /api/jobs/:id/summary`. */
+export interface SkippedRow {
+  task_id: number;
+  idx: number;
+  input_key: string | null;
+  skipped: string;
 }
 
 export function createAttemptStore(db: Db) {
@@ -70,7 +85,14 @@ export function createAttemptStore(db: Db) {
   const byLease = db.prepare('SELECT * FROM attempt WHERE lease = ?');
   // Every end names the lease and only moves a running attempt: zero rows changed = stale.
   const end = db.prepare(`UPDATE attempt SET outcome = @outcome, ended_at = @at, error = @error, ms = @ms,
-    records_in = @records_in, records_out = @records_out, hash = @hash WHERE lease = @lease AND outcome = 'running'`);
+    records_in = @records_in, records_out = @records_out, hash = @hash, counters = @counters, skipped = @skipped
+    WHERE lease = @lease AND outcome = 'running'`);
+  const extras = db.prepare('SELECT counters, skipped FROM attempt WHERE lease = ?');
+  // The committed attempt of each map task that skipped lines: one per task (its commit's lease).
+  const skippedOfJob = db.prepare(`SELECT a.task_id, t.idx, t.input_key, a.skipped FROM attempt a
+    JOIN task t ON t.id = a.task_id
+    WHERE a.job_id = ? AND a.skipped IS NOT NULL AND a.outcome = 'succeeded' AND t.state = 'succeeded'
+    GROUP BY a.task_id ORDER BY t.idx`);
   const votes = db.prepare(`SELECT id, lease, volunteer_id, address, hash, outcome, ended_at - started_at AS took
     FROM attempt
     WHERE task_id = ? AND outcome = 'voted' ORDER BY id`);
@@ -141,7 +163,19 @@ export function createAttemptStore(db: Db) {
         hash: null,
         ...e,
         error: e.error ? JSON.stringify(e.error) : null,
+        counters: e.counters && Object.keys(e.counters).length > 0 ? JSON.stringify(e.counters) : null,
+        skipped: e.skipped && e.skipped.length > 0 ? JSON.stringify(e.skipped) : null,
       }).changes === 1,
+    /** An attempt's counters and skipped lines, parsed; empty when it had none. */
+    extras: (lease: string): { counters: Counters | null; skipped: SkippedRecord[] } => {
+      const r = extras.get(lease) as Pick<AttemptRow, 'counters' | 'skipped'> | undefined;
+      return {
+        counters: r?.counters ? (JSON.parse(r.counters) as Counters) : null,
+        skipped: r?.skipped ? (JSON.parse(r.skipped) as SkippedRecord[]) : [],
+      };
+    },
+    /** The lines a job's committed map tasks skipped, by task, tasks in index order. */
+    skippedOfJob: (jobId: string) => skippedOfJob.all(jobId) as SkippedRow[],
     /** A task's results waiting for a match, oldest first. */
     votes: (taskId: number) => votes.all(taskId) as VoteRow[],
     /** Votes of unfinished jobs: who voted on what, rebuilt after a restart. */

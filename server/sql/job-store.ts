@@ -1,5 +1,6 @@
 import type { Db } from '../db.js';
 import type { Confirm, JobState, VerifyMode } from '../../shared/states.js';
+import { addCounters, type Counters } from '../../shared/engine.js';
 
 export interface JobRow {
   id: string;
@@ -29,6 +30,12 @@ export interface JobRow {
   trusted: number;
   unconfirmed: number;
   rejected: number;
+  /** Lines whose `map` throws that the job may skip (`--skip-bad-records`). */
+  skip_bad_records: number;
+  /** JSON {name: sum} of its committed attempts' counters, names ascending. */
+  counters: string;
+  /** Lines its committed map attempts skipped. */
+  skipped: number;
 }
 
 export type NewJob = Omit<
@@ -44,6 +51,8 @@ export type NewJob = Omit<
   | 'trusted'
   | 'unconfirmed'
   | 'rejected'
+  | 'counters'
+  | 'skipped'
 >;
 
 /** The job column that counts each way of confirming a task. */
@@ -57,13 +66,13 @@ const CONFIRM_COLUMN: Record<Confirm, string> = {
 /** Everything but the module source, for listings. */
 const COLUMNS = `id, name, state, created_at, finished_at, module_name, '' AS module, n_reduce, split_size,
   task_timeout_ms, max_attempts, maps_total, maps_done, reduces_done, input_bytes, records_in, records_out, error,
-  stored_bytes, verify, verified, spot_checked, trusted, unconfirmed, rejected`;
+  stored_bytes, verify, verified, spot_checked, trusted, unconfirmed, rejected, skip_bad_records, counters, skipped`;
 
 export function createJobStore(db: Db) {
   const insert = db.prepare(`INSERT INTO job (id, name, state, created_at, module_name, module, n_reduce,
-    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes, stored_bytes, verify, ready)
+    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes, stored_bytes, verify, skip_bad_records, ready)
     VALUES (@id, @name, @state, @created_at, @module_name, @module, @n_reduce, @split_size,
-    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes, @stored_bytes, @verify, 0)`);
+    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes, @stored_bytes, @verify, @skip_bad_records, 0)`);
   const ready = db.prepare('UPDATE job SET ready = 1 WHERE id = ?');
   const unready = db.prepare('SELECT id FROM job WHERE ready = 0').pluck();
   const remove = db.prepare('DELETE FROM job WHERE id = ?');
@@ -100,7 +109,22 @@ export function createJobStore(db: Db) {
   const reduceUndone = db.prepare(`UPDATE job SET reduces_done = reduces_done - 1,
     records_out = max(0, records_out - @records) WHERE id = @id`);
 
+  const extrasOf = db.prepare('SELECT counters, skipped FROM job WHERE id = ?');
+  const setExtras = db.prepare('UPDATE job SET counters = @counters, skipped = @skipped WHERE id = @id');
+
   return {
+    /**
+     * Adds a committed attempt's counters and skipped lines to the job's (sign -1: takes back those
+     * of a commit taken back); returns the job's skipped lines and counter names now. Run inside the commit's transaction.
+     */
+    addExtras: (id: string, counters: Counters | null, skipped: number, sign: 1 | -1 = 1) => {
+      const row = extrasOf.get(id) as { counters: string; skipped: number } | undefined;
+      if (!row) return { skipped: 0, names: 0 };
+      const total = Math.max(0, row.skipped + sign * skipped);
+      const sum = addCounters(JSON.parse(row.counters) as Counters, counters ?? {}, sign);
+      setExtras.run({ id, counters: JSON.stringify(sum), skipped: total });
+      return { skipped: total, names: Object.keys(sum).length };
+    },
     /** Inserts a job that stays hidden (and is deleted by a restart) until `ready`. */
     insert: (job: NewJob) => insert.run(job),
     ready: (id: string) => ready.run(id),

@@ -38,6 +38,8 @@ export interface NewTask {
   input_blob: string | null;
   input_start: number | null;
   input_end: number | null;
+  /** A map's first line number in its file, for a job that skips bad records. */
+  first_line?: number | null;
 }
 
 /**
@@ -49,8 +51,10 @@ export type TaskListRow = Pick<TaskRow, 'id' | 'phase' | 'idx' | 'state' | 'inpu
 const LIST_COLUMNS = 'id, phase, idx, state, input_key';
 
 export function createTaskStore(db: Db) {
-  const insert = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input_blob, input_start,
-    input_end) VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input_blob, @input_start, @input_end)`);
+  const insertRow = db.prepare(`INSERT INTO task (job_id, phase, idx, state, input_key, input_blob, input_start,
+    input_end, first_line) VALUES (@job_id, @phase, @idx, 'pending', @input_key, @input_blob, @input_start, @input_end,
+    @first_line)`);
+  const firstLine = db.prepare('SELECT first_line FROM task WHERE id = ?').pluck();
   const get = db.prepare(`SELECT ${COLUMNS} FROM task WHERE id = ?`);
   const input = db.prepare('SELECT input_blob, input_start, input_end, input FROM task WHERE id = ?');
   // A pending task is read with where its input is, in the step that picks it: it is about to be sent.
@@ -91,7 +95,9 @@ export function createTaskStore(db: Db) {
     .pluck();
 
   return {
-    insert: (t: NewTask) => insert.run(t),
+    /** A map's first line number in its file, for a job that skips bad records; else null. */
+    firstLine: (id: number) => (firstLine.get(id) as number | null | undefined) ?? null,
+    insert: (t: NewTask) => insertRow.run({ first_line: null, ...t }),
     get: (id: number) => get.get(id) as TaskRow | undefined,
     /** A map task's input; null for a reduce task. */
     input: (id: number): InputSource | null => {

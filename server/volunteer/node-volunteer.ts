@@ -14,7 +14,7 @@ import {
   type SocketLike,
 } from '../../shared/volunteer-session.js';
 import { WorkerPool, type PoolWorker } from '../../shared/worker-pool.js';
-import { loadWithRetries, type TaskOutput } from '../../shared/task-runner.js';
+import { loadWithRetries, skipOptionsOf, type TaskOutput } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
 import type { FromSandbox, SandboxTask, ToSandbox } from './sandbox-protocol.js';
 
@@ -39,7 +39,19 @@ function sandboxTask(task: ReadyTask): SandboxTask {
   const { lease, jobId, moduleUrl, phase, nReduce } = task;
   // One string crosses into the sandbox as it came: a map's split, a reduce's records text.
   const key = task.phase === 'map' ? task.input.key : '';
-  return { type: 'task', lease, jobId, moduleUrl, phase, nReduce, key, data: task.input.text };
+  const skip = skipOptionsOf(task);
+  return {
+    type: 'task',
+    lease,
+    jobId,
+    moduleUrl,
+    phase,
+    nReduce,
+    key,
+    data: task.input.text,
+    skipBadRecords: skip?.skipBadRecords ?? 0,
+    firstLine: skip?.firstLine ?? 1,
+  };
 }
 
 /** Gives a job module's text and full URL for its path on the master. */

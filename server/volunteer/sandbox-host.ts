@@ -153,9 +153,13 @@ async function runTask(task: SandboxTask): Promise<FromSandbox> {
     // a thread hop per task (30 instead of 88 µs of CPU per call, measured). Blocking this process's
     // event loop meanwhile is fine, it has nothing else to do; an async task's later parts run when
     // their timers fire, and the promise resolves then.
-    const reply = await job.run.applySync(undefined, [task.phase, task.nReduce, task.key, task.data], {
-      result: { promise: true, copy: true },
-    });
+    const reply = await job.run.applySync(
+      undefined,
+      [task.phase, task.nReduce, task.key, task.data, task.skipBadRecords, task.firstLine],
+      {
+        result: { promise: true, copy: true },
+      },
+    );
     return { type: 'result', lease: task.lease, ...reply };
   } catch (e) {
     const error = serializeError(e);

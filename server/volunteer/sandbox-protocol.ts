@@ -15,6 +15,9 @@ export interface SandboxTask {
   nReduce: number;
   key: string;
   data: string;
+  /** A map's bad lines it may skip (0: none), and its split's first line number. */
+  skipBadRecords: number;
+  firstLine: number;
 }
 
 /** What the engine inside the isolate answers for one task: its output as the text the master stores. */

@@ -32,11 +32,20 @@ const realm = {
   },
 
   /** One task: a map's split (`key`, `data` its text) or a reduce's input (`data`, its records text). */
-  async run(phase: 'map' | 'reduce', nReduce: number, key: string, data: string): Promise<RealmReply> {
+  async run(
+    phase: 'map' | 'reduce',
+    nReduce: number,
+    key: string,
+    data: string,
+    skipBadRecords: number,
+    firstLine: number,
+  ): Promise<RealmReply> {
     try {
       if (!mod) throw new Error('no job module was loaded');
       const failed = new Promise<never>((_, reject) => (failRunning = reject));
-      const out = await Promise.race([runTask(mod, taskInput(phase, nReduce, key, data), () => clock()), failed]);
+      const skip = skipBadRecords > 0 ? { skipBadRecords, firstLine } : undefined;
+      const input = taskInput(phase, nReduce, key, data, skip);
+      const out = await Promise.race([runTask(mod, input, () => clock()), failed]);
       return { ok: true, output: out.output, stats: out.stats };
     } catch (e) {
       return { ok: false, error: serializeError(e) };

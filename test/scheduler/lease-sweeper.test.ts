@@ -146,6 +146,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
             taskTimeoutMs,
             maxAttempts: 4,
             verify: 'off',
+            skipBadRecords: 0,
             running: leases.length,
             drained: false,
           },
