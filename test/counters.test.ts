@@ -252,7 +252,7 @@ test('counters equal local’s with volunteers SIGKILLed mid-job and backups rac
   }
 });
 
-test('a browser tab reports the same counters and skipped lines as local', async () => {
+test('a browser tab reports the same counters and skipped lines as local, and the job page shows them', async () => {
   const dir = tempDir();
   const log = join(dir, 'tab.log');
   const bad = [7, 333, 1200];
@@ -274,6 +274,24 @@ test('a browser tab reports the same counters and skipped lines as local', async
       summary.skipped.map((s) => [s.input, s.line, s.error.message]),
       bad.map((line) => ['tab.log', line, 'not a Common Log Format request']),
     );
+
+    // The job page: its counters beside its records, and a panel of the lines it skipped.
+    const admin = await browser.newContext();
+    await admin.addInitScript((token) => localStorage.setItem('tabreduce.adminToken', token), m.token);
+    const page = await admin.newPage();
+    await page.goto(`${m.url}/status#/jobs/${id}`);
+    const counters = page.locator('dd.counters');
+    await counters.waitFor();
+    assert.match(
+      await counters.innerText(),
+      new RegExp(`requests\\s+${ref.counters['requests']!.toLocaleString('en-US')}`),
+    );
+    const panel = page.getByRole('region', { name: 'Skipped lines' });
+    await panel.getByText('tab.log:1200').waitFor();
+    const text = await panel.innerText();
+    assert.match(text, /3 of at most 3/);
+    for (const line of bad) assert.match(text, new RegExp(`tab\\.log:${line}\\b`));
+    assert.match(text, /SyntaxError: not a Common Log Format request/);
   } finally {
     await browser.close();
     await m.stop();
