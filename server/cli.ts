@@ -433,6 +433,13 @@ async function volunteerCommand(_args: string[], f: Flags): Promise<number> {
   });
   const s = v.session.snapshot();
   log(`stopped after ${s.done} tasks`);
+  for (const [phase, t] of Object.entries(s.stages)) {
+    if (t.tasks === 0) continue;
+    log(
+      `its ${t.tasks} ${phase} results took: input fetch ${Math.round(t.fetchMs)} ms, run ${Math.round(t.runMs)} ms ` +
+        `(job code ${Math.round(t.computeMs)} ms), report ${Math.round(t.reportMs)} ms`,
+    );
+  }
   return 0;
 }
 

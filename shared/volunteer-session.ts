@@ -78,6 +78,28 @@ export interface SessionSnapshot {
   bytesDone: number;
   lastError: string | null;
   retryInMs: number | null;
+  /** Where this session's time went, per phase, summed over the tasks it reported since it started. */
+  stages: { map: StageTimes; reduce: StageTimes };
+}
+
+/**
+ * Milliseconds a session spent per stage of the tasks it reported (a result sent): what `npm run
+ * bench -- stages` breaks a task's time into. `runMs` is the executor's, from hand-off to answer
+ * (queueing behind the session's other tasks, moving the data to the job's worker and back, and the
+ * job's code); `computeMs` the part inside the job's code (the result's `stats.ms`).
+ */
+export interface StageTimes {
+  tasks: number;
+  /** Getting the input by HTTP (0 for an input that came inside its assignment). */
+  fetchMs: number;
+  runMs: number;
+  computeMs: number;
+  /** From the executor's answer to the result sent: encoding it, and uploading a large output. */
+  reportMs: number;
+}
+
+export function noStageTimes(): StageTimes {
+  return { tasks: 0, fetchMs: 0, runMs: 0, computeMs: 0, reportMs: 0 };
 }
 
 /** The part of the Fetch API the session uses: browsers, Web Workers and Node 18+ all have it. */
@@ -161,6 +183,7 @@ export class VolunteerSession {
   private done = 0;
   private failed = 0;
   private bytesDone = 0;
+  private readonly stages = { map: noStageTimes(), reduce: noStageTimes() };
   private lastError: string | null = null;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -225,6 +248,7 @@ export class VolunteerSession {
       bytesDone: this.bytesDone,
       lastError: this.lastError,
       retryInMs: this.retryInMs,
+      stages: { map: { ...this.stages.map }, reduce: { ...this.stages.reduce } },
     };
   }
 
@@ -442,6 +466,7 @@ export class VolunteerSession {
    */
   private async work(task: TaskAssign, h: Held): Promise<void> {
     const held = () => this.held.get(task.lease) === h;
+    const started = this.now();
     let text = task.input.text;
     if (text === undefined) {
       if (task.input.url === undefined) {
@@ -455,6 +480,7 @@ export class VolunteerSession {
       this.changed();
     }
     let out: { output: string; stats: TaskStats };
+    const handed = this.now();
     try {
       // The executor queues beyond its threads, so prefetched tasks wait there.
       out = await this.opts.executor.run(withText(task, text));
@@ -466,7 +492,16 @@ export class VolunteerSession {
     h.assign = null;
     h.status = 'reporting';
     this.changed();
+    const answered = this.now();
     await this.report(task, h, out.output, out.stats);
+    // Reported: a result sent (not a failure, nor a task dropped meanwhile).
+    if (!h.resultFrame?.startsWith('{"type":"task.result"')) return;
+    const s = this.stages[task.phase];
+    s.tasks++;
+    s.fetchMs += handed - started;
+    s.runMs += answered - handed;
+    s.computeMs += out.stats.ms;
+    s.reportMs += this.now() - answered;
   }
 
   /** The task's input from the master, or null when the task was dropped (here or by the master). */

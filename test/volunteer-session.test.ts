@@ -262,6 +262,8 @@ test('an input sent by URL is fetched from the master, then run; a small output 
     { type: 'task.result', lease: LEASE, stats: STATS, output: 'out of hello world' },
   ]);
   assert.equal(calls.length, 1, 'a small output is not uploaded');
+  const { map, reduce } = session.snapshot().stages;
+  assert.deepEqual([map.tasks, map.computeMs, reduce.tasks], [1, STATS.ms, 0], 'its stage times count it');
   socket.receive({ type: 'task.ack', lease: LEASE, outcome: 'committed' });
   assert.equal(session.snapshot().bytesDone, 11, 'the input bytes count as data processed');
   session.stop();
@@ -282,8 +284,10 @@ test('an output over inlineBytes (counted in UTF-8) is uploaded, then reported a
   assert.deepEqual(put.headers, { 'content-type': 'text/plain; charset=utf-8' });
   assert.equal(session.snapshot().tasks[0]!.status, 'reporting');
   assert.deepEqual(taskMessages(socket), [], 'nothing is reported before the master has the output');
+  assert.equal(session.snapshot().stages.reduce.tasks, 0, 'a task counts in the stage times once reported');
   put.respond(200, '{"bytes":80}');
   await flush();
+  assert.equal(session.snapshot().stages.reduce.tasks, 1);
   const uploaded = { type: 'task.result', lease: LEASE, stats: STATS, uploaded: true };
   assert.deepEqual(taskMessages(socket), [uploaded]);
 

@@ -47,6 +47,10 @@ export function initialSnapshot(): TabSnapshot {
     bytesDone: 0,
     lastError: null,
     retryInMs: null,
+    stages: {
+      map: { tasks: 0, fetchMs: 0, runMs: 0, computeMs: 0, reportMs: 0 },
+      reduce: { tasks: 0, fetchMs: 0, runMs: 0, computeMs: 0, reportMs: 0 },
+    },
     computing: [],
     computeMs: 0,
     retryAt: null,

@@ -22,6 +22,7 @@ import { sandboxBench } from './sandbox.js';
 import { bigBench } from './big.js';
 import { tasksRouteBench } from './tasks-route.js';
 import { verifyBench } from './verify.js';
+import { stagesBench } from './stages.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -36,6 +37,7 @@ const BENCHMARKS: Benchmark[] = [
   bigBench,
   tasksRouteBench,
   verifyBench,
+  stagesBench,
 ];
 
 function usage(): string {

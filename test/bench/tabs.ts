@@ -3,8 +3,9 @@
  * `tabreduce local` on the same module and data in the same run. The ratio is the distributed wall
  * time, upload included (`tabreduce submit --wait` from start to exit), over the local wall time.
  */
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromiumType, phaseSpan, procName, repeatedCorpus } from './job-run.js';
 import { chromium, type Browser } from 'playwright-core';
 import { apiGet, corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
 import type { JobView, TaskView, WorkerView } from '../../shared/api.js';
@@ -28,41 +29,6 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
 const TARGET_RATIO = 1.0;
 const PAGE = join(ROOT, 'dist/client/index.html');
 
-/** ~`bytes` of input: copies of the corpus files under distinct base names. */
-function repeatedCorpus(bytes: number): { files: string[]; total: number } {
-  const dir = tempDir('tabreduce-bench-100mb-');
-  const sources = corpusFiles();
-  const one = sources.reduce((n, f) => n + statSync(f).size, 0);
-  const copies = Math.ceil(bytes / one);
-  const files: string[] = [];
-  for (let c = 0; c < copies; c++) {
-    for (const f of sources) {
-      const to = join(dir, `${basename(f, '.txt')}-${String(c).padStart(3, '0')}.txt`);
-      copyFileSync(f, to);
-      files.push(to);
-    }
-  }
-  return { files, total: one * copies };
-}
-
-function procName(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
-/** `renderer`, `gpu-process`, `utility` (the network service)... or `browser` for the main process. */
-function chromiumType(pid: number): string {
-  try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return /--type=([\w-]+)/.exec(cmd)?.[1] ?? 'browser';
-  } catch {
-    return 'exited';
-  }
-}
-
 function skipped(why: string, ctx: BenchContext): BenchReport {
   return {
     name: 'tabs',
@@ -72,15 +38,6 @@ function skipped(why: string, ctx: BenchContext): BenchReport {
     rows: [{ what: 'skipped', value: why }],
     notes: [],
   };
-}
-
-function phaseSpan(tasks: TaskView[], phase: 'map' | 'reduce') {
-  const attempts = tasks.filter((t) => t.phase === phase).flatMap((t) => t.attempts);
-  const won = attempts.filter((a) => a.outcome === 'succeeded' && a.endedAt !== null);
-  const start = attempts.length > 0 ? Math.min(...attempts.map((a) => a.startedAt)) : NaN;
-  const end = won.length > 0 ? Math.max(...won.map((a) => a.endedAt!)) : NaN;
-  const busy = won.reduce((n, a) => n + (a.endedAt! - a.startedAt), 0);
-  return { start, end, busy, n: won.length, durations: won.map((a) => a.endedAt! - a.startedAt) };
 }
 
 async function run(ctx: BenchContext): Promise<BenchReport> {
