@@ -4,7 +4,7 @@
  * blob, even after a SIGKILL or a power cut. What a crash leaves in `tmp/` is removed at the next
  * start (`clearUnfinished`).
  */
-import { createReadStream, closeSync, fsyncSync, openSync, readSync, type ReadStream } from 'node:fs';
+import { createReadStream, closeSync, openSync, readSync, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -14,13 +14,16 @@ function isMissing(e: unknown): boolean {
   return (e as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
-/** Makes a rename or unlink in `dir` durable. */
+/**
+ * Makes a rename or unlink in `dir` durable. On the thread pool, as the file's own fsync is: an
+ * upload's commit must not hold the master's event loop for a disk flush.
+ */
 async function syncDir(dir: string): Promise<void> {
-  const fd = openSync(dir, 'r');
+  const fh = await open(dir, 'r');
   try {
-    fsyncSync(fd);
+    await fh.sync();
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
 }
 
