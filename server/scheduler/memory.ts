@@ -208,15 +208,21 @@ export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volu
 /**
  * Whether a task that failed or was lost on `v`'s identity or address is better run by someone else
  * now: after `v` itself, by any other identity; after another identity on `v`'s address, by a
- * volunteer on an address the task has not ended badly on.
+ * volunteer on an address the task has not ended badly on. A voter on the task (`voters`) is no one
+ * else: its second result would confirm nothing, and left to it the task would wait for good.
  */
-export function betterElsewhere(ctx: Context, blames: (Blame | undefined)[], v: Volunteer): boolean {
+export function betterElsewhere(
+  ctx: Context,
+  blames: (Blame | undefined)[],
+  v: Volunteer,
+  voters?: Set<string>,
+): boolean {
   const ids = (id: string) => blames.some((b) => b?.ids.has(id));
   const addresses = (a: string) => blames.some((b) => b?.addresses.has(a));
   const byId = ids(v.id);
   if (!byId && !addresses(v.address)) return false;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u === v || !u.conn || u.paused || ids(u.id)) continue;
+    if (u === v || !u.conn || u.paused || ids(u.id) || voters?.has(u.id)) continue;
     if (byId || !addresses(u.address)) return true;
   }
   return false;
@@ -330,8 +336,9 @@ export function votesStale(ctx: Context, job: ActiveJob, taskId: number): boolea
 /**
  * Whether a task with votes waiting is better run by someone other than `v`. After `v` itself
  * voted: always in `all` mode, or when the votes disagree (its second result proves nothing), and
- * in `adaptive` mode while anyone else could (alone, it commits the task unconfirmed). After a vote
- * from `v`'s address: while someone on a fresh address could.
+ * in `adaptive` mode while anyone else could (alone, it commits the task unconfirmed) or, after a
+ * start, may yet reconnect (`reconnectUntil`). After a vote from `v`'s address: while someone on a
+ * fresh address could.
  */
 export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: Volunteer): boolean {
   const b = ctx.mem.votedOn.get(taskId);
@@ -342,7 +349,8 @@ export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: 
   if (byId && stale && b.ids.size >= 2 && b.hashes.size === 1) return false;
   if (byId && !b.decided && (job.verify === 'all' || b.hashes.size > 1)) return true;
   if (!byId && (stale || !b.addresses.has(v.address))) return false;
-  return byId ? anyOtherFor(ctx, job.id, taskId, v) : anyOtherFor(ctx, job.id, taskId, v, (a) => b.addresses.has(a));
+  if (byId) return ctx.clock.now() < ctx.reconnectUntil || anyOtherFor(ctx, job.id, taskId, v);
+  return anyOtherFor(ctx, job.id, taskId, v, (a) => b.addresses.has(a));
 }
 
 /** The running attempts of one volunteer, for the views. */
