@@ -189,7 +189,14 @@ export function forget(ctx: Context, lease: string): boolean {
  * second identity on an address while any other address was connected, let vanishing attackers on
  * a third address keep a failing job running for ever in the hostile soak).
  */
-export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volunteerId: string, address: string) {
+export function blame(
+  ctx: Context,
+  on: Map<number, Blame>,
+  jobId: string,
+  taskId: number,
+  volunteerId: string,
+  address: string,
+) {
   let b = on.get(taskId);
   if (!b) {
     b = { ids: new Set(), addresses: new Set() };
@@ -200,29 +207,39 @@ export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volu
   b.addresses.add(address);
   if (!repeat) return true;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u.id !== volunteerId && u.conn && !u.paused && !b.ids.has(u.id)) return false;
+    if (u.id !== volunteerId && !b.ids.has(u.id) && couldTake(ctx, jobId, taskId, u)) return false;
   }
   return true;
 }
 
 /**
- * Whether a task that failed or was lost on `v`'s identity or address is better run by someone else
- * now: after `v` itself, by any other identity; after another identity on `v`'s address, by a
- * volunteer on an address the task has not ended badly on. A voter on the task (`voters`) is no one
- * else: its second result would confirm nothing, and left to it the task would wait for good.
+ * Whether `u` could take task `taskId` of `jobId` now: connected, not paused, not expelled from the
+ * job, and not a voter on the task (its second result would confirm nothing, so it leaves the task
+ * to others: counting on it, a task lost elsewhere would wait for it for good).
+ */
+function couldTake(ctx: Context, jobId: string, taskId: number, u: Volunteer): boolean {
+  if (!u.conn || u.paused || isExpelled(ctx, jobId, u.id)) return false;
+  return !(ctx.mem.votedOn.get(taskId)?.ids.has(u.id) ?? false);
+}
+
+/**
+ * Whether task `taskId` of `jobId`, which failed or was lost on `v`'s identity or address, is better
+ * run by someone else who could take it now: after `v` itself, by any other identity; after another
+ * identity on `v`'s address, by a volunteer on an address the task has not ended badly on.
  */
 export function betterElsewhere(
   ctx: Context,
+  jobId: string,
+  taskId: number,
   blames: (Blame | undefined)[],
   v: Volunteer,
-  voters?: Set<string>,
 ): boolean {
   const ids = (id: string) => blames.some((b) => b?.ids.has(id));
   const addresses = (a: string) => blames.some((b) => b?.addresses.has(a));
   const byId = ids(v.id);
   if (!byId && !addresses(v.address)) return false;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u === v || !u.conn || u.paused || ids(u.id) || voters?.has(u.id)) continue;
+    if (u === v || ids(u.id) || !couldTake(ctx, jobId, taskId, u)) continue;
     if (byId || !addresses(u.address)) return true;
   }
   return false;

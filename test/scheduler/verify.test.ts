@@ -422,3 +422,27 @@ test("a voter's second vote on a task, confirmed by another volunteer, is not a 
     .reduce((n, x) => n + x.ended_at! - x.started_at, 0);
   assert.equal(credited, earned);
 });
+
+test('a task lost on a volunteer goes to another behind its address when the only one elsewhere is an expelled liar', async () => {
+  const s = newScheduler();
+  const inputs = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `w${i % 3} x\n`]));
+  const id = await submit(inputs, { verify: 'adaptive', reduces: 1 });
+  s.jobAdded(id);
+  const liar = join(s, 'liar', '127.0.0.2', () => true);
+  // h1 takes a map and never answers.
+  const h1 = join(s, 'h1');
+  const held = h1.conn.assigns()[0]!;
+  const vols = [liar, join(s, 'h2'), join(s, 'h3')];
+  // The liar loses a vote and is expelled from the job, while the others work.
+  await drive(s, vols, id);
+  assert.ok((outcomes(id, liar.v.id)['rejected'] ?? 0) >= 1);
+  // h1 goes away: its map is lost there, on an address the other two share.
+  s.closed(h1.v, h1.conn);
+  T.now += 10_001;
+  for (const x of vols) s.seen(x.v);
+  s.sweep();
+  assert.equal(T.stores.attempts.forTask(held.taskId)[0]!.outcome, 'lost');
+  const j = await drive(s, vols, id);
+  assert.equal(j.state, 'succeeded', 'the lost map does not wait for the expelled liar');
+  assert.equal(outcomes(id, liar.v.id)['succeeded'] ?? 0, 0);
+});
