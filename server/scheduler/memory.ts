@@ -288,10 +288,31 @@ export function isExpelled(ctx: Context, jobId: string, volunteerId: string): bo
   return ctx.mem.expelled.get(jobId)?.has(volunteerId) ?? false;
 }
 
+/**
+ * Expels a volunteer from a job. Its waiting votes there count for nothing (commit.ts relabels them
+ * `superseded`): the tasks it voted on are told again from the votes that remain, or else forgotten.
+ * Left as they were, a task with its vote and an honest one of the same hash looked like two that
+ * agree and waited, and the honest voter ran it again and again (`votedElsewhere`).
+ */
 export function expel(ctx: Context, jobId: string, volunteerId: string): void {
   const set = ctx.mem.expelled.get(jobId);
+  if (set?.has(volunteerId)) return;
   if (set) set.add(volunteerId);
   else ctx.mem.expelled.set(jobId, new Set([volunteerId]));
+  for (const [taskId, b] of ctx.mem.votedOn) {
+    if (b.jobId !== jobId || !b.ids.has(volunteerId)) continue;
+    const left = ctx.stores.attempts.votes(taskId).filter((x) => !isExpelled(ctx, jobId, x.volunteer_id));
+    if (left.length === 0) {
+      ctx.mem.votedOn.delete(taskId);
+      continue;
+    }
+    for (const key of ['ids', 'addresses', 'hashes'] as const) b[key].clear();
+    for (const x of left) {
+      b.ids.add(x.volunteer_id);
+      b.addresses.add(x.address);
+      b.hashes.add(x.hash ?? '');
+    }
+  }
 }
 
 /**

@@ -446,3 +446,48 @@ test('a task lost on a volunteer goes to another behind its address when the onl
   assert.equal(j.state, 'succeeded', 'the lost map does not wait for the expelled liar');
   assert.equal(outcomes(id, liar.v.id)['succeeded'] ?? 0, 0);
 });
+
+test("a voter expelled from a job leaves its tasks' votes: the one it shared does not look agreed", async () => {
+  const s = newScheduler();
+  const id = await submit({ a: 'x\n', b: 'y\n', c: 'z\n', d: 'w\n' }, { verify: 'adaptive', reduces: 1 });
+  s.jobAdded(id);
+  let lying = false;
+  const turncoat = join(s, 'turncoat', '127.0.0.3', () => lying);
+  const answer = async (x: Vol) => {
+    const t = x.conn.assigns().find((y) => !x.answered.has(y.lease))!;
+    x.answered.add(t.lease);
+    let out = await output(t);
+    if (x.lies?.(0)) out = falsify(t, out);
+    s.handle(x.v, { type: 'task.result', lease: t.lease, output: out, stats: { ms: 1, recordsIn: 1, recordsOut: 1 } });
+    return t;
+  };
+  // The turncoat votes on map a honestly, h1 votes on b and then takes a for its second vote, and holds it.
+  const h1 = join(s, 'h1');
+  const a = await answer(turncoat);
+  await answer(h1);
+  assert.equal(h1.conn.assigns()[1]!.taskId, a.taskId);
+  // The turncoat lies on c, and two honest volunteers outvote it: it is expelled, its vote on a void.
+  lying = true;
+  await answer(turncoat);
+  const h2 = join(s, 'h2');
+  await answer(h2);
+  const h3 = join(s, 'h3');
+  await answer(h3);
+  assert.equal(outcomes(id, turncoat.v.id)['rejected'], 1);
+  assert.equal(T.stores.attempts.forTask(a.taskId)[0]!.outcome, 'superseded');
+  // h1's result on a is a first vote; a task timeout later h1 must not run a again as if two agreed.
+  await answer(h1);
+  T.now += 10_001;
+  for (const x of [turncoat, h1, h2, h3]) s.seen(x.v);
+  s.sweep();
+  const j = await drive(s, [turncoat, h1, h2, h3], id);
+  assert.equal(j.state, 'succeeded');
+  const onA = T.stores.attempts.forTask(a.taskId);
+  assert.deepEqual(
+    onA.filter((x) => x.volunteer_id === h1.v.id).map((x) => x.outcome),
+    ['succeeded'],
+    'h1 ran a once',
+  );
+  assert.equal(onA.filter((x) => x.outcome === 'succeeded').length, 2, 'a confirmed by another volunteer');
+  assert.equal(j.unconfirmed, 0);
+});
