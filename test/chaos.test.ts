@@ -1,9 +1,11 @@
 /**
  * Soak: a mixed stream of jobs (word count, inverted index, a job that throws now and then, one that
- * always throws) runs on browser tabs and Node volunteers while a chaos driver closes and reopens
- * tabs, SIGKILLs volunteers, and SIGKILLs and restarts the master mid-map, near the barrier,
- * mid-reduce and during bursts of commits. Every job ends as it should, with output identical to
- * `tabreduce local`, and the data directory passes an integrity check.
+ * always throws) runs in the default `--verify adaptive` on browser tabs and Node volunteers, beside
+ * two liars on addresses of their own (one lies always, one once it is trusted), while a chaos
+ * driver closes and reopens tabs, SIGKILLs volunteers, and SIGKILLs and restarts the master mid-map,
+ * near the barrier, mid-reduce and during bursts of commits. Every job ends as it should, with
+ * output identical to `tabreduce local`; the liars' results are rejected and none of their lies is
+ * committed; the data directory passes an integrity check.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,11 +23,13 @@ import {
   startMaster,
   startVolunteer,
   TEST_JOBS,
+  until,
   type MasterProc,
   type VolunteerProc,
 } from './helpers/cluster.js';
 import { launchBrowser, openTab, type Tab } from './helpers/browser.js';
-import type { JobView, TaskView } from '../shared/api.js';
+import { startScriptedVolunteer, type ScriptedVolunteer } from './helpers/scripted-volunteer.js';
+import type { JobView, TaskView, WorkerView } from '../shared/api.js';
 
 after(removeTempDirs);
 
@@ -64,30 +68,63 @@ const SPECS: Spec[] = [
     submitArgs: ['--max-attempts', '3'],
     fails: /map task 0 \(input "pg-being_ernest\.txt"\) failed 3 times: RangeError: cannot parse record/,
   },
+  // Many small maps: bursts of commits.
   {
-    module: join(TEST_JOBS, 'slow-word-count.js'),
-    files: corpus.slice(4),
-    args: ['--reduces', '6', '--split-size', '40KiB'],
+    module: join(EXAMPLES, 'word-count.js'),
+    files: corpus.slice(0, 2),
+    args: ['--reduces', '7', '--split-size', '24KiB'],
   },
-  { module: join(EXAMPLES, 'word-count.js'), files: corpus, args: ['--reduces', '7', '--split-size', '24KiB'] },
 ];
+
+/**
+ * Verification's defaults but two: trust after 3 agreeing results (the soak is short), and every
+ * result of a trusted volunteer checked. Below 1, a lie taken alone in a job that ends before a spot
+ * check catches its author stands (README "Verification"), and this soak asserts exact outputs.
+ */
+const MASTER_ARGS = ['--reassign-after', '3s', '--heartbeat', '1s', '--trust-after', '3', '--spot-check', '1'];
 
 test('soak: jobs stay exact while tabs close, volunteers die and the master is SIGKILLed again and again', async () => {
   const expected = Promise.all(
     SPECS.map((s) => (s.fails ? Promise.resolve('') : localOutput(s.reference ?? s.module, s.files, s.args))),
   );
-  let m: MasterProc = await startMaster({ args: ['--reassign-after', '3s', '--heartbeat', '1s'] });
+  let m: MasterProc = await startMaster({ args: MASTER_ARGS });
   const { data, port, token } = m;
   const logs: string[] = [];
   let browser: Browser | null = null;
   const nodes: VolunteerProc[] = [];
   const tabs: Tab[] = [];
+  // The liars, each on an address of its own and lying its own way (7 and 5 times every count), so
+  // that no two of them ever agree: honest volunteers outnumber them on every task's votes.
+  const liars: ScriptedVolunteer[] = [];
+  let turned = false;
   const counts = { tabsClosed: 0, volunteersKilled: 0, masterKills: [] as string[] };
+  const workers = async () => {
+    try {
+      return await apiGet<WorkerView[]>(m, '/api/workers');
+    } catch {
+      return [];
+    }
+  };
+  // Alone, a liar's result would commit unconfirmed: the liars join (and come back after a restart)
+  // once two honest volunteers are there.
+  const honestThere = async () => {
+    const ids = liars.map((l) => l.id());
+    const honest = (await workers()).filter((w) => w.state === 'connected' && !ids.includes(w.id));
+    return honest.length >= 2;
+  };
   try {
     browser = await launchBrowser();
     const context: BrowserContext = await browser.newContext();
     tabs.push(await openTab(context, m), await openTab(context, m));
     nodes.push(startVolunteer(m.url, 1), startVolunteer(m.url, 1));
+    await until('honest volunteers', honestThere);
+    liars.push(
+      await startScriptedVolunteer(m.url, { address: '127.0.0.2', lies: () => true }),
+      await startScriptedVolunteer(m.url, { address: '127.0.0.3', lies: () => turned, factor: 5 }),
+    );
+    const [liar, turncoat] = liars as [ScriptedVolunteer, ScriptedVolunteer];
+    await until('the liars to be welcomed', () => liar.id() && turncoat.id());
+    const recordOf = async (v: ScriptedVolunteer) => (await workers()).find((w) => w.id === v.id())?.trust;
 
     const ids: string[] = [];
     const submit = async (spec: Spec) => {
@@ -107,7 +144,9 @@ test('soak: jobs stay exact while tabs close, volunteers die and the master is S
       await m.kill();
       counts.masterKills.push(why);
       await sleep(300 + Math.random() * 700);
-      m = await startMaster({ data, port, args: ['--reassign-after', '3s', '--heartbeat', '1s'] });
+      m = await startMaster({ data, port, args: MASTER_ARGS });
+      await until('honest volunteers back', honestThere);
+      for (const l of liars) await l.reconnect();
     };
     const jobs = async () => {
       try {
@@ -168,8 +207,11 @@ test('soak: jobs stay exact while tabs close, volunteers die and the master is S
     try {
       for (let step = 0; ; step++) {
         if (Date.now() > deadline) throw new Error(`jobs stuck: ${JSON.stringify(await jobs())}`);
+        // The turncoat lies once its results are accepted alone (here: checked all the same).
+        if (!turned && (await recordOf(turncoat))?.trusted) turned = true;
         if (done(await jobs())) {
-          if (KINDS.every((k) => kills.has(k)) || extra.length >= 6) break;
+          const caught = ((await recordOf(turncoat))?.rejected ?? 0) > 0;
+          if ((KINDS.every((k) => kills.has(k)) && caught) || extra.length >= 6) break;
           extra.push(await submit(SPECS[SLOW]!));
         }
         if (step % 3 === 1 && ids.length < SPECS.length) ids.push(await submit(SPECS[ids.length]!));
@@ -212,6 +254,7 @@ test('soak: jobs stay exact while tabs close, volunteers die and the master is S
         continue;
       }
       assert.equal(job.state, 'succeeded', `${spec.module}: ${job.error}`);
+      assert.equal(job.verify, 'adaptive');
       const out = await adminCli(m)(['result', id]);
       assert.equal(out.stdout, wanted, `${spec.module} output equals local`);
       const tasks = await apiGet<TaskView[]>(m, `/api/jobs/${id}/tasks`);
@@ -233,14 +276,42 @@ test('soak: jobs stay exact while tabs close, volunteers die and the master is S
     for (const log of logs) assert.ok(!log.includes(token), 'the admin token never appears in the master log');
   } finally {
     for (const n of nodes) await n.kill();
+    for (const l of liars) await l.close();
     await browser?.close();
     await m.kill();
   }
   const db = new Database(join(data, 'tabreduce.db'), { readonly: true });
   assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+  // Every liar lost votes, none of its lies was committed, and no honest result was ever rejected.
+  const outcomes = db.prepare('SELECT outcome, count(*) AS n FROM attempt WHERE volunteer_id = ? GROUP BY outcome');
+  const committedLies = db
+    .prepare(`SELECT count(*) FROM attempt WHERE outcome = 'succeeded' AND lease IN (SELECT value FROM json_each(?))`)
+    .pluck();
+  const byOutcome = (id: string) =>
+    Object.fromEntries((outcomes.all(id) as { outcome: string; n: number }[]).map((r) => [r.outcome, r.n]));
+  const [liar, turncoat] = liars as [ScriptedVolunteer, ScriptedVolunteer];
+  for (const l of liars) {
+    const mine = byOutcome(l.id()!);
+    assert.ok(l.lied().length > 0, 'it lied');
+    assert.ok((mine['rejected'] ?? 0) > 0, `its results were rejected: ${JSON.stringify(mine)}`);
+    assert.equal(committedLies.get(JSON.stringify(l.lied())), 0, 'none of its lies was committed');
+  }
+  assert.equal(byOutcome(liar.id()!)['succeeded'] ?? 0, 0, 'nothing of the liar stands');
+  // The turncoat lied only once trusted, and a spot check caught it.
+  const record = db.prepare('SELECT agreed, rejected FROM trust WHERE volunteer_id = ?').get(turncoat.id()) as {
+    agreed: number;
+    rejected: number;
+  };
+  assert.ok(turned && record.agreed >= 3 && record.rejected > 0, JSON.stringify(record));
+  const honestRejected = db
+    .prepare(`SELECT count(*) FROM attempt WHERE outcome = 'rejected' AND volunteer_id NOT IN (?, ?)`)
+    .pluck()
+    .get(liar.id(), turncoat.id());
+  assert.equal(honestRejected, 0, 'no honest result was rejected');
   db.close();
   console.log(
     `chaos: master killed ${counts.masterKills.length} times (${counts.masterKills.join('; ')}), ` +
-      `${counts.tabsClosed} tabs closed, ${counts.volunteersKilled} volunteers killed`,
+      `${counts.tabsClosed} tabs closed, ${counts.volunteersKilled} volunteers killed; ` +
+      `${liar.lied().length} + ${turncoat.lied().length} lies, rejected`,
   );
 });

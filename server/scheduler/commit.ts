@@ -396,13 +396,18 @@ function settleVotes(
   const { attempts, trust, jobs } = ctx.stores;
   const quorum = verdict.confirm === 'verified' || verdict.confirm === 'spot';
   const agreed = new Set<string>();
+  // Who has a result that stands: a volunteer's repeat of its own result is not a second vote.
+  const counted = new Set([v.id]);
   for (const x of verdict.votes) {
-    if (x.hash === hash && x.volunteer_id === v.id) {
-      // Its own earlier result (it ran the task again, nobody else could): not a second vote.
+    if (x.hash === hash && counted.has(x.volunteer_id)) {
+      // It ran the task again (alone on the master after all, or it came back too late).
       attempts.relabel(x.lease, 'voted', 'superseded');
     } else if (x.hash === hash) {
+      counted.add(x.volunteer_id);
       attempts.relabel(x.lease, 'voted', 'succeeded');
-      if (quorum && x.volunteer_id !== v.id) agreed.add(x.volunteer_id);
+      // Credit for a result that agreed with the committed one (its own is credited with the commit).
+      addCredit(ctx, fx, x.volunteer_id, x.took, now);
+      if (quorum) agreed.add(x.volunteer_id);
     } else if (quorum) {
       attempts.relabel(x.lease, 'voted', 'rejected');
       attempts.setError(x.lease, LOST_VOTE);
@@ -414,9 +419,6 @@ function settleVotes(
       attempts.relabel(x.lease, 'voted', 'superseded');
     }
   }
-  // Credit for the results that agreed with the committed one (its own is credited with the commit).
-  for (const x of verdict.votes)
-    if (x.hash === hash && x.volunteer_id !== v.id) addCredit(ctx, fx, x.volunteer_id, x.took, now);
   if (quorum) agreed.add(v.id);
   for (const id of agreed) {
     trust.agreed(id, now);

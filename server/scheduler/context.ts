@@ -236,6 +236,11 @@ export interface Context {
   readonly listeners: Set<(e: SchedulerEvent) => void>;
   batch: Batch | null;
   lastCommitAt: number;
+  /**
+   * Until when, after a start that found jobs running, a task's voter leaves it for the volunteers
+   * still reconnecting (`votedElsewhere`); -Infinity once that has passed.
+   */
+  reconnectUntil: number;
   dispatching: boolean;
   dispatchAgain: boolean;
   /** Rebuilds memory from the database after a group commit was rolled back; set by the façade. */
@@ -288,6 +293,7 @@ export function createContext(db: Db, stores: Stores, opts: SchedulerOptions): C
     listeners: new Set(),
     batch: null,
     lastCommitAt: -Infinity,
+    reconnectUntil: -Infinity,
     dispatching: false,
     dispatchAgain: false,
     reload: () => {},

@@ -63,6 +63,8 @@ export class Scheduler {
     };
     this.ctx = ctx;
     recover(ctx);
+    // Volunteers of the jobs that were running come back over the reassignment window (with backoff).
+    if (ctx.mem.active.size > 0) ctx.reconnectUntil = ctx.clock.now() + ctx.reassignAfterMs;
   }
 
   get clock() {
@@ -307,8 +309,13 @@ export class Scheduler {
       for (const lease of due.overdue) cancelLease(ctx, lease, 'attempt overdue');
       settle(ctx, due.overdue, 'lost', { name: 'Lost', message: 'volunteer did not report within the hard limit' });
     }
-    // Votes that waited past the task timeout for another address may now go to any volunteer.
+    // Votes that waited past the task timeout for another address may now go to any volunteer, and
+    // once the volunteers had their time to reconnect after a start, a voter alone may run its task.
     let released = false;
+    if (ctx.reconnectUntil !== -Infinity && now >= ctx.reconnectUntil) {
+      ctx.reconnectUntil = -Infinity;
+      released = true;
+    }
     for (const b of ctx.mem.votedOn.values()) {
       const job = ctx.mem.active.get(b.jobId);
       if (b.released || !job || now - b.since <= job.taskTimeoutMs) continue;

@@ -190,7 +190,14 @@ export function forget(ctx: Context, lease: string): boolean {
  * second identity on an address while any other address was connected, let vanishing attackers on
  * a third address keep a failing job running for ever in the hostile soak).
  */
-export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volunteerId: string, address: string) {
+export function blame(
+  ctx: Context,
+  on: Map<number, Blame>,
+  jobId: string,
+  taskId: number,
+  volunteerId: string,
+  address: string,
+) {
   let b = on.get(taskId);
   if (!b) {
     b = { ids: new Set(), addresses: new Set() };
@@ -201,23 +208,39 @@ export function blame(ctx: Context, on: Map<number, Blame>, taskId: number, volu
   b.addresses.add(address);
   if (!repeat) return true;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u.id !== volunteerId && u.conn && !u.paused && !b.ids.has(u.id)) return false;
+    if (u.id !== volunteerId && !b.ids.has(u.id) && couldTake(ctx, jobId, taskId, u)) return false;
   }
   return true;
 }
 
 /**
- * Whether a task that failed or was lost on `v`'s identity or address is better run by someone else
- * now: after `v` itself, by any other identity; after another identity on `v`'s address, by a
- * volunteer on an address the task has not ended badly on.
+ * Whether `u` could take task `taskId` of `jobId` now: connected, not paused, not expelled from the
+ * job, and not a voter on the task (its second result would confirm nothing, so it leaves the task
+ * to others: counting on it, a task lost elsewhere would wait for it for good).
  */
-export function betterElsewhere(ctx: Context, blames: (Blame | undefined)[], v: Volunteer): boolean {
+function couldTake(ctx: Context, jobId: string, taskId: number, u: Volunteer): boolean {
+  if (!u.conn || u.paused || isExpelled(ctx, jobId, u.id)) return false;
+  return !(ctx.mem.votedOn.get(taskId)?.ids.has(u.id) ?? false);
+}
+
+/**
+ * Whether task `taskId` of `jobId`, which failed or was lost on `v`'s identity or address, is better
+ * run by someone else who could take it now: after `v` itself, by any other identity; after another
+ * identity on `v`'s address, by a volunteer on an address the task has not ended badly on.
+ */
+export function betterElsewhere(
+  ctx: Context,
+  jobId: string,
+  taskId: number,
+  blames: (Blame | undefined)[],
+  v: Volunteer,
+): boolean {
   const ids = (id: string) => blames.some((b) => b?.ids.has(id));
   const addresses = (a: string) => blames.some((b) => b?.addresses.has(a));
   const byId = ids(v.id);
   if (!byId && !addresses(v.address)) return false;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u === v || !u.conn || u.paused || ids(u.id)) continue;
+    if (u === v || ids(u.id) || !couldTake(ctx, jobId, taskId, u)) continue;
     if (byId || !addresses(u.address)) return true;
   }
   return false;
@@ -266,10 +289,31 @@ export function isExpelled(ctx: Context, jobId: string, volunteerId: string): bo
   return ctx.mem.expelled.get(jobId)?.has(volunteerId) ?? false;
 }
 
+/**
+ * Expels a volunteer from a job. Its waiting votes there count for nothing (commit.ts relabels them
+ * `superseded`): the tasks it voted on are told again from the votes that remain, or else forgotten.
+ * Left as they were, a task with its vote and an honest one of the same hash looked like two that
+ * agree and waited, and the honest voter ran it again and again (`votedElsewhere`).
+ */
 export function expel(ctx: Context, jobId: string, volunteerId: string): void {
   const set = ctx.mem.expelled.get(jobId);
+  if (set?.has(volunteerId)) return;
   if (set) set.add(volunteerId);
   else ctx.mem.expelled.set(jobId, new Set([volunteerId]));
+  for (const [taskId, b] of ctx.mem.votedOn) {
+    if (b.jobId !== jobId || !b.ids.has(volunteerId)) continue;
+    const left = ctx.stores.attempts.votes(taskId).filter((x) => !isExpelled(ctx, jobId, x.volunteer_id));
+    if (left.length === 0) {
+      ctx.mem.votedOn.delete(taskId);
+      continue;
+    }
+    for (const key of ['ids', 'addresses', 'hashes'] as const) b[key].clear();
+    for (const x of left) {
+      b.ids.add(x.volunteer_id);
+      b.addresses.add(x.address);
+      b.hashes.add(x.hash ?? '');
+    }
+  }
 }
 
 /**
@@ -331,8 +375,9 @@ export function votesStale(ctx: Context, job: ActiveJob, taskId: number): boolea
 /**
  * Whether a task with votes waiting is better run by someone other than `v`. After `v` itself
  * voted: always in `all` mode, or when the votes disagree (its second result proves nothing), and
- * in `adaptive` mode while anyone else could (alone, it commits the task unconfirmed). After a vote
- * from `v`'s address: while someone on a fresh address could.
+ * in `adaptive` mode while anyone else could (alone, it commits the task unconfirmed) or, after a
+ * start, may yet reconnect (`reconnectUntil`). After a vote from `v`'s address: while someone on a
+ * fresh address could.
  */
 export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: Volunteer): boolean {
   const b = ctx.mem.votedOn.get(taskId);
@@ -343,7 +388,8 @@ export function votedElsewhere(ctx: Context, job: ActiveJob, taskId: number, v: 
   if (byId && stale && b.ids.size >= 2 && b.hashes.size === 1) return false;
   if (byId && !b.decided && (job.verify === 'all' || b.hashes.size > 1)) return true;
   if (!byId && (stale || !b.addresses.has(v.address))) return false;
-  return byId ? anyOtherFor(ctx, job.id, taskId, v) : anyOtherFor(ctx, job.id, taskId, v, (a) => b.addresses.has(a));
+  if (byId) return ctx.clock.now() < ctx.reconnectUntil || anyOtherFor(ctx, job.id, taskId, v);
+  return anyOtherFor(ctx, job.id, taskId, v, (a) => b.addresses.has(a));
 }
 
 /** The running attempts of one volunteer, for the views. */

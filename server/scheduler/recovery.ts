@@ -23,7 +23,7 @@ export function recover(ctx: Context): void {
     track(ctx, leaseOf(a, task));
   }
   for (const a of attempts.blamedOfActiveJobs()) {
-    blame(ctx, a.outcome === 'failed' ? mem.failedOn : mem.lostOn, a.task_id, a.volunteer_id, a.address);
+    blame(ctx, a.outcome === 'failed' ? mem.failedOn : mem.lostOn, a.job_id, a.task_id, a.volunteer_id, a.address);
   }
   // Votes waiting for a match, and who lost one: a task keeps needing its second vote after a restart.
   for (const a of attempts.votesOfActiveJobs()) {

@@ -26,7 +26,8 @@ export function settle(ctx: Context, leaseIds: string[], outcome: 'failed' | 'lo
       const job = jobs.get(a.job_id)!;
       const failed = outcome === 'failed';
       // Repeats from one identity or one address count once while someone else can decide.
-      const counts = blame(ctx, failed ? ctx.mem.failedOn : ctx.mem.lostOn, task.id, a.volunteer_id, a.address);
+      const on = failed ? ctx.mem.failedOn : ctx.mem.lostOn;
+      const counts = blame(ctx, on, a.job_id, task.id, a.volunteer_id, a.address);
       const failures = failed && counts ? tasks.addFailure(task.id) : task.failures;
       const losses = !failed && counts ? tasks.addLoss(task.id) : task.losses;
       const maxLosses = job.max_attempts * LOSS_FACTOR;

@@ -1,7 +1,17 @@
 /** Verification (commit.ts `judge`): votes, quorum, trust, spot checks, rejection and taking back. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, useScheduler, newScheduler, connect, output, submit, outputTexts, type FakeConn } from './harness.js';
+import {
+  T,
+  useScheduler,
+  newScheduler,
+  connect,
+  output,
+  resultOf,
+  submit,
+  outputTexts,
+  type FakeConn,
+} from './harness.js';
 import { encodeMapOutput } from '../../shared/records.js';
 import { isJobFinished, type VerifyMode } from '../../shared/states.js';
 import type { TaskAssign } from '../../shared/protocol.js';
@@ -319,4 +329,165 @@ test('a restart between two votes keeps the first, and the task commits once on 
   const map = T.stores.attempts.forTask(first.taskId).map((a) => a.outcome);
   assert.deepEqual(map, ['succeeded', 'succeeded']);
   assert.equal(T.stores.jobs.get(id)!.maps_done, 1);
+});
+
+/**
+ * A map voted on by `h1` (127.0.0.1) while `h2` (127.0.0.2) holds the other map, then the master
+ * stops: a new scheduler reads the same database, and `h1` is the first to come back.
+ */
+async function voteThenRestart() {
+  const s = newScheduler();
+  const id = await job('adaptive', { a: 'x\n', b: 'y\n' });
+  s.jobAdded(id);
+  const h1 = join(s, 'h1');
+  const h2 = join(s, 'h2', '127.0.0.2');
+  const [a] = h1.conn.assigns();
+  const [b] = h2.conn.assigns();
+  s.handle(h1.v, { type: 'task.result', lease: a!.lease, ...(await resultOf(a!)) });
+  assert.deepEqual(outcomes(id), { voted: 1, running: 1 });
+  const s2 = newScheduler();
+  const back = (x: Vol, running: string[] = []) => ({
+    ...x,
+    ...connect(s2, 1, 1, { volunteerId: x.v.id, secret: x.v.secret }, running, x.v.address),
+    answered: new Set<string>(),
+  });
+  return { s2, id, a: a!, b: b!, h1: back(h1), h2: () => back(h2, [b!.lease]) };
+}
+
+test('adaptive: after a restart a voter does not get its own task back while the others may still reconnect', async () => {
+  const { s2, id, a, b, h1, h2 } = await voteThenRestart();
+  assert.equal(h1.conn.assigns().length, 0, 'the task waits for another volunteer');
+  // Within the reassignment window the other comes back with the map it held, and confirms the first.
+  T.now += 5_000;
+  const other = h2();
+  assert.deepEqual(other.conn.of('welcome')[0]!.kept, [b.lease]);
+  other.answered.add(b.lease);
+  s2.handle(other.v, { type: 'task.result', lease: b.lease, ...(await resultOf(b)) });
+  const j = await drive(s2, [h1, other], id);
+  assert.equal(j.state, 'succeeded');
+  assert.equal(words(id), 'x\t1,y\t1');
+  assert.deepEqual(
+    T.stores.attempts.forTask(a.taskId).map((x) => [x.volunteer_id, x.outcome]),
+    [
+      [h1.v.id, 'succeeded'],
+      [other.v.id, 'succeeded'],
+    ],
+  );
+  assert.equal(j.unconfirmed, 0);
+});
+
+test('adaptive: after a restart a voter alone runs its task again once the reassignment window has passed', async () => {
+  const { s2, id, a, h1 } = await voteThenRestart();
+  assert.equal(h1.conn.assigns().length, 0);
+  T.now += 10_001;
+  s2.seen(h1.v);
+  s2.sweep();
+  // Nobody else came back: the job does not stall, and says the tasks rest on one volunteer.
+  assert.equal(h1.conn.assigns()[0]?.taskId, a.taskId);
+  const j = await drive(s2, [h1], id);
+  assert.equal(j.state, 'succeeded');
+  assert.deepEqual(
+    T.stores.attempts.forTask(a.taskId).map((x) => x.outcome),
+    ['superseded', 'succeeded'],
+  );
+  assert.equal(j.unconfirmed, 4);
+});
+
+test("a voter's second vote on a task, confirmed by another volunteer, is not a second agreeing vote", async () => {
+  const { s2, id, a, h1, h2 } = await voteThenRestart();
+  T.now += 10_001;
+  s2.seen(h1.v);
+  s2.sweep();
+  const again = h1.conn.assigns()[0]!;
+  assert.equal(again.taskId, a.taskId);
+  // The other comes back late (its map is lost), while the voter runs its task again. The lost map
+  // then goes back to it rather than wait for the voter, whose second result would confirm nothing.
+  const other = h2();
+  h1.answered.add(again.lease);
+  s2.handle(h1.v, { type: 'task.result', lease: again.lease, ...(await resultOf(again)) });
+  const j = await drive(s2, [h1, other], id);
+  assert.equal(j.state, 'succeeded');
+  const attempts = T.stores.attempts.forTask(a.taskId);
+  const won = attempts.filter((x) => x.outcome === 'succeeded').map((x) => x.volunteer_id);
+  assert.deepEqual(won.sort(), [h1.v.id, other.v.id].sort(), 'one succeeded attempt per volunteer');
+  assert.deepEqual(
+    attempts.filter((x) => x.volunteer_id === h1.v.id).map((x) => x.outcome),
+    ['succeeded', 'superseded'],
+  );
+  // Credit for the task once: the first vote's time, not the repeat's.
+  const credited = T.stores.trust.get(h1.v.id)!.credit_ms;
+  const earned = T.stores.attempts
+    .forJob(id)
+    .filter((x) => x.volunteer_id === h1.v.id && x.outcome === 'succeeded')
+    .reduce((n, x) => n + x.ended_at! - x.started_at, 0);
+  assert.equal(credited, earned);
+});
+
+test('a task lost on a volunteer goes to another behind its address when the only one elsewhere is an expelled liar', async () => {
+  const s = newScheduler();
+  const inputs = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `w${i % 3} x\n`]));
+  const id = await submit(inputs, { verify: 'adaptive', reduces: 1 });
+  s.jobAdded(id);
+  const liar = join(s, 'liar', '127.0.0.2', () => true);
+  // h1 takes a map and never answers.
+  const h1 = join(s, 'h1');
+  const held = h1.conn.assigns()[0]!;
+  const vols = [liar, join(s, 'h2'), join(s, 'h3')];
+  // The liar loses a vote and is expelled from the job, while the others work.
+  await drive(s, vols, id);
+  assert.ok((outcomes(id, liar.v.id)['rejected'] ?? 0) >= 1);
+  // h1 goes away: its map is lost there, on an address the other two share.
+  s.closed(h1.v, h1.conn);
+  T.now += 10_001;
+  for (const x of vols) s.seen(x.v);
+  s.sweep();
+  assert.equal(T.stores.attempts.forTask(held.taskId)[0]!.outcome, 'lost');
+  const j = await drive(s, vols, id);
+  assert.equal(j.state, 'succeeded', 'the lost map does not wait for the expelled liar');
+  assert.equal(outcomes(id, liar.v.id)['succeeded'] ?? 0, 0);
+});
+
+test("a voter expelled from a job leaves its tasks' votes: the one it shared does not look agreed", async () => {
+  const s = newScheduler();
+  const id = await submit({ a: 'x\n', b: 'y\n', c: 'z\n', d: 'w\n' }, { verify: 'adaptive', reduces: 1 });
+  s.jobAdded(id);
+  let lying = false;
+  const turncoat = join(s, 'turncoat', '127.0.0.3', () => lying);
+  const answer = async (x: Vol) => {
+    const t = x.conn.assigns().find((y) => !x.answered.has(y.lease))!;
+    x.answered.add(t.lease);
+    let out = await output(t);
+    if (x.lies?.(0)) out = falsify(t, out);
+    s.handle(x.v, { type: 'task.result', lease: t.lease, output: out, stats: { ms: 1, recordsIn: 1, recordsOut: 1 } });
+    return t;
+  };
+  // The turncoat votes on map a honestly, h1 votes on b and then takes a for its second vote, and holds it.
+  const h1 = join(s, 'h1');
+  const a = await answer(turncoat);
+  await answer(h1);
+  assert.equal(h1.conn.assigns()[1]!.taskId, a.taskId);
+  // The turncoat lies on c, and two honest volunteers outvote it: it is expelled, its vote on a void.
+  lying = true;
+  await answer(turncoat);
+  const h2 = join(s, 'h2');
+  await answer(h2);
+  const h3 = join(s, 'h3');
+  await answer(h3);
+  assert.equal(outcomes(id, turncoat.v.id)['rejected'], 1);
+  assert.equal(T.stores.attempts.forTask(a.taskId)[0]!.outcome, 'superseded');
+  // h1's result on a is a first vote; a task timeout later h1 must not run a again as if two agreed.
+  await answer(h1);
+  T.now += 10_001;
+  for (const x of [turncoat, h1, h2, h3]) s.seen(x.v);
+  s.sweep();
+  const j = await drive(s, [turncoat, h1, h2, h3], id);
+  assert.equal(j.state, 'succeeded');
+  const onA = T.stores.attempts.forTask(a.taskId);
+  assert.deepEqual(
+    onA.filter((x) => x.volunteer_id === h1.v.id).map((x) => x.outcome),
+    ['succeeded'],
+    'h1 ran a once',
+  );
+  assert.equal(onA.filter((x) => x.outcome === 'succeeded').length, 2, 'a confirmed by another volunteer');
+  assert.equal(j.unconfirmed, 0);
 });
