@@ -109,7 +109,7 @@ function elsewhere(ctx: Context, job: ActiveJob, id: number, v: Volunteer): bool
   const { failedOn, lostOn, votedOn } = ctx.mem;
   if (votedOn.size > 0 && votedElsewhere(ctx, job, id, v)) return true;
   if (failedOn.size + lostOn.size === 0) return false;
-  return betterElsewhere(ctx, job.id, id, [failedOn.get(id), lostOn.get(id)], v);
+  return betterElsewhere(ctx, job.id, id, failedOn.get(id), lostOn.get(id), v);
 }
 
 function assign(ctx: Context, v: Volunteer, task: TaskRow, backup: boolean): boolean {

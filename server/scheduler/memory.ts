@@ -208,39 +208,46 @@ export function blame(
   b.addresses.add(address);
   if (!repeat) return true;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u.id !== volunteerId && !b.ids.has(u.id) && couldTake(ctx, jobId, taskId, u)) return false;
+    if (u.id !== volunteerId && !b.ids.has(u.id) && couldTake(ctx, jobId, u)) return false;
   }
   return true;
 }
 
 /**
- * Whether `u` could take task `taskId` of `jobId` now: connected, not paused, not expelled from the
- * job, and not a voter on the task (its second result would confirm nothing, so it leaves the task
- * to others: counting on it, a task lost elsewhere would wait for it for good).
+ * Whether `u` could take a task of `jobId` now: connected, not paused, and not expelled from the
+ * job (a task that waited for an expelled volunteer would wait for good).
  */
-function couldTake(ctx: Context, jobId: string, taskId: number, u: Volunteer): boolean {
-  if (!u.conn || u.paused || isExpelled(ctx, jobId, u.id)) return false;
-  return !(ctx.mem.votedOn.get(taskId)?.ids.has(u.id) ?? false);
+function couldTake(ctx: Context, jobId: string, u: Volunteer): boolean {
+  return u.conn !== null && !u.paused && !isExpelled(ctx, jobId, u.id);
 }
 
 /**
  * Whether task `taskId` of `jobId`, which failed or was lost on `v`'s identity or address, is better
  * run by someone else who could take it now: after `v` itself, by any other identity; after another
  * identity on `v`'s address, by a volunteer on an address the task has not ended badly on.
+ *
+ * A voter on the task counts as someone else after a failure, so that identities behind one
+ * address cannot spend a task's attempts by failing it in turn while an honest voter waits on
+ * another. After losses alone it does not: its second result would confirm nothing, and it leaves
+ * the task to others, so a lost task would wait for it for good; the task goes back instead.
  */
 export function betterElsewhere(
   ctx: Context,
   jobId: string,
   taskId: number,
-  blames: (Blame | undefined)[],
+  failed: Blame | undefined,
+  lost: Blame | undefined,
   v: Volunteer,
 ): boolean {
+  const blames = [failed, lost];
   const ids = (id: string) => blames.some((b) => b?.ids.has(id));
   const addresses = (a: string) => blames.some((b) => b?.addresses.has(a));
   const byId = ids(v.id);
   if (!byId && !addresses(v.address)) return false;
+  const afterFailure = failed !== undefined && (failed.ids.has(v.id) || failed.addresses.has(v.address));
+  const voters = afterFailure ? undefined : ctx.mem.votedOn.get(taskId)?.ids;
   for (const u of ctx.mem.volunteers.values()) {
-    if (u === v || ids(u.id) || !couldTake(ctx, jobId, taskId, u)) continue;
+    if (u === v || ids(u.id) || voters?.has(u.id) || !couldTake(ctx, jobId, u)) continue;
     if (byId || !addresses(u.address)) return true;
   }
   return false;
