@@ -15,8 +15,8 @@ interface Vol {
   conn: FakeConn;
   v: Volunteer;
   answered: Set<string>;
-  /** The counters it reports for a task. */
-  counters: (t: TaskAssign) => Record<string, number>;
+  /** The counters it reports for a task, its `n`th result. */
+  counters: (t: TaskAssign, n: number) => Record<string, number>;
 }
 
 function join(s: Scheduler, address: string, counters: Vol['counters']): Vol {
@@ -35,7 +35,7 @@ async function drive(s: Scheduler, vols: Vol[], id: string) {
         if (x.answered.has(t.lease)) continue;
         x.answered.add(t.lease);
         T.now += 10;
-        const stats: TaskStats = { ms: 1, recordsIn: 1, recordsOut: 1, counters: x.counters(t) };
+        const stats: TaskStats = { ms: 1, recordsIn: 1, recordsOut: 1, counters: x.counters(t, x.answered.size) };
         s.handle(x.v, { type: 'task.result', lease: t.lease, output: await output(t), stats });
         acted = true;
       }
@@ -63,6 +63,24 @@ test('a volunteer that lies about its counters alone loses the vote, and the job
     `none of its results agreed or committed: ${liars.map((a) => a.outcome).join(', ')}`,
   );
   assert.ok(j.rejected > 0);
+});
+
+test('a trusted volunteer caught lying about counters has what it committed alone taken back, counts and all', async () => {
+  let n = 0;
+  // Every third draw picks a spot check.
+  const s = newScheduler({ trustAfter: 2, spotCheckRate: 0.3, random: () => (n++ % 3 === 2 ? 0 : 0.99) });
+  const inputs = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`f${i}`, `w${i % 5} x\n`]));
+  const id = await submit(inputs, { verify: 'adaptive', reduces: 2 });
+  s.jobAdded(id);
+  // Honest for its first 4 results (2 to earn trust), then it counts 7 for 1.
+  const turncoat = join(s, '127.0.0.2', (t, k) => (k > 4 ? { tasks: 7, [t.phase]: 7 } : honest(t)));
+  const j = await drive(s, [turncoat, join(s, '127.0.0.3', honest), join(s, '127.0.0.4', honest)], id);
+  assert.equal(j.state, 'succeeded', j.error ?? '');
+  const takenBack = T.stores.attempts
+    .forJob(id)
+    .filter((a) => a.volunteer_id === turncoat.v.id && /later lost a vote/.test(a.error ?? ''));
+  assert.ok(takenBack.length > 0, 'a result it committed alone (with honest counts) was taken back');
+  assert.deepEqual(JSON.parse(j.counters), { map: 12, reduce: 2, tasks: 14 }, 'each task counted once');
 });
 
 test('with --verify off every result commits alone, and the job sums the committed ones', async () => {
