@@ -67,6 +67,8 @@ describe('browser tabs under faults', () => {
     const job = join(TEST_JOBS, 'straggler.js');
     const files = corpusFiles();
     const args = ['--split-size', '512KiB', '--reduces', '3'];
+    // The reference, computed while the tabs work.
+    const reference = localOutput(job, files, args);
     // Stragglers sleep 4 s; a 2 s task timeout gives each a backup attempt that usually wins.
     // One winner per task: one succeeded attempt each, as before verification.
     const r = await adminCli(m)([
@@ -93,7 +95,7 @@ describe('browser tabs under faults', () => {
     assert.equal(jobNow.state, 'succeeded');
     assert.equal(jobNow.maps.done, jobNow.maps.total);
     assert.equal(jobNow.reduces.done, jobNow.reduces.total);
-    const expected = await localOutput(job, files, args);
+    const expected = await reference;
     assert.equal(outNow, expected, 'output when --wait returned');
 
     // Losing attempts still running in tabs end (they are told to stop, or finish late and are
@@ -159,6 +161,7 @@ describe('browser tabs under faults', () => {
     // A third of calls crash: each crash is a failed attempt, so allow plenty of them. A stall past
     // the 4 s task timeout gets a backup attempt; the hard limit (3 x 4 s) is past the longest stall.
     const id = await submitJob(m, [job, ...files, ...args, '--max-attempts', '50', '--task-timeout', '4s']);
+    const reference = localOutput(job, files, args);
     let done = false;
     const finished = waitJob(m, id, 240_000).finally(() => (done = true));
     let churned = 0;
@@ -172,7 +175,7 @@ describe('browser tabs under faults', () => {
     }
     const end = await finished;
     assert.equal(end.state, 'succeeded', end.error ?? '');
-    assert.equal(await apiText(m, `/api/jobs/${id}/output`), await localOutput(job, files, args));
+    assert.equal(await apiText(m, `/api/jobs/${id}/output`), await reference);
     const all = (await tasksOf(m, id)).flatMap((t) => t.attempts);
     const failed = all.filter((a) => a.outcome === 'failed');
     assert.ok(churned >= 2, `closed only ${churned} tabs`);
@@ -193,6 +196,7 @@ describe('browser tabs under faults', () => {
     // A long task timeout, so no backup attempt blurs the 5 s reassignment being measured.
     // It counts the attempts of the moved map (and so runs each task once).
     const id = await submitJob(m, [job, ...files, '--reduces', '1', '--task-timeout', '60s', '--verify', 'off']);
+    const reference = localOutput(job, files, ['--reduces', '1']);
     await until(
       'both tabs to hold a map',
       async () => (await a!.state()).inHand === 1 && (await b!.state()).inHand === 1,
@@ -200,7 +204,7 @@ describe('browser tabs under faults', () => {
     const closedAt = Date.now();
     await a!.close();
     assert.equal((await waitJob(m, id)).state, 'succeeded');
-    assert.equal(await apiText(m, `/api/jobs/${id}/output`), await localOutput(job, files, ['--reduces', '1']));
+    assert.equal(await apiText(m, `/api/jobs/${id}/output`), await reference);
 
     const maps = (await tasksOf(m, id)).filter((t) => t.phase === 'map');
     const moved = maps.find((t) => t.attempts[0]!.worker === a!.id)!;
