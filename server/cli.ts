@@ -15,7 +15,7 @@ import {
 } from './cli/admin-client.js';
 import * as admin from './cli/admin-commands.js';
 import { intFlag, type Flags } from './cli/admin-commands.js';
-import { startMaster, SERVE_DEFAULTS } from './serve.js';
+import { SERVE_DEFAULTS } from './serve-defaults.js';
 import { parseOrigin } from './origin-check.js';
 import { stripControls } from './cli/terminal-text.js';
 import { fsReason, isFsError, prepareOutDir, writeOutFile } from './cli/files.js';
@@ -24,8 +24,8 @@ import { LocalJobError, runLocal } from './cli/local-run.js';
 import { checkJob } from './cli/check.js';
 import { JOB_DEFAULTS } from './submit-job.js';
 import { MAX_SKIP_BAD_RECORDS } from '../shared/protocol.js';
-import { SPOT_CHECK_RATE, TRUST_AFTER } from './scheduler/index.js';
-import { startNodeVolunteer } from './volunteer/node-volunteer.js';
+// The constants alone: the scheduler's façade would load all of it.
+import { SPOT_CHECK_RATE, TRUST_AFTER } from './scheduler/context.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -311,6 +311,8 @@ async function serveCommand(_args: string[], f: Flags): Promise<number> {
   if (!/^\d+$/.test(portText) || Number(portText) > 65535)
     throw new UserError(`--port must be 0-65535, got ${portText}`);
   const retainMs = f['retain'] ? parseDuration(String(f['retain']), '--retain') : null;
+  // Loaded here, not at the top: the other commands start without the master's modules.
+  const { startMaster } = await import('./serve.js');
   const master = await startMaster({
     host: (f['host'] as string | undefined) ?? SERVE_DEFAULTS.host,
     port: Number(portText),
@@ -411,6 +413,7 @@ async function volunteerCommand(_args: string[], f: Flags): Promise<number> {
     if (!quiet) process.stderr.write(`${new Date().toISOString()} ${stripControls(line, { multiline: true })}\n`);
   };
   let lastState = '';
+  const { startNodeVolunteer } = await import('./volunteer/node-volunteer.js');
   const v = startNodeVolunteer({
     server,
     threads,
