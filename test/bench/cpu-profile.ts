@@ -142,12 +142,18 @@ export function summarizeProfile(file: string, top = 12): ProfileSummary {
   };
 }
 
-/** The newest `.cpuprofile` in a directory (node names them by time and pid). */
+/**
+ * The newest main-thread `.cpuprofile` in a directory. Node names them
+ * CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the master's WAL checkpointer thread writes
+ * one too, and thread 0 is the main thread, where the master's work is.
+ */
 export function findProfile(dir: string): string | null {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
     .sort();
-  return files.length > 0 ? join(dir, files.at(-1)!) : null;
+  const main = files.filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+  const pick = main.at(-1) ?? files.at(-1);
+  return pick ? join(dir, pick) : null;
 }
 
 /** Text lines for a report's notes. */
