@@ -372,9 +372,8 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
     bundle: f['no-bundle'] !== true,
     skipBadRecords: intFlag(f['skip-bad-records'], 'skip-bad-records', 0),
     onSkip: (r) => {
-      // One line each: the error and where the job threw it.
-      const at = /\n\s+at (?:.*\()?([^()\s]+:\d+:\d+)\)?/.exec(r.error.stack ?? '')?.[1];
-      const line = `skipped line ${r.line} of ${r.key} (${JSON.stringify(r.text)}): ${r.error.name}: ${r.error.message}${at ? ` (${at})` : ''}`;
+      // One line each: the error and where the job threw it, as `status JOB` lists them.
+      const line = `skipped ${admin.skippedText({ ...r, input: r.key })}`;
       process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${stripControls(line)}\n`);
     },
     onProgress: tty ? (done, total, phase) => process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}`) : undefined,
@@ -382,13 +381,8 @@ async function localCommand(args: string[], f: Flags): Promise<number> {
   });
   if (tty) process.stderr.write('\r\x1b[2K');
   // The counters as `tabreduce status JOB` lists them, on stderr so the output stays the output alone.
-  const names = Object.entries(counters);
-  if (names.length > 0) {
-    const width = Math.max(...names.map(([name]) => name.length));
-    process.stderr.write(
-      `counters\n${names.map(([name, n]) => stripControls(`  ${name.padEnd(width)}  ${n}`)).join('\n')}\n`,
-    );
-  }
+  const lines = admin.counterLines(counters);
+  if (lines.length > 0) process.stderr.write(`${lines.join('\n')}\n`);
   const out = f['out'] as string | undefined;
   if (!out) {
     for (const p of parts) process.stdout.write(p);

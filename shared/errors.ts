@@ -34,6 +34,11 @@ export function describeError(error: SerializedError): string {
   return trace ? `${head}\n${trace}` : head;
 }
 
+/** Where a stack's first frame is (`job.ts:12:5`), or null: a one-line report names it. */
+export function errorLocation(stack: string | undefined): string | null {
+  return /\n\s+at (?:.*\()?([^()\s]+:\d+:\d+)\)?/.exec(stack ?? '')?.[1] ?? null;
+}
+
 /** A mistake of the person at the keyboard: reported without a stack trace. */
 export class UserError extends Error {
   override name = 'UserError';

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseDuration, parseSize, formatBytes, formatDuration } from '../../shared/units.js';
-import { UserError, type SerializedError } from '../../shared/errors.js';
+import { UserError, errorLocation, type SerializedError } from '../../shared/errors.js';
 import { loadJobSource } from './bundle.js';
 import { checkSpec, inputKeys, JOB_DEFAULTS } from '../submit-job.js';
 import type { JobView, WorkerView } from '../../shared/api.js';
@@ -117,9 +117,17 @@ function verificationLine(job: JobView): string {
   );
 }
 
+/** A job's counters as `status JOB` and `local` list them: `counters`, then `  NAME  N` lines aligned. */
+export function counterLines(counters: Record<string, number>): string[] {
+  const names = Object.entries(counters);
+  if (names.length === 0) return [];
+  const width = Math.max(...names.map(([name]) => name.length));
+  return ['counters', ...names.map(([name, n]) => stripControls(`  ${name.padEnd(width)}  ${n}`))];
+}
+
 /** A skipped line in one line: where, its first characters, and what its `map` threw where. */
 export function skippedText(r: { input: string; line: number; text: string; error: SerializedError }): string {
-  const at = /\n\s+at (?:.*\()?([^()\s]+:\d+:\d+)\)?/.exec(r.error.stack ?? '')?.[1];
+  const at = errorLocation(r.error.stack);
   return `line ${r.line} of ${r.input} (${JSON.stringify(r.text)}): ${r.error.name}: ${r.error.message}${at ? ` (${at})` : ''}`;
 }
 
@@ -161,11 +169,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
         `durations  ${formatDuration(d.meanMs)} on average, ${formatDuration(d.maxMs)} at most (succeeded attempts)`,
       );
     }
-    const counters = Object.entries(job.counters);
-    if (counters.length > 0) {
-      const width = Math.max(...counters.map(([name]) => name.length));
-      lines.push('counters', ...counters.map(([name, n]) => line(`  ${name.padEnd(width)}  ${n}`)));
-    }
+    lines.push(...counterLines(job.counters));
     if (job.skipBadRecords > 0) {
       lines.push(`skipped    ${job.skipped} of at most ${job.skipBadRecords} bad lines (--skip-bad-records)`);
       for (const r of summary.skipped.slice(0, 20)) lines.push(line(`  ${skippedText(r)}`));

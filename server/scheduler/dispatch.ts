@@ -182,13 +182,11 @@ function assignMessage(ctx: Context, job: ActiveJob, task: TaskRow, l: Lease): s
       bytes <= ctx.inlineBytes
         ? { bytes, text: mapInputSync(ctx.blobs, src).toString('utf8') }
         : { bytes, url: `/data/${l.lease}/input` };
-    if (job.skipBadRecords === 0) return JSON.stringify({ ...head, input: { key: task.input_key ?? '', ...data } });
+    const input = { key: task.input_key ?? '', ...data };
+    if (job.skipBadRecords === 0) return JSON.stringify({ ...head, input });
+    // A job that skips bad lines reports them by line number: each map learns where its split starts.
     const firstLine = ctx.stores.tasks.firstLine(task.id) ?? 1;
-    return JSON.stringify({
-      ...head,
-      skipBadRecords: job.skipBadRecords,
-      input: { key: task.input_key ?? '', firstLine, ...data },
-    });
+    return JSON.stringify({ ...head, skipBadRecords: job.skipBadRecords, input: { ...input, firstLine } });
   }
   job.partitionBytes ??= partitionBytes(ctx.stores.outputs, job.id, job.nReduce);
   const bytes = job.partitionBytes[task.idx] ?? 0;

@@ -4,8 +4,18 @@
  */
 import { copyFileSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { corpusFiles, tempDir } from '../helpers/cluster.js';
-import type { TaskView } from '../../shared/api.js';
+import { apiGet, corpusFiles, tempDir, type MasterProc } from '../helpers/cluster.js';
+import type { TaskView, WorkerView } from '../../shared/api.js';
+import { sleep } from './bench-kit.js';
+
+/** Waits, up to 30 s, until `n` volunteers (tabs or processes) are connected to `master`. */
+export async function waitVolunteers(master: MasterProc, n: number, what = 'volunteers'): Promise<void> {
+  for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+    const ws = await apiGet<WorkerView[]>(master, '/api/workers');
+    if (ws.filter((w) => w.state === 'connected').length >= n) return;
+    if (Date.now() > deadline) throw new Error(`${n} ${what} did not connect in 30 s`);
+  }
+}
 
 /** ~`bytes` of input: copies of the corpus files under distinct base names. */
 export function repeatedCorpus(bytes: number): { files: string[]; total: number } {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { CLI, EXAMPLES, ROOT, apiGet, tempDir } from '../helpers/cluster.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
-import type { JobView, TaskView, WorkerView } from '../../shared/api.js';
+import type { JobView, TaskView } from '../../shared/api.js';
 import type { StageTimes } from '../../shared/volunteer-session.js';
 import { noStageTimes } from '../../shared/volunteer-session.js';
 import { runLocal } from '../../server/cli/local-run.js';
@@ -21,7 +21,6 @@ import {
   commandFor,
   fmtBytes,
   fmtMs,
-  sleep,
   timedCli,
   track,
   type BenchContext,
@@ -31,7 +30,7 @@ import {
 } from './bench-kit.js';
 import { startBenchMaster, type BenchMaster } from './bench-master.js';
 import { ProcSampler, cpuMsOf, descendants } from './proc-stats.js';
-import { chromiumType, phaseSpan, procName, repeatedCorpus } from './job-run.js';
+import { chromiumType, phaseSpan, procName, repeatedCorpus, waitVolunteers } from './job-run.js';
 import { renderProfile, summarizeProfile } from './cpu-profile.js';
 
 const PAGE = join(ROOT, 'dist/client/index.html');
@@ -55,14 +54,6 @@ interface Distributed {
   stages: { map: StageTimes; reduce: StageTimes };
   exact: boolean;
   profile: string | null;
-}
-
-async function waitVolunteers(master: BenchMaster, n: number): Promise<void> {
-  for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
-    const ws = await apiGet<WorkerView[]>(master, '/api/workers');
-    if (ws.filter((w) => w.state === 'connected').length >= n) return;
-    if (Date.now() > deadline) throw new Error(`${n} volunteers did not connect in 30 s`);
-  }
 }
 
 /**

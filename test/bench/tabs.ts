@@ -5,15 +5,14 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromiumType, phaseSpan, procName, repeatedCorpus } from './job-run.js';
+import { chromiumType, phaseSpan, procName, repeatedCorpus, waitVolunteers } from './job-run.js';
 import { chromium, type Browser } from 'playwright-core';
 import { apiGet, corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
-import type { JobView, TaskView, WorkerView } from '../../shared/api.js';
+import type { JobView, TaskView } from '../../shared/api.js';
 import {
   fmtBytes,
   fmtInt,
   fmtMs,
-  sleep,
   summarize,
   type BenchContext,
   type BenchReport,
@@ -74,11 +73,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       const page = await (await browser.newContext()).newPage();
       await page.goto(`${master.url}/?threads=${threads}${prefetch === undefined ? '' : `&prefetch=${prefetch}`}`);
     }
-    for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
-      const ws = await apiGet<WorkerView[]>(master, '/api/workers');
-      if (ws.filter((w) => w.state === 'connected').length >= tabs) break;
-      if (Date.now() > deadline) throw new Error(`${tabs} tabs did not connect in 30 s`);
-    }
+    await waitVolunteers(master, tabs, 'tabs');
     ctx.log(`tabs: ${tabs} tabs connected; submitting with --wait`);
     const browserPids = descendants(process.pid).filter((pid) => /chrom/i.test(procName(pid)));
     const browserCpu0 = cpuMsOf(browserPids);
