@@ -25,5 +25,5 @@ declare class AbortController {
 }
 declare function fetch(
   url: string,
-  init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal },
-): Promise<{ readonly status: number; text(): Promise<string> }>;
+  init?: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; signal?: AbortSignal },
+): Promise<{ readonly status: number; text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer> }>;

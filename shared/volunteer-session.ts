@@ -32,15 +32,30 @@ export class TaskFailure extends Error {
   }
 }
 
-/** A task whose input is in hand: `input.text` as it came in the assignment, or fetched from `input.url`. */
-export type ReadyTask = TaskAssign & { input: { text: string } };
+/**
+ * A task whose input is in hand: `input.text` as it came in the assignment or was fetched from
+ * `input.url`, or, for an executor that `takesBytes`, `input.utf8`: the fetched bytes.
+ */
+export type ReadyTask = TaskAssign & {
+  input: { text: string; utf8?: undefined } | { text?: undefined; utf8: Uint8Array<ArrayBuffer> };
+};
+
+/** A task's input as text, decoding it when it is in hand as bytes. */
+export function readyText(task: ReadyTask): string {
+  return task.input.text ?? new TextDecoder().decode(task.input.utf8);
+}
 
 export interface Executor {
   /**
-   * Runs one task; rejects with TaskFailure. The output is the text the master stores: a map's
-   * records (shared/records.ts), a reduce's `key<TAB>value\n` lines.
+   * Runs one task; rejects with TaskFailure. The output is what the master stores, as text or as its
+   * UTF-8 bytes: a map's records (shared/records.ts), a reduce's `key<TAB>value\n` lines.
    */
-  run(task: ReadyTask): Promise<{ output: string; stats: TaskStats }>;
+  run(task: ReadyTask): Promise<{ output: string | Uint8Array<ArrayBuffer>; stats: TaskStats }>;
+  /**
+   * Takes fetched inputs as their bytes: a tab's job workers decode them themselves, so the bytes
+   * cross to them untouched instead of being decoded and encoded again on the way.
+   */
+  readonly takesBytes?: boolean;
   /** Stops a task's code if it is running (a backup won, or the job ended). */
   cancel(lease: string): void;
   setThreads(n: number): void;
@@ -105,8 +120,13 @@ export function noStageTimes(): StageTimes {
 /** The part of the Fetch API the session uses: browsers, Web Workers and Node 18+ all have it. */
 export type FetchLike = (
   url: string,
-  init: { method: 'GET' | 'PUT'; headers?: Record<string, string>; body?: string; signal: AbortSignal },
-) => Promise<{ readonly status: number; text(): Promise<string> }>;
+  init: {
+    method: 'GET' | 'PUT';
+    headers?: Record<string, string>;
+    body?: string | Uint8Array<ArrayBuffer>;
+    signal: AbortSignal;
+  },
+) => Promise<{ readonly status: number; text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer> }>;
 
 export interface SessionOptions {
   /** ws:// or wss:// URL of the master's /ws. */
@@ -467,23 +487,25 @@ export class VolunteerSession {
   private async work(task: TaskAssign, h: Held): Promise<void> {
     const held = () => this.held.get(task.lease) === h;
     const started = this.now();
-    let text = task.input.text;
-    if (text === undefined) {
+    let ready: ReadyTask;
+    if (task.input.text !== undefined) {
+      ready = task as ReadyTask;
+    } else {
       if (task.input.url === undefined) {
         this.fail(task, h, new TaskFailure('threw', noInput(task)));
         return;
       }
       const fetched = await this.fetchInput(task, h, task.input.url);
       if (fetched === null || !held()) return;
-      text = fetched;
+      ready = { ...task, input: { ...task.input, ...fetched } } as ReadyTask;
       h.status = 'running';
       this.changed();
     }
-    let out: { output: string; stats: TaskStats };
+    let out: { output: string | Uint8Array<ArrayBuffer>; stats: TaskStats };
     const handed = this.now();
     try {
       // The executor queues beyond its threads, so prefetched tasks wait there.
-      out = await this.opts.executor.run(withText(task, text));
+      out = await this.opts.executor.run(ready);
     } catch (e) {
       if (held()) this.fail(task, h, e instanceof TaskFailure ? e : new TaskFailure('threw', serializeError(e)));
       return;
@@ -504,11 +526,19 @@ export class VolunteerSession {
     s.reportMs += this.now() - answered;
   }
 
-  /** The task's input from the master, or null when the task was dropped (here or by the master). */
-  private async fetchInput(task: TaskAssign, h: Held, path: string): Promise<string | null> {
-    const res = await this.request(h, path, { method: 'GET' }, `the input of ${describeTask(task)}`);
+  /**
+   * The task's input from the master, as text or as bytes for an executor that takes them, or null
+   * when the task was dropped (here or by the master).
+   */
+  private async fetchInput(
+    task: TaskAssign,
+    h: Held,
+    path: string,
+  ): Promise<{ text: string } | { utf8: Uint8Array<ArrayBuffer> } | null> {
+    const bytes = this.opts.executor.takesBytes === true;
+    const res = await this.request(h, path, { method: 'GET' }, `the input of ${describeTask(task)}`, bytes);
     if (res === null) return null;
-    if (res.status === 200) return res.body;
+    if (res.status === 200) return res.utf8 ? { utf8: res.utf8 } : { text: res.body };
     // 404 or 410: the lease is over (the master gave the task to someone else), so is the task.
     if (res.status !== 404 && res.status !== 410) {
       this.log(
@@ -524,11 +554,18 @@ export class VolunteerSession {
    * Sends a small output inside the result message; uploads a larger one by `PUT`, then sends a
    * result saying so; fails one larger than the master takes without sending it at all.
    */
-  private async report(task: TaskAssign, h: Held, output: string, stats: TaskStats): Promise<void> {
+  private async report(
+    task: TaskAssign,
+    h: Held,
+    output: string | Uint8Array<ArrayBuffer>,
+    stats: TaskStats,
+  ): Promise<void> {
     const head = `{"type":"task.result","lease":"${task.lease}","stats":${JSON.stringify(stats)}`;
-    if (task.phase === 'reduce') h.counted = utf8Length(output, 0);
-    if (utf8Length(output, this.inlineBytes) <= this.inlineBytes) {
-      const frame = `${head},"output":${JSON.stringify(output)}}`;
+    const length = (limit: number) => (typeof output === 'string' ? utf8Length(output, limit) : output.byteLength);
+    if (task.phase === 'reduce') h.counted = length(0);
+    if (length(this.inlineBytes) <= this.inlineBytes) {
+      const text = typeof output === 'string' ? output : new TextDecoder().decode(output);
+      const frame = `${head},"output":${JSON.stringify(text)}}`;
       // JSON escapes control characters six bytes each, so a frame of a small output could still pass
       // the master's frame limit: such an output goes up like a large one instead.
       const limit = this.maxMessageBytes;
@@ -537,7 +574,7 @@ export class VolunteerSession {
         return;
       }
     }
-    const size = utf8Length(output, this.maxOutputBytes);
+    const size = length(this.maxOutputBytes);
     if (size > this.maxOutputBytes) {
       // Uploaded, it would only be refused: reported, the job fails naming the limit and how to raise it.
       this.fail(task, h, new TaskFailure('too-large', tooLarge(task, size, this.maxOutputBytes)));
@@ -556,7 +593,7 @@ export class VolunteerSession {
     }
     if (res.status === 413) {
       // Its limit is lower than it said when this volunteer joined (restarted with a new one): its words name it.
-      this.fail(task, h, new TaskFailure('too-large', tooLarge(task, utf8Length(output, 0), null, res.body)));
+      this.fail(task, h, new TaskFailure('too-large', tooLarge(task, length(0), null, res.body)));
       return;
     }
     if (res.status === 400) {
@@ -587,9 +624,10 @@ export class VolunteerSession {
   private async request(
     h: Held,
     path: string,
-    init: { method: 'GET' | 'PUT'; headers?: Record<string, string>; body?: string },
+    init: { method: 'GET' | 'PUT'; headers?: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> },
     what: string,
-  ): Promise<{ status: number; body: string } | null> {
+    binary = false,
+  ): Promise<{ status: number; body: string; utf8?: Uint8Array<ArrayBuffer> } | null> {
     const url = `${this.origin}${path.startsWith('/') ? '' : '/'}${path}`;
     const signal = h.abort.signal;
     for (let attempt = 0; ; attempt++) {
@@ -597,6 +635,8 @@ export class VolunteerSession {
       try {
         const res = await this.fetch(url, { ...init, signal });
         // The body is read inside the try: a connection cut halfway through is retried like any other.
+        if (binary && res.status === 200)
+          return { status: 200, body: '', utf8: new Uint8Array(await res.arrayBuffer()) };
         const body = await res.text();
         if (res.status < 500) return { status: res.status, body };
         why = `HTTP ${res.status}`;
@@ -636,11 +676,6 @@ export class VolunteerSession {
 /** Says which task, for log lines: "wc map 3". */
 function describeTask(task: TaskAssign): string {
   return `${task.jobName} ${task.phase} ${task.index}`;
-}
-
-/** A copy of the assignment with its input's text in it, for the executor. */
-function withText(task: TaskAssign, text: string): ReadyTask {
-  return { ...task, input: { ...task.input, text } } as ReadyTask;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

@@ -6,15 +6,21 @@
 import type { TaskOutput } from './task-runner.js';
 import { TaskFailure, type Executor, type ReadyTask } from './volunteer-session.js';
 
+/** A task's output as a worker hands it back: text, or its UTF-8 bytes (a tab's job workers). */
+export interface PoolOutput {
+  output: string | Uint8Array<ArrayBuffer>;
+  stats: TaskOutput['stats'];
+}
+
 export interface PoolWorker {
   /** Runs a task; rejects with TaskFailure ('threw' for the job's errors, 'crashed' if the worker died). */
-  run(task: ReadyTask): Promise<TaskOutput>;
+  run(task: ReadyTask): Promise<PoolOutput>;
   terminate(): void;
 }
 
 interface Job {
   task: ReadyTask;
-  resolve: (r: TaskOutput) => void;
+  resolve: (r: PoolOutput) => void;
   reject: (e: unknown) => void;
 }
 
@@ -32,9 +38,11 @@ export class WorkerPool implements Executor {
     private readonly createWorker: () => PoolWorker,
     private threads: number,
     private readonly onEvent: (e: { kind: 'start' | 'end'; lease: string }) => void = () => {},
+    /** Whether its workers take fetched inputs as bytes (Executor.takesBytes). */
+    readonly takesBytes = false,
   ) {}
 
-  run(task: ReadyTask): Promise<TaskOutput> {
+  run(task: ReadyTask): Promise<PoolOutput> {
     return new Promise((resolve, reject) => {
       this.queue.push({ task, resolve, reject });
       this.pump();

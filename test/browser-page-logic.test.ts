@@ -38,8 +38,9 @@ describe('volunteer page settings', () => {
     assert.equal(readSettings('?threads=1.5', 8, null).threads, 4);
   });
 
-  it('prefetches nothing unless asked', () => {
-    assert.equal(readSettings('', 8, null).prefetch, 0);
+  it('holds one task beyond its threads unless asked otherwise', () => {
+    assert.equal(readSettings('', 8, null).prefetch, 1);
+    assert.equal(readSettings('?prefetch=0', 8, null).prefetch, 0);
     assert.equal(readSettings('?prefetch=2', 8, null).prefetch, 2);
   });
 

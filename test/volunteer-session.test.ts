@@ -167,7 +167,7 @@ interface FetchCall {
   url: string;
   method: string;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Uint8Array<ArrayBuffer>;
   signal: AbortSignal;
   respond(status: number, body?: string): void;
   /** The request fails as fetch fails when the master cannot be reached. */
@@ -183,7 +183,12 @@ function fakeFetch() {
       calls.push({
         url,
         ...init,
-        respond: (status, body = '') => resolve({ status, text: () => Promise.resolve(body) }),
+        respond: (status, body = '') =>
+          resolve({
+            status,
+            text: () => Promise.resolve(body),
+            arrayBuffer: () => Promise.resolve(new TextEncoder().encode(body).buffer),
+          }),
         fail: () => reject(new TypeError('fetch failed')),
       });
     });

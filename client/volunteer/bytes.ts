@@ -4,8 +4,12 @@ const decoder = new TextDecoder();
 
 /** Encodes text into a buffer of its own, so transferring it moves exactly these bytes. */
 export function encodeText(text: string): ArrayBuffer {
-  const bytes = encoder.encode(text);
-  const buf = bytes.buffer as ArrayBuffer;
+  return bufferOf(encoder.encode(text));
+}
+
+/** The buffer holding exactly `bytes`, to transfer: theirs when they fill it, else a copy. */
+export function bufferOf(bytes: Uint8Array<ArrayBuffer>): ArrayBuffer {
+  const buf = bytes.buffer;
   return bytes.byteOffset === 0 && bytes.byteLength === buf.byteLength
     ? buf
     : buf.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);

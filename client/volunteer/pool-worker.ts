@@ -4,11 +4,11 @@
  * functions rejects its task with `crashed`, and the pool replaces it.
  */
 import { transfer, wrap, type Remote } from 'comlink';
-import { skipOptionsOf, type TaskOutput } from '../../shared/task-runner.js';
+import { skipOptionsOf } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
 import { TaskFailure, type ReadyTask } from '../../shared/volunteer-session.js';
-import type { PoolWorker } from '../../shared/worker-pool.js';
-import { decodeText, encodeText } from './bytes.js';
+import type { PoolOutput, PoolWorker } from '../../shared/worker-pool.js';
+import { bufferOf, encodeText } from './bytes.js';
 import { isClosedNotice, type JobReply, type JobRequest, type JobWorkerApi } from './wire.js';
 
 interface Live {
@@ -58,8 +58,9 @@ function spawn(jobId: string): Live {
 
 function request(task: ReadyTask) {
   // The input crosses as one transferred buffer of UTF-8 rather than as a copied string: a map's
-  // split, a reduce's records text (parsed in the job worker, off this thread).
-  const data = encodeText(task.input.text);
+  // split, a reduce's records text (parsed in the job worker, off this thread). Fetched inputs are
+  // bytes already (the pool `takesBytes`) and cross as they came.
+  const data = task.input.utf8 ? bufferOf(task.input.utf8) : encodeText(task.input.text);
   const key = task.phase === 'map' ? task.input.key : '';
   const skip = skipOptionsOf(task);
   const req: JobRequest = { moduleUrl: task.moduleUrl, phase: task.phase, nReduce: task.nReduce, key, data };
@@ -104,13 +105,14 @@ export function createWebPoolWorker(): PoolWorker {
     return live;
   };
   return {
-    run(task: ReadyTask): Promise<TaskOutput> {
+    run(task: ReadyTask): Promise<PoolOutput> {
       const current = workerFor(task.jobId);
       const died = new Promise<never>((_, reject) => (current.onDeath = reject));
       const ran = current.remote.run(request(task)).then(
         (reply: JobReply) => {
           if (!reply.ok) throw new TaskFailure('threw', reply.error);
-          return { output: decodeText(reply.output), stats: reply.stats };
+          // Left as bytes: the session uploads them as they are and decodes only a small output it sends inline.
+          return { output: new Uint8Array(reply.output), stats: reply.stats };
         },
         (e: unknown) => {
           throw e instanceof TaskFailure ? e : new TaskFailure('crashed', serializeError(e));

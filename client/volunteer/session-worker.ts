@@ -14,7 +14,7 @@ import { createWebPoolWorker } from './pool-worker.js';
 import type { Identity, SessionConfig, SessionWorkerApi, TabSnapshot } from './wire.js';
 
 /** Snapshots go to the page at most this often: enough for the eye, cheap with hundreds of tasks a second. */
-const PUSH_EVERY_MS = 50;
+const PUSH_EVERY_MS = 200;
 
 let session: VolunteerSession | null = null;
 let pool: WorkerPool | null = null;
@@ -45,15 +45,20 @@ const api: SessionWorkerApi = {
         void onChange({ ...session.snapshot(), computing: [...computing.keys()], computeMs, retryAt });
       }, PUSH_EVERY_MS);
     };
-    pool = new WorkerPool(createWebPoolWorker, config.threads, (e) => {
-      if (e.kind === 'start') {
-        computing.set(e.lease, Date.now());
-      } else {
-        computedMs += Date.now() - (computing.get(e.lease) ?? Date.now());
-        computing.delete(e.lease);
-      }
-      push();
-    });
+    pool = new WorkerPool(
+      createWebPoolWorker,
+      config.threads,
+      (e) => {
+        if (e.kind === 'start') {
+          computing.set(e.lease, Date.now());
+        } else {
+          computedMs += Date.now() - (computing.get(e.lease) ?? Date.now());
+          computing.delete(e.lease);
+        }
+        push();
+      },
+      true,
+    );
     let identity = config.identity;
     session = new VolunteerSession({
       url: config.url,

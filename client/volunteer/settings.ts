@@ -3,10 +3,12 @@
 export interface TabSettings {
   threads: number;
   /**
-   * Tasks held beyond the threads. 0 by default: a task waiting in a tab still ages toward the job's
-   * task timeout (drawing a needless backup attempt) and is lost for 10 s if the tab closes, while the
-   * round trip it would hide is small: word count over 13 MB with 2 tabs and 1 MiB splits took
-   * 12.5 s and 16.3 s with 0, 12.8 s and 15.2 s with 1 (alternating runs, loaded 2-core machine).
+   * Tasks held beyond the threads, 1 by default: the next task's input arrives while the last one's
+   * output goes up, so a thread does not sit idle for the round trip between tasks (since inputs and
+   * outputs travel over HTTP, a fifth of a short map task's time). The master times a task held
+   * beyond the threads from when a thread is due to take it (server/scheduler/memory.ts
+   * `clockStart`), so waiting draws no needless backup; a closed tab's extra task waits 10 s like
+   * the rest.
    */
   prefetch: number;
   /** Logical processors the browser reports (navigator.hardwareConcurrency). */
@@ -42,7 +44,7 @@ export function readSettings(search: string, cores: number | undefined, storage:
   const n = cores && cores > 0 ? cores : 1;
   return {
     threads: intParam(params, 'threads', 1, MAX_THREADS) ?? defaultThreads(n),
-    prefetch: intParam(params, 'prefetch', 0, 16) ?? 0,
+    prefetch: intParam(params, 'prefetch', 0, 16) ?? 1,
     cores: n,
     paused: storage?.getItem(PAUSED_KEY) === '1',
   };

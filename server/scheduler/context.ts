@@ -107,6 +107,11 @@ export interface Lease {
   phase: Phase;
   index: number;
   startedAt: number;
+  /**
+   * When its task timeout starts counting: `startedAt`, or later for a task held beyond the
+   * volunteer's threads, which waits in the volunteer for a thread (memory.ts `clockStart`).
+   */
+  clockFrom: number;
   backup: boolean;
   /** Bytes of a map task's input, once read to send it; for throughput. Null after a restart. */
   bytes: number | null;

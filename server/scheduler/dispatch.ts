@@ -17,7 +17,7 @@ import {
   type Lease,
   type Volunteer,
 } from './context.js';
-import { betterElsewhere, freeSlots, isExpelled, shownThreads, track, votedElsewhere } from './memory.js';
+import { betterElsewhere, clockStart, freeSlots, isExpelled, shownThreads, track, votedElsewhere } from './memory.js';
 import { sendRaw } from './group-commit.js';
 
 /** Hands out tasks until no volunteer has a free slot or nothing waits. Re-entrant calls run once more. */
@@ -126,6 +126,7 @@ function assign(ctx: Context, v: Volunteer, task: TaskRow, backup: boolean): boo
     phase: task.phase,
     index: task.idx,
     startedAt: now,
+    clockFrom: clockStart(ctx, v, job.taskTimeoutMs, now),
     backup,
     bytes: null,
   };

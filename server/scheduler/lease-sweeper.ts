@@ -44,8 +44,8 @@ export function findDue(mem: SweptMemory, now: number, reassignAfterMs: number):
       if (!job) continue;
       // The volunteer should have stopped the code at the hard limit; past that plus the
       // reassignment delay it is not reporting, so the attempt counts as lost.
-      if (now - l.startedAt >= job.taskTimeoutMs * HARD_LIMIT_FACTOR + reassignAfterMs) overdue.push(l.lease);
-      if (kept === 1 && now - l.startedAt >= job.taskTimeoutMs && !mem.needBackup.has(taskId)) backups.push(taskId);
+      if (now - l.clockFrom >= job.taskTimeoutMs * HARD_LIMIT_FACTOR + reassignAfterMs) overdue.push(l.lease);
+      if (kept === 1 && now - l.clockFrom >= job.taskTimeoutMs && !mem.needBackup.has(taskId)) backups.push(taskId);
     }
   }
   return { gone, overdue, backups };

@@ -87,6 +87,24 @@ export function shownThreads(v: Volunteer): number {
   return Math.max(1, Math.min(v.threads, 1 + v.done));
 }
 
+/**
+ * When the timeout of a task given to `v` now starts counting. A volunteer runs as many tasks as it
+ * has threads and holds the rest (its prefetch) until one of them ends, so a task beyond its threads
+ * is timed from when its first running task is due to end, not from now: slow tasks behind a short
+ * prefetch queue get no needless backups. Never more than one timeout from now, so a volunteer
+ * claiming a long queue cannot hold a task untimed for long.
+ */
+export function clockStart(ctx: Context, v: Volunteer, timeoutMs: number, now: number): number {
+  if (v.running.size < v.threads) return now;
+  let firstDue = Infinity;
+  for (const lease of v.running) {
+    const l = ctx.mem.leases.get(lease);
+    const job = l && ctx.mem.active.get(l.jobId);
+    if (l && job) firstDue = Math.min(firstDue, l.clockFrom + job.taskTimeoutMs);
+  }
+  return Math.min(now + timeoutMs, Math.max(now, firstDue));
+}
+
 /** Tasks a volunteer can take now: none while disconnected or paused. */
 export function freeSlots(v: Volunteer): number {
   if (!v.conn || v.paused) return 0;
@@ -141,6 +159,7 @@ export function leaseOf(a: AttemptRow, task: TaskRow): Lease {
     phase: task.phase,
     index: task.idx,
     startedAt: a.started_at,
+    clockFrom: a.started_at,
     backup: a.backup === 1,
     bytes: null,
   };

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import {
   VolunteerSession,
+  readyText,
   TaskFailure,
   type ReadyTask,
   type SessionSnapshot,
@@ -48,7 +49,7 @@ function sandboxTask(task: ReadyTask): SandboxTask {
     phase,
     nReduce,
     key,
-    data: task.input.text,
+    data: readyText(task),
     skipBadRecords: skip?.skipBadRecords ?? 0,
     firstLine: skip?.firstLine ?? 1,
   };

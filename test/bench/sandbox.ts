@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { corpusFiles, EXAMPLES, ROOT } from '../helpers/cluster.js';
-import type { TaskOutput } from '../../shared/task-runner.js';
-import type { ReadyTask } from '../../shared/volunteer-session.js';
-import type { PoolWorker } from '../../shared/worker-pool.js';
+import { readyText, type ReadyTask } from '../../shared/volunteer-session.js';
+import type { PoolOutput, PoolWorker } from '../../shared/worker-pool.js';
 import { commandFor, fmtInt, summarize, type BenchContext, type BenchReport, type Benchmark } from './bench-kit.js';
 import { descendants, readProc } from './proc-stats.js';
 
@@ -51,7 +50,7 @@ function mapTask(value: string, moduleUrl: string): ReadyTask {
 
 interface Runner {
   name: string;
-  run(task: ReadyTask): Promise<TaskOutput>;
+  run(task: ReadyTask): Promise<PoolOutput>;
   /** CPU ms of every process involved so far (this one included). */
   cpuMs(): number;
   close(): void;
@@ -81,7 +80,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
 
   const inProcess: Runner = {
     name: 'in this process (tabreduce local)',
-    run: (task) => runTask(mod, taskInput('map', task.nReduce, 'split.txt', task.input.text), () => performance.now()),
+    run: (task) => runTask(mod, taskInput('map', task.nReduce, 'split.txt', readyText(task)), () => performance.now()),
     cpuMs: selfCpuMs,
     close() {},
   };

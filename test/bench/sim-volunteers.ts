@@ -21,6 +21,7 @@ import {
   TaskFailure,
   VolunteerSession,
   httpOrigin,
+  readyText,
   type Executor,
   type SocketLike,
 } from '../../shared/volunteer-session.js';
@@ -244,7 +245,7 @@ function serialExecutor(opts: SimStart): Executor {
         await new Promise((r) => setTimeout(r, opts.workMs));
         stats.assigns++;
         const key = task.phase === 'map' ? task.input.key : '';
-        return runTask(mod, taskInput(task.phase, task.nReduce, key, task.input.text), () => performance.now());
+        return runTask(mod, taskInput(task.phase, task.nReduce, key, readyText(task)), () => performance.now());
       });
       tail = result.catch(() => undefined);
       return result;

@@ -102,6 +102,41 @@ test('a task past its timeout gets one backup on another volunteer; the first to
   assert.equal(T.stores.jobs.get(id)!.maps_done, 1);
 });
 
+test("a task held beyond the volunteer's threads starts its timeout when a thread is due to free", async () => {
+  const s = newScheduler();
+  const id = await submit({ a: 'a\n', b: 'b\n', c: 'c\n' }, { reduces: 1, taskTimeoutMs: 5_000 });
+  s.jobAdded(id);
+  // One thread and one task of prefetch: once it has shown work, it holds two tasks, one waiting.
+  const v = connect(s, 1, 2);
+  await complete(s, v.v, v.conn.assigns()[0]!);
+  const [running, queued] = v.conn.assigns().slice(1);
+  assert.ok(running && queued, 'two tasks held at once');
+  // Two new volunteers: each takes one task until it has shown work.
+  const spares = [connect(s, 1), connect(s, 1)];
+  const backups = () => spares.flatMap((p) => p.conn.assigns().map((t) => t.taskId));
+  const keepAlive = () => {
+    s.handle(v.v, { type: 'heartbeat', running: [running.lease, queued.lease] });
+    for (const p of spares) s.handle(p.v, { type: 'heartbeat', running: p.conn.assigns().map((t) => t.lease) });
+  };
+  T.now += 5_000;
+  keepAlive();
+  s.sweep();
+  assert.deepEqual(backups(), [running.taskId], 'only the task a thread took is past its timeout');
+  T.now += 4_999;
+  keepAlive();
+  s.sweep();
+  assert.equal(backups().length, 1, 'the waiting task has had less than its timeout since a thread was due');
+  T.now += 1;
+  keepAlive();
+  s.sweep();
+  assert.deepEqual(
+    backups(),
+    [running.taskId, queued.taskId],
+    'one timeout after the thread was due, the waiting task gets its backup too',
+  );
+  assert.equal(T.stores.jobs.get(id)!.maps_done, 1);
+});
+
 test('an attempt that never reports past the hard limit is lost even if its volunteer heartbeats', async () => {
   const s = newScheduler();
   const id = await submit({ a: 'a\n' }, { reduces: 1, taskTimeoutMs: 1_000 });
@@ -163,6 +198,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
         phase: 'map',
         index: taskId,
         startedAt,
+        clockFrom: startedAt,
         backup: false,
         bytes: null,
       });
