@@ -6,7 +6,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MapOutputCheck, OutputError, ReduceOutputCheck, packOffsets, spanOf } from '../server/output-check.js';
 import { LocalBlobStore } from '../server/blobs/local-blob-store.js';
-import { decodeRecords, encodeMapOutput } from '../shared/records.js';
+import fc from 'fast-check';
+import { checkOrder, checkRecord, decodeRecords, encodeMapOutput, scanRecord } from '../shared/records.js';
 import type { Partition } from '../shared/engine.js';
 import { removeTempDirs, tempDir } from './helpers/cluster.js';
 
@@ -80,6 +81,69 @@ test('a malformed map output is refused, wherever the chunks fall', () => {
   }
   const bad = new MapOutputCheck(1);
   assert.throws(() => bad.push(Buffer.from([0x5b, 0xff, 0x0a])), /not valid UTF-8/);
+});
+
+/** A line's partition and key as JSON.parse and checkRecord read it, or null when they refuse it. */
+function parsedRecord(line: string, nReduce: number): { part: number; key: string } | null {
+  let rec: unknown;
+  try {
+    rec = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (checkRecord(rec, nReduce, null) !== null) return null;
+  const [part, key] = rec as [number, string];
+  return { part, key };
+}
+
+test("the record scanner reads only lines JSON.parse reads the same, and reads the engine's own", () => {
+  const record = fc
+    .tuple(
+      fc.nat(30),
+      fc.string({ unit: 'binary' }),
+      fc.array(fc.string({ unit: 'binary' }), { minLength: 1, maxLength: 3 }),
+    )
+    .map((r) => JSON.stringify(r));
+  // Edits that make near-records: brackets, quotes, escapes, digits, spaces, control characters.
+  const edit = fc.tuple(
+    fc.nat(),
+    fc.nat(3),
+    fc.constantFrom('[', ']', '"', ',', '\\', '0', '7', ' ', '\u0001', 'e', '-', '.'),
+  );
+  fc.assert(
+    fc.property(record, fc.array(edit, { maxLength: 3 }), (line, edits) => {
+      let text = line;
+      for (const [at, op, c] of edits) {
+        const i = at % (text.length + 1);
+        text =
+          op === 0
+            ? text.slice(0, i) + c + text.slice(i)
+            : op === 1
+              ? text.slice(0, i) + text.slice(i + 1)
+              : text.slice(0, i) + c + text.slice(i + 1);
+      }
+      // Somewhere inside other text, as the check sees it.
+      const fast = scanRecord(`xx${text}yy`, 2, 2 + text.length);
+      const slow = parsedRecord(text, 31);
+      if (fast !== null) {
+        const checked = checkOrder(fast.part, fast.key, 31, null) === null ? fast : null;
+        assert.deepEqual(checked, slow, `scanned ${JSON.stringify(text)}`);
+      }
+      if (edits.length === 0 && !/[\\\u0000-\u001f]/.test(line)) assert.notEqual(fast, null, `the engine's ${line}`);
+    }),
+    { numRuns: 20_000 },
+  );
+  // Shapes it leaves to JSON.parse, which reads some of them as records.
+  for (const line of [
+    '[1.0,"a",["1"]]',
+    '[1e0,"a",["1"]]',
+    '[ 1,"a",["1"]]',
+    '[1,"\\u0061",["1"]]',
+    '[01,"a",["1"]]',
+  ]) {
+    assert.equal(scanRecord(line, 0, line.length), null, line);
+  }
+  assert.deepEqual(parsedRecord('[1.0,"a",["1"]]', 2), { part: 1, key: 'a' });
 });
 
 test('a reduce output is UTF-8 lines ending in a newline, its records counted', () => {
