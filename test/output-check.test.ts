@@ -156,6 +156,27 @@ test('a reduce output is UTF-8 lines ending in a newline, its records counted', 
   assert.deepEqual(new ReduceOutputCheck().end(), { bytes: 0, records: 0, hash: sha256(Buffer.alloc(0)) });
 });
 
+test('readSync keeps a few descriptors open, and deleting a blob closes its own', async () => {
+  const blobs = new LocalBlobStore(join(tempDir(), 'blobs'));
+  const openFds = () => readdirSync('/proc/self/fd').length;
+  const names = Array.from({ length: 20 }, (_, i) => `job2/input/${i}`);
+  for (const name of names) {
+    const w = await blobs.create(name);
+    await w.write(Buffer.from(`blob ${name}`));
+    await w.commit();
+  }
+  const before = openFds();
+  for (let round = 0; round < 3; round++) {
+    for (const name of names) assert.equal(blobs.readSync(name, 5, 5 + name.length).toString(), name);
+  }
+  const kept = openFds() - before;
+  assert.ok(kept > 0 && kept <= 8, `${kept} descriptors kept open`);
+  await blobs.delete(names.at(-1)!);
+  assert.equal(openFds() - before, kept - 1, 'deleting a blob closed its descriptor');
+  await blobs.deletePrefix('job2/input/');
+  assert.equal(openFds(), before, 'deleting the prefix closed the rest');
+});
+
 test('a blob is invisible until committed, gone when aborted, and read by range', async () => {
   const root = join(tempDir(), 'blobs');
   const blobs = new LocalBlobStore(root);
@@ -169,6 +190,7 @@ test('a blob is invisible until committed, gone when aborted, and read by range'
   for await (const c of blobs.read('job1/map/3-abc', { start: 6, end: 11 })) text += String(c);
   assert.equal(text, 'world');
   assert.equal(blobs.readSync('job1/map/3-abc', 0, 5).toString(), 'hello');
+  assert.equal(blobs.readSync('job1/map/3-abc', 6, 11).toString(), 'world', 'read again through the kept descriptor');
 
   const dropped = await blobs.create('job1/map/4-abc');
   await dropped.write(Buffer.from('x'));
@@ -187,6 +209,8 @@ test('a blob is invisible until committed, gone when aborted, and read by range'
   assert.deepEqual(await blobs.jobs(), ['job1']);
   await blobs.deletePrefix('job1/');
   assert.equal(existsSync(join(root, 'jobs', 'job1')), false);
+  // The descriptor kept for readSync went with the blob: nothing is read from a deleted blob.
+  assert.throws(() => blobs.readSync('job1/map/3-abc', 0, 5), /ENOENT/);
   assert.throws(() => blobs.read('../etc/passwd'), /invalid blob name/);
   await assert.rejects(blobs.deletePrefix('../'), /invalid blob prefix/);
 });

@@ -27,9 +27,18 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Descriptors kept open for `readSync`: small map inputs are read one assignment at a time, many a
+ * second from the same input blob, and an open and a close per read were two more system calls on
+ * the event loop each time. The newest few stay open; deleting a blob closes its descriptor.
+ */
+const READ_FDS = 8;
+
 export class LocalBlobStore implements BlobStore {
   private readonly jobsDir: string;
   private readonly tmpDir: string;
+  /** Open descriptors by blob name, least recently read first. */
+  private readonly fds = new Map<string, number>();
 
   constructor(readonly root: string) {
     this.jobsDir = join(root, 'jobs');
@@ -95,7 +104,7 @@ export class LocalBlobStore implements BlobStore {
 
   readSync(name: string, start: number, end: number): Buffer {
     const buf = Buffer.allocUnsafe(Math.max(0, end - start));
-    const fd = openSync(this.path(name), 'r');
+    const fd = this.fdFor(name);
     try {
       let off = 0;
       while (off < buf.length) {
@@ -104,7 +113,33 @@ export class LocalBlobStore implements BlobStore {
         off += n;
       }
       return buf;
-    } finally {
+    } catch (e) {
+      this.closeFds((n) => n === name);
+      throw e;
+    }
+  }
+
+  private fdFor(name: string): number {
+    let fd = this.fds.get(name);
+    if (fd !== undefined) {
+      this.fds.delete(name);
+    } else {
+      fd = openSync(this.path(name), 'r');
+      for (const [old, oldFd] of this.fds) {
+        if (this.fds.size < READ_FDS) break;
+        this.fds.delete(old);
+        closeSync(oldFd);
+      }
+    }
+    this.fds.set(name, fd);
+    return fd;
+  }
+
+  /** Closes the kept descriptors of the blobs `which` names: they are being deleted. */
+  private closeFds(which: (name: string) => boolean): void {
+    for (const [name, fd] of this.fds) {
+      if (!which(name)) continue;
+      this.fds.delete(name);
       closeSync(fd);
     }
   }
@@ -119,6 +154,7 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async delete(name: string): Promise<void> {
+    this.closeFds((n) => n === name);
     await unlink(this.path(name)).catch((e: unknown) => {
       if (!isMissing(e)) throw e;
     });
@@ -126,6 +162,7 @@ export class LocalBlobStore implements BlobStore {
 
   async deletePrefix(prefix: string): Promise<void> {
     const dir = checkBlobPrefix(prefix).replace(/\/$/, '');
+    this.closeFds((n) => n.startsWith(`${dir}/`));
     await rm(join(this.jobsDir, dir), { recursive: true, force: true });
   }
 
