@@ -434,7 +434,8 @@ async function volunteerCommand(_args: string[], f: Flags): Promise<number> {
     if (t.tasks === 0) continue;
     log(
       `its ${t.tasks} ${phase} results took: input fetch ${Math.round(t.fetchMs)} ms, run ${Math.round(t.runMs)} ms ` +
-        `(job code ${Math.round(t.computeMs)} ms), report ${Math.round(t.reportMs)} ms`,
+        `(waiting for a thread ${Math.round(t.queueMs)} ms, job code ${Math.round(t.computeMs)} ms), ` +
+        `report ${Math.round(t.reportMs)} ms`,
     );
   }
   return 0;

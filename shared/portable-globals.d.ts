@@ -7,6 +7,7 @@ declare function setTimeout(fn: () => void, ms?: number): number;
 declare function clearTimeout(handle: number | null | undefined): void;
 declare function setInterval(fn: () => void, ms?: number): number;
 declare function clearInterval(handle: number | null | undefined): void;
+declare const performance: { now(): number };
 declare class TextEncoder {
   encode(input?: string): Uint8Array;
 }

@@ -50,7 +50,7 @@ export interface Executor {
    * Runs one task; rejects with TaskFailure. The output is what the master stores, as text or as its
    * UTF-8 bytes: a map's records (shared/records.ts), a reduce's `key<TAB>value\n` lines.
    */
-  run(task: ReadyTask): Promise<{ output: string | Uint8Array<ArrayBuffer>; stats: TaskStats }>;
+  run(task: ReadyTask): Promise<{ output: string | Uint8Array<ArrayBuffer>; stats: TaskStats; queuedMs?: number }>;
   /**
    * Takes fetched inputs as their bytes: a tab's job workers decode them themselves, so the bytes
    * cross to them untouched instead of being decoded and encoded again on the way.
@@ -100,21 +100,23 @@ export interface SessionSnapshot {
 /**
  * Milliseconds a session spent per stage of the tasks it reported (a result sent): what `npm run
  * bench -- stages` breaks a task's time into. `runMs` is the executor's, from hand-off to answer
- * (queueing behind the session's other tasks, moving the data to the job's worker and back, and the
- * job's code); `computeMs` the part inside the job's code (the result's `stats.ms`).
+ * (waiting for a thread behind the session's other tasks, moving the data to the job's worker and
+ * back, and the job's code); `queueMs` the part waiting for a thread (a prefetched task's); and
+ * `computeMs` the part inside the job's code (the result's `stats.ms`).
  */
 export interface StageTimes {
   tasks: number;
   /** Getting the input by HTTP (0 for an input that came inside its assignment). */
   fetchMs: number;
   runMs: number;
+  queueMs: number;
   computeMs: number;
   /** From the executor's answer to the result sent: encoding it, and uploading a large output. */
   reportMs: number;
 }
 
 export function noStageTimes(): StageTimes {
-  return { tasks: 0, fetchMs: 0, runMs: 0, computeMs: 0, reportMs: 0 };
+  return { tasks: 0, fetchMs: 0, runMs: 0, queueMs: 0, computeMs: 0, reportMs: 0 };
 }
 
 /** The part of the Fetch API the session uses: browsers, Web Workers and Node 18+ all have it. */
@@ -501,7 +503,7 @@ export class VolunteerSession {
       h.status = 'running';
       this.changed();
     }
-    let out: { output: string | Uint8Array<ArrayBuffer>; stats: TaskStats };
+    let out: { output: string | Uint8Array<ArrayBuffer>; stats: TaskStats; queuedMs?: number };
     const handed = this.now();
     try {
       // The executor queues beyond its threads, so prefetched tasks wait there.
@@ -522,6 +524,7 @@ export class VolunteerSession {
     s.tasks++;
     s.fetchMs += handed - started;
     s.runMs += answered - handed;
+    s.queueMs += out.queuedMs ?? 0;
     s.computeMs += out.stats.ms;
     s.reportMs += this.now() - answered;
   }

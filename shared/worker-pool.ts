@@ -10,6 +10,8 @@ import { TaskFailure, type Executor, type ReadyTask } from './volunteer-session.
 export interface PoolOutput {
   output: string | Uint8Array<ArrayBuffer>;
   stats: TaskOutput['stats'];
+  /** How long the task waited for a worker (the pool's answers carry it). */
+  queuedMs?: number;
 }
 
 export interface PoolWorker {
@@ -20,6 +22,9 @@ export interface PoolWorker {
 
 interface Job {
   task: ReadyTask;
+  /** When it was queued, and when a worker took it (performance.now()). */
+  queuedAt: number;
+  startedAt?: number;
   resolve: (r: PoolOutput) => void;
   reject: (e: unknown) => void;
 }
@@ -44,7 +49,7 @@ export class WorkerPool implements Executor {
 
   run(task: ReadyTask): Promise<PoolOutput> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ task, resolve, reject });
+      this.queue.push({ task, resolve, reject, queuedAt: performance.now() });
       this.pump();
     });
   }
@@ -93,6 +98,7 @@ export class WorkerPool implements Executor {
 
   private start(slot: Slot, job: Job): void {
     slot.job = job;
+    job.startedAt = performance.now();
     const { lease, hardLimitMs } = job.task;
     this.onEvent({ kind: 'start', lease });
     slot.timer = setTimeout(() => {
@@ -108,7 +114,8 @@ export class WorkerPool implements Executor {
     const worker = slot.worker;
     worker.run(job.task).then(
       (out) => {
-        if (slot.job === job && slot.worker === worker) this.finish(slot, () => job.resolve(out));
+        const queuedMs = (job.startedAt ?? job.queuedAt) - job.queuedAt;
+        if (slot.job === job && slot.worker === worker) this.finish(slot, () => job.resolve({ ...out, queuedMs }));
       },
       (e: unknown) => {
         if (slot.job !== job || slot.worker !== worker) return;

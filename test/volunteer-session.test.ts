@@ -274,6 +274,42 @@ test('an input sent by URL is fetched from the master, then run; a small output 
   session.stop();
 });
 
+test('an executor that takes bytes gets the fetched bytes and its byte outputs go inline or up as they are', async () => {
+  const { fetch, calls } = fakeFetch();
+  const ran: ReadyTask[] = [];
+  const outputs = [new TextEncoder().encode('small é'), new TextEncoder().encode('é'.repeat(40))];
+  const executor: Executor = {
+    takesBytes: true,
+    run: (task) => {
+      ran.push(task);
+      return Promise.resolve({ output: outputs[ran.length - 1]!, stats: STATS, queuedMs: 7 });
+    },
+    cancel: () => {},
+    setThreads: () => {},
+  };
+  const { session, socket } = connected({ fetch, executor });
+  socket.receive(MAP_BY_URL);
+  await flush();
+  calls[0]!.respond(200, 'hello wörld');
+  await flush();
+  assert.equal(ran[0]!.input.text, undefined, 'no text made of the fetched input');
+  assert.equal(new TextDecoder().decode(ran[0]!.input.utf8), 'hello wörld');
+  assert.deepEqual(taskMessages(socket), [{ type: 'task.result', lease: LEASE, stats: STATS, output: 'small é' }]);
+  socket.receive({ type: 'task.ack', lease: LEASE, outcome: 'committed' });
+  assert.equal(session.snapshot().stages.map.queueMs, 7, 'time waiting for a thread is its own stage');
+
+  // 80 bytes: over the 64 the master takes inline, so the bytes are uploaded as they are.
+  const second = 'b'.repeat(32);
+  socket.receive({ ...MAP_BY_URL, lease: second, input: { ...MAP_BY_URL.input, url: `/data/${second}/input` } });
+  await flush();
+  calls[1]!.respond(200, 'more');
+  await flush();
+  const put = calls[2]!;
+  assert.equal(put.method, 'PUT');
+  assert.equal(put.body, outputs[1], 'the very bytes the executor made');
+  session.stop();
+});
+
 test('an output over inlineBytes (counted in UTF-8) is uploaded, then reported as uploaded, kept until acknowledged', async () => {
   const { fetch, calls } = fakeFetch();
   // 40 characters but 80 bytes of UTF-8: over the 64 bytes the master takes inline.

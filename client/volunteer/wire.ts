@@ -5,7 +5,7 @@
 import type { SerializedError } from '../../shared/errors.js';
 import type { TaskStats } from '../../shared/protocol.js';
 import type { SkipOptions } from '../../shared/task-runner.js';
-import type { SessionSnapshot } from '../../shared/volunteer-session.js';
+import { noStageTimes, type SessionSnapshot } from '../../shared/volunteer-session.js';
 
 export interface Identity {
   id: string;
@@ -47,10 +47,7 @@ export function initialSnapshot(): TabSnapshot {
     bytesDone: 0,
     lastError: null,
     retryInMs: null,
-    stages: {
-      map: { tasks: 0, fetchMs: 0, runMs: 0, computeMs: 0, reportMs: 0 },
-      reduce: { tasks: 0, fetchMs: 0, runMs: 0, computeMs: 0, reportMs: 0 },
-    },
+    stages: { map: noStageTimes(), reduce: noStageTimes() },
     computing: [],
     computeMs: 0,
     retryAt: null,

@@ -40,7 +40,8 @@ function where(url: string): string {
   if (!url) return '';
   const m = /(?:dist\/|node_modules\/)(.*)$/.exec(url);
   if (m) return m[1]!;
-  return url.replace(/^file:\/\//, '').replace(/^node:/, 'node:');
+  // A page's scripts: the path on the master (/assets/…, /jobs/ID/module.js).
+  return url.replace(/^file:\/\//, '').replace(/^https?:\/\/[^/]+/, '');
 }
 
 function label(f: CallFrame): string {
@@ -157,12 +158,12 @@ export function findProfile(dir: string): string | null {
 }
 
 /** Text lines for a report's notes. */
-export function renderProfile(s: ProfileSummary, title: string): string[] {
+export function renderProfile(s: ProfileSummary, title: string, what = 'the master'): string[] {
   const pct = (ms: number) => `${((ms / Math.max(1, s.busyMs)) * 100).toFixed(1).padStart(5)}%`;
   const out = [
     `### ${title}`,
     '',
-    `profiled ${(s.wallMs / 1000).toFixed(1)} s of the master; main thread busy ${(s.busyMs / 1000).toFixed(1)} s ` +
+    `profiled ${(s.wallMs / 1000).toFixed(1)} s of ${what}; busy ${(s.busyMs / 1000).toFixed(1)} s ` +
       `(${((s.busyMs / s.wallMs) * 100).toFixed(0)}% of one core). Shares below are of busy time.`,
     '',
     'self time by area:',
@@ -170,9 +171,9 @@ export function renderProfile(s: ProfileSummary, title: string): string[] {
     '',
     'hottest functions (self time):',
     ...s.hottest.map((h) => `  ${pct(h.ms)}  ${h.fn}`),
-    '',
-    "master's functions (inclusive time):",
-    ...s.inclusive.map((h) => `  ${pct(h.ms)}  ${h.fn}`),
+    ...(s.inclusive.length > 0
+      ? ['', "master's functions (inclusive time):", ...s.inclusive.map((h) => `  ${pct(h.ms)}  ${h.fn}`)]
+      : []),
   ];
   return out.map((l) => (l.startsWith('###') || l === '' ? l : `    ${l}`));
 }

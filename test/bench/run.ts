@@ -23,6 +23,7 @@ import { bigBench } from './big.js';
 import { tasksRouteBench } from './tasks-route.js';
 import { verifyBench } from './verify.js';
 import { stagesBench } from './stages.js';
+import { scaleBench } from './scale.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -38,6 +39,7 @@ const BENCHMARKS: Benchmark[] = [
   tasksRouteBench,
   verifyBench,
   stagesBench,
+  scaleBench,
 ];
 
 function usage(): string {

@@ -32,6 +32,7 @@ import { startBenchMaster, type BenchMaster } from './bench-master.js';
 import { ProcSampler, cpuMsOf, descendants } from './proc-stats.js';
 import { chromiumType, phaseSpan, procName, repeatedCorpus, waitVolunteers } from './job-run.js';
 import { renderProfile, summarizeProfile } from './cpu-profile.js';
+import { freePort, TabProfiler } from './tab-profile.js';
 
 const PAGE = join(ROOT, 'dist/client/index.html');
 /** A tab thread's map throughput against `local`'s per core (issue 15). */
@@ -54,6 +55,8 @@ interface Distributed {
   stages: { map: StageTimes; reduce: StageTimes };
   exact: boolean;
   profile: string | null;
+  /** The tab's threads' CPU profiles (tab run with --profile). */
+  tabProfiles?: { thread: string; file: string }[];
 }
 
 /**
@@ -107,18 +110,19 @@ async function runJob(
   }
 }
 
-/** "its 26 map results took: input fetch 12 ms, run 5012 ms (job code 4800 ms), report 210 ms" */
+/** "its 26 map results took: input fetch 12 ms, run 5012 ms (waiting for a thread 100 ms, job code 4800 ms), report 210 ms" */
 function parseVolunteerStages(log: string): { map: StageTimes; reduce: StageTimes } {
   const out = { map: noStageTimes(), reduce: noStageTimes() };
   const re =
-    /its (\d+) (map|reduce) results took: input fetch (\d+) ms, run (\d+) ms \(job code (\d+) ms\), report (\d+) ms/g;
+    /its (\d+) (map|reduce) results took: input fetch (\d+) ms, run (\d+) ms \(waiting for a thread (\d+) ms, job code (\d+) ms\), report (\d+) ms/g;
   for (const m of log.matchAll(re)) {
     out[m[2] as 'map' | 'reduce'] = {
       tasks: Number(m[1]),
       fetchMs: Number(m[3]),
       runMs: Number(m[4]),
-      computeMs: Number(m[5]),
-      reportMs: Number(m[6]),
+      queueMs: Number(m[5]),
+      computeMs: Number(m[6]),
+      reportMs: Number(m[7]),
     };
   }
   return out;
@@ -153,7 +157,10 @@ async function tabRun(args: string[], expected: string, profileDir: string | und
   const master = await startBenchMaster({ profileDir });
   let browser: Browser | null = null;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const port = profileDir ? await freePort() : 0;
+    const debug = profileDir ? [`--remote-debugging-port=${port}`] : [];
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...debug] });
+    const profiler = profileDir ? await TabProfiler.attach(port) : null;
     const page = await (await browser.newContext()).newPage();
     await page.goto(`${master.url}/?threads=1`);
     await waitVolunteers(master, 1);
@@ -164,8 +171,9 @@ async function tabRun(args: string[], expected: string, profileDir: string | und
       const raw = await page.locator('.page').getAttribute('data-stages');
       return JSON.parse(raw ?? '{}') as { map: StageTimes; reduce: StageTimes };
     });
+    const tabProfiles = profiler && profileDir ? await profiler.stop(profileDir) : [];
     await master.stop();
-    return { ...r, profile: master.profile() };
+    return { ...r, profile: master.profile(), tabProfiles };
   } finally {
     await browser?.close().catch(() => undefined);
     if (master.proc.exitCode === null && master.proc.signalCode === null) await master.stop();
@@ -175,11 +183,12 @@ async function tabRun(args: string[], expected: string, profileDir: string | und
 /** One phase's volunteer stages as a table cell: each stage's share of the attempts' time. */
 function stageCell(s: StageTimes, attemptMs: number): string {
   if (s.tasks === 0) return 'n/a';
-  const handoff = s.runMs - s.computeMs;
+  const handoff = s.runMs - s.queueMs - s.computeMs;
   const rest = attemptMs - s.fetchMs - s.runMs - s.reportMs;
   const pct = (ms: number) => `${fmtMs(ms)} (${((ms / Math.max(1, attemptMs)) * 100).toFixed(0)}%)`;
   return [
     `fetch ${pct(s.fetchMs)}`,
+    `waiting for a thread ${pct(s.queueMs)}`,
     `hand-off ${pct(handoff)}`,
     `job code ${pct(s.computeMs)}`,
     `report ${pct(s.reportMs)}`,
@@ -301,7 +310,17 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   ] as const) {
     if (d?.profile) notes.push('', ...renderProfile(summarizeProfile(d.profile), `CPU profile of the master (${who})`));
   }
-  if (!profile) notes.push('Add --profile to profile the master: npm run bench -- stages --profile');
+  for (const { thread, file } of tab?.tabProfiles ?? []) {
+    notes.push('', ...renderProfile(summarizeProfile(file), `CPU profile of the tab's ${thread}`, thread));
+  }
+  if (profile && tab) {
+    notes.push(
+      '',
+      "The tab's profiles name the page's functions as the minified build calls them; for their own names, " +
+        'build the page without minifying (npx vite build --minify false) and run node --import tsx test/bench/run.ts stages --profile',
+    );
+  }
+  if (!profile) notes.push('Add --profile to profile the master and the tab: npm run bench -- stages --profile');
   return {
     name: 'stages',
     title: `where one job's time goes: local, one Node volunteer and one tab (issue 15)`,
