@@ -95,8 +95,15 @@ export function inputKeys(names: string[]): string[] {
   return keys;
 }
 
+/**
+ * Specs that passed `checkJob`, so `insertJob` does not parse a module twice: a job that skips bad
+ * records is checked before its inputs are read back for line numbers.
+ */
+const checked = new WeakSet<JobSpec>();
+
 /** Checks what can be checked of a job before its tasks are inserted: options, module, task count. */
 export function checkJob(spec: JobSpec): void {
+  if (checked.has(spec)) return;
   checkSpec(spec);
   if (Buffer.byteLength(spec.module) > JOB_LIMITS.moduleBytes) {
     throw new UserError(`${spec.moduleName}: module is larger than ${JOB_LIMITS.moduleBytes} bytes`);
@@ -111,6 +118,7 @@ export function checkJob(spec: JobSpec): void {
   if (spec.inputs.length === 0) throw new UserError('no input files given');
   inputKeys(spec.inputs.map((i) => i.name));
   checkMapCount(spec.inputs.reduce((n, i) => n + i.splits.length, 0));
+  checked.add(spec);
 }
 
 export function checkMapCount(maps: number): void {
