@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { EXAMPLES, adminCli, apiGet, corpusFiles, until, type MasterProc } from './helpers/cluster.js';
+import { EXAMPLES, TEST_JOBS, adminCli, apiGet, corpusFiles, until, type MasterProc } from './helpers/cluster.js';
 import { browserSuite, openTab, readState, submitJob, waitConnected, waitJob } from './helpers/browser.js';
 import { openRawClient } from './helpers/raw-volunteer.js';
 import { PROTOCOL_VERSION } from '../shared/protocol.js';
@@ -24,8 +24,16 @@ describe('a volunteer keeps its contribution and its name', () => {
     const m = await master();
     const context = await newContext();
     const tab = await openTab(context, m);
-    // The whole corpus: over a second of processor time, so the page's whole seconds are not 0 s.
-    const id = await submitJob(m, [join(EXAMPLES, 'word-count.js'), ...corpusFiles(), '--reduces', '2']);
+    // Over a second of processor time on any machine, so the page's whole seconds are not 0 s: the
+    // corpus in about 27 maps that each wait 60 ms in the job's worker.
+    const id = await submitJob(m, [
+      join(TEST_JOBS, 'slow-word-count.js'),
+      ...corpusFiles(),
+      '--reduces',
+      '2',
+      '--split-size',
+      '128KiB',
+    ]);
     assert.equal((await waitJob(m, id)).state, 'succeeded');
     const done = (await worker(m, tab.id))!.done;
     assert.ok(done >= 3, `the tab ran the job's tasks (${done})`);
