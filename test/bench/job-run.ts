@@ -2,7 +2,7 @@
  * What the benchmarks that run one real job share: an input of a given size made of corpus copies,
  * a phase's span read from the job's attempts, and which Chromium process did the work.
  */
-import { copyFileSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { apiGet, corpusFiles, tempDir, type MasterProc } from '../helpers/cluster.js';
 import type { TaskView, WorkerView } from '../../shared/api.js';
@@ -32,6 +32,14 @@ export function repeatedCorpus(bytes: number): { files: string[]; total: number 
     }
   }
   return { files, total: one * copies };
+}
+
+/** A `--out DIR`'s part files, joined in order: what `GET /api/jobs/:id/output` should equal. */
+export function joinedParts(dir: string): string {
+  return readdirSync(dir)
+    .sort()
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
+    .join('');
 }
 
 /** A phase of a job from its attempts: first assignment, last commit, and the committed attempts' times. */

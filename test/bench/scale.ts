@@ -9,7 +9,6 @@
  *   npm run bench -- scale                          # 60 MiB, 1/2/4/8 volunteers
  *   npm run bench -- scale --megabytes 30 --counts 1,2
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiGet, EXAMPLES, tempDir } from '../helpers/cluster.js';
 import type { JobView, TaskView } from '../../shared/api.js';
@@ -24,7 +23,7 @@ import {
   type Row,
 } from './bench-kit.js';
 import { startBenchMaster, startBenchVolunteer } from './bench-master.js';
-import { phaseSpan, repeatedCorpus, waitVolunteers } from './job-run.js';
+import { joinedParts, phaseSpan, repeatedCorpus, waitVolunteers } from './job-run.js';
 import { cpuMsOf, descendants, ProcSampler } from './proc-stats.js';
 
 interface ScaleRun {
@@ -94,10 +93,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   ctx.log('scale: tabreduce local');
   const localOut = tempDir('tabreduce-bench-local-');
   const local = await timedCli(['local', module, ...input.files, ...flags, '--out', localOut], {}, 900_000);
-  const expected = readdirSync(localOut)
-    .sort()
-    .map((f) => readFileSync(join(localOut, f), 'utf8'))
-    .join('');
+  const expected = joinedParts(localOut);
 
   const runs: ScaleRun[] = [];
   for (const n of counts) runs.push(await runWith(n, [module, ...input.files, ...flags], expected, ctx.log));

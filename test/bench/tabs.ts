@@ -3,9 +3,9 @@
  * `tabreduce local` on the same module and data in the same run. The ratio is the distributed wall
  * time, upload included (`tabreduce submit --wait` from start to exit), over the local wall time.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromiumType, phaseSpan, procName, repeatedCorpus, waitVolunteers } from './job-run.js';
+import { chromiumType, joinedParts, phaseSpan, procName, repeatedCorpus, waitVolunteers } from './job-run.js';
 import { chromium, type Browser } from 'playwright-core';
 import { apiGet, corpusFiles, EXAMPLES, ROOT, tempDir } from '../helpers/cluster.js';
 import type { JobView, TaskView } from '../../shared/api.js';
@@ -113,10 +113,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       const output = await fetch(`${master.url}/api/jobs/${job.id}/output`, {
         headers: { authorization: `Bearer ${master.token}` },
       }).then((r) => r.text());
-      const expected = readdirSync(localOut)
-        .sort()
-        .map((f) => readFileSync(join(localOut, f), 'utf8'))
-        .join('');
+      const expected = joinedParts(localOut);
       exact = output === expected ? 'yes' : 'NO';
     } else {
       await fetch(`${master.url}/api/jobs/${job.id}/cancel`, {
