@@ -66,7 +66,7 @@ function plainString(text: string, i: number, end: number): number {
  * engine writes, `[P,"key",["v",...]]` with no spaces, no escapes and P written plainly, read without
  * JSON.parse (which builds the values only to drop them). Null when the line has any other shape: it
  * may still be a valid record, and JSON.parse with `checkRecord` decides. Everything it accepts,
- * JSON.parse reads to the same partition and key and `checkRecord` accepts (test/records.test.ts).
+ * JSON.parse reads to the same partition and key and `checkRecord` accepts (test/output-check.test.ts).
  */
 export function scanRecord(text: string, start: number, end: number): { part: number; key: string } | null {
   if (text.charCodeAt(start) !== OPEN) return null;

@@ -45,12 +45,21 @@ export function readyText(task: ReadyTask): string {
   return task.input.text ?? new TextDecoder().decode(task.input.utf8);
 }
 
+/**
+ * A task's output as an executor (and each worker of a pool) hands it back: what the master stores,
+ * as text or as its UTF-8 bytes: a map's records (shared/records.ts), a reduce's `key<TAB>value\n`
+ * lines.
+ */
+export interface ExecutorOutput {
+  output: string | Uint8Array<ArrayBuffer>;
+  stats: TaskStats;
+  /** How long the task waited for a thread (a pool's answers carry it). */
+  queuedMs?: number;
+}
+
 export interface Executor {
-  /**
-   * Runs one task; rejects with TaskFailure. The output is what the master stores, as text or as its
-   * UTF-8 bytes: a map's records (shared/records.ts), a reduce's `key<TAB>value\n` lines.
-   */
-  run(task: ReadyTask): Promise<{ output: string | Uint8Array<ArrayBuffer>; stats: TaskStats; queuedMs?: number }>;
+  /** Runs one task; rejects with TaskFailure. */
+  run(task: ReadyTask): Promise<ExecutorOutput>;
   /**
    * Takes fetched inputs as their bytes: a tab's job workers decode them themselves, so the bytes
    * cross to them untouched instead of being decoded and encoded again on the way.
@@ -503,7 +512,7 @@ export class VolunteerSession {
       h.status = 'running';
       this.changed();
     }
-    let out: { output: string | Uint8Array<ArrayBuffer>; stats: TaskStats; queuedMs?: number };
+    let out: ExecutorOutput;
     const handed = this.now();
     try {
       // The executor queues beyond its threads, so prefetched tasks wait there.

@@ -3,29 +3,19 @@
  * limit. A worker whose code runs past the limit, or that dies, is terminated and replaced; the task
  * fails with a reason the master records. Runtime-neutral: the caller supplies how to make a worker.
  */
-import type { TaskOutput } from './task-runner.js';
-import { TaskFailure, type Executor, type ReadyTask } from './volunteer-session.js';
-
-/** A task's output as a worker hands it back: text, or its UTF-8 bytes (a tab's job workers). */
-export interface PoolOutput {
-  output: string | Uint8Array<ArrayBuffer>;
-  stats: TaskOutput['stats'];
-  /** How long the task waited for a worker (the pool's answers carry it). */
-  queuedMs?: number;
-}
+import { TaskFailure, type Executor, type ExecutorOutput, type ReadyTask } from './volunteer-session.js';
 
 export interface PoolWorker {
   /** Runs a task; rejects with TaskFailure ('threw' for the job's errors, 'crashed' if the worker died). */
-  run(task: ReadyTask): Promise<PoolOutput>;
+  run(task: ReadyTask): Promise<ExecutorOutput>;
   terminate(): void;
 }
 
 interface Job {
   task: ReadyTask;
-  /** When it was queued, and when a worker took it (performance.now()). */
+  /** When it was queued (performance.now()). */
   queuedAt: number;
-  startedAt?: number;
-  resolve: (r: PoolOutput) => void;
+  resolve: (r: ExecutorOutput) => void;
   reject: (e: unknown) => void;
 }
 
@@ -47,7 +37,7 @@ export class WorkerPool implements Executor {
     readonly takesBytes = false,
   ) {}
 
-  run(task: ReadyTask): Promise<PoolOutput> {
+  run(task: ReadyTask): Promise<ExecutorOutput> {
     return new Promise((resolve, reject) => {
       this.queue.push({ task, resolve, reject, queuedAt: performance.now() });
       this.pump();
@@ -98,7 +88,7 @@ export class WorkerPool implements Executor {
 
   private start(slot: Slot, job: Job): void {
     slot.job = job;
-    job.startedAt = performance.now();
+    const queuedMs = performance.now() - job.queuedAt;
     const { lease, hardLimitMs } = job.task;
     this.onEvent({ kind: 'start', lease });
     slot.timer = setTimeout(() => {
@@ -114,7 +104,6 @@ export class WorkerPool implements Executor {
     const worker = slot.worker;
     worker.run(job.task).then(
       (out) => {
-        const queuedMs = (job.startedAt ?? job.queuedAt) - job.queuedAt;
         if (slot.job === job && slot.worker === worker) this.finish(slot, () => job.resolve({ ...out, queuedMs }));
       },
       (e: unknown) => {

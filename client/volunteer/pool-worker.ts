@@ -6,8 +6,8 @@
 import { transfer, wrap, type Remote } from 'comlink';
 import { skipOptionsOf } from '../../shared/task-runner.js';
 import { serializeError } from '../../shared/errors.js';
-import { TaskFailure, type ReadyTask } from '../../shared/volunteer-session.js';
-import type { PoolOutput, PoolWorker } from '../../shared/worker-pool.js';
+import { TaskFailure, type ExecutorOutput, type ReadyTask } from '../../shared/volunteer-session.js';
+import type { PoolWorker } from '../../shared/worker-pool.js';
 import { bufferOf, encodeText } from './bytes.js';
 import { isClosedNotice, type JobReply, type JobRequest, type JobWorkerApi } from './wire.js';
 
@@ -105,7 +105,7 @@ export function createWebPoolWorker(): PoolWorker {
     return live;
   };
   return {
-    run(task: ReadyTask): Promise<PoolOutput> {
+    run(task: ReadyTask): Promise<ExecutorOutput> {
       const current = workerFor(task.jobId);
       const died = new Promise<never>((_, reject) => (current.onDeath = reject));
       const ran = current.remote.run(request(task)).then(

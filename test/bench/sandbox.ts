@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { corpusFiles, EXAMPLES, ROOT } from '../helpers/cluster.js';
-import { readyText, type ReadyTask } from '../../shared/volunteer-session.js';
-import type { PoolOutput, PoolWorker } from '../../shared/worker-pool.js';
+import { readyText, type ExecutorOutput, type ReadyTask } from '../../shared/volunteer-session.js';
+import type { PoolWorker } from '../../shared/worker-pool.js';
 import { commandFor, fmtInt, summarize, type BenchContext, type BenchReport, type Benchmark } from './bench-kit.js';
 import { descendants, readProc } from './proc-stats.js';
 
@@ -50,7 +50,7 @@ function mapTask(value: string, moduleUrl: string): ReadyTask {
 
 interface Runner {
   name: string;
-  run(task: ReadyTask): Promise<PoolOutput>;
+  run(task: ReadyTask): Promise<ExecutorOutput>;
   /** CPU ms of every process involved so far (this one included). */
   cpuMs(): number;
   close(): void;
