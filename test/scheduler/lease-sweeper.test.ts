@@ -2,8 +2,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HARD_LIMIT_FACTOR } from '../../server/scheduler/index.js';
-import type { ActiveJob, Lease, Volunteer } from '../../server/scheduler/context.js';
-import { newVolunteer } from '../../server/scheduler/memory.js';
+import type { ActiveJob, Context, Lease, Volunteer } from '../../server/scheduler/context.js';
+import { clockStart, newVolunteer } from '../../server/scheduler/memory.js';
 import { findDue, goneReason } from '../../server/scheduler/lease-sweeper.js';
 import { T, useScheduler, newScheduler, connect, complete, submit } from './harness.js';
 
@@ -282,6 +282,19 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
     );
     assert.deepEqual(due.overdue, [], "the gone volunteer's lease is not also overdue");
     assert.deepEqual(due.backups, [1], 'the surviving attempt runs alone past its timeout');
+  });
+
+  test('a task beyond the threads is timed from when a thread is due, and never from later than one timeout on', () => {
+    const hour = 3_600_000;
+    const busy = volunteer('busy', {});
+    // One thread, running a task of a job whose timeout is an hour, started 1 s ago.
+    const mem = memory([busy], [['l1', 1, 'busy', at - 1_000]], hour);
+    const ctx = { mem } as unknown as Context;
+    assert.equal(clockStart(ctx, busy, hour, at), at - 1_000 + hour, 'a task of the same job: when the thread is due');
+    // A task of a job with a 5 s timeout would wait an hour: claiming a queue cannot hold it untimed that long.
+    assert.equal(clockStart(ctx, busy, 5_000, at), at + 5_000);
+    busy.threads = 2;
+    assert.equal(clockStart(ctx, busy, hour, at), at, 'a free thread takes it now');
   });
 
   test('attempts of jobs that are no longer active are left alone', async () => {
