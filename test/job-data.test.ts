@@ -18,11 +18,14 @@ after(removeTempDirs);
 
 const N_REDUCE = 3;
 
-/** Map task `idx`'s share of partition `p`: empty for some, a few bytes for most, 5 KB for some. */
-function piece(idx: number, p: number, big: boolean): string {
+type Where = 'row' | 'big-row' | 'blob' | 'huge-blob';
+const SIZE: Record<Where, number> = { row: 0, 'big-row': 5_000, blob: 5_000, 'huge-blob': 70_000 };
+
+/** Map task `idx`'s share of partition `p`: empty for some, one line for most, 5 KB or 70 KB for some. */
+function piece(idx: number, p: number, where: Where): string {
   if ((idx + p) % 4 === 0) return '';
   const line = `m${idx}\tp${p}\n`;
-  return big ? line.repeat(Math.ceil(5_000 / line.length)) : line;
+  return line.repeat(Math.max(1, Math.ceil(SIZE[where] / line.length)));
 }
 
 function setUp() {
@@ -37,18 +40,18 @@ async function storeMaps(
   s: ReturnType<typeof setUp>,
   jobId: string,
   maps: number,
-  where: (idx: number) => 'row' | 'big-row' | 'blob',
+  where: (idx: number) => Where,
 ): Promise<string[]> {
   const expected = new Array<string>(N_REDUCE).fill('');
   for (let idx = 0; idx < maps; idx++) {
     const kind = where(idx);
-    const parts = Array.from({ length: N_REDUCE }, (_, p) => piece(idx, p, kind !== 'row'));
+    const parts = Array.from({ length: N_REDUCE }, (_, p) => piece(idx, p, kind));
     parts.forEach((text, p) => (expected[p] += text));
     const data = Buffer.from(parts.join(''));
     const offsets = [0];
     for (const text of parts) offsets.push(offsets.at(-1)! + Buffer.byteLength(text));
     let blob: string | null = null;
-    if (kind === 'blob') {
+    if (kind === 'blob' || kind === 'huge-blob') {
       blob = blobNames.mapOutput(jobId, idx, 'a'.repeat(32));
       const w = await s.blobs.create(blob);
       await w.write(data);
@@ -74,8 +77,9 @@ async function readStream(s: ReturnType<typeof setUp>, jobId: string, part: numb
 
 test('a reduce input joins its partition of small rows, large rows and blobs in map-task order, across pages', async () => {
   const s = setUp();
+  // Blob spans up to 64 KiB are read at once, larger ones streamed.
   const expected = await storeMaps(s, 'mixed', 2_500, (idx) =>
-    idx % 50 === 7 ? 'blob' : idx % 50 === 13 ? 'big-row' : 'row',
+    idx % 50 === 7 ? 'blob' : idx % 50 === 13 ? 'big-row' : idx % 500 === 21 ? 'huge-blob' : 'row',
   );
   for (let p = 0; p < N_REDUCE; p++) {
     assert.equal(await readStream(s, 'mixed', p), expected[p], `partition ${p} as a stream`);

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { MapOutputCheck, OutputError, ReduceOutputCheck, packOffsets, spanOf } from '../server/output-check.js';
 import { LocalBlobStore } from '../server/blobs/local-blob-store.js';
@@ -213,4 +213,22 @@ test('a blob is invisible until committed, gone when aborted, and read by range'
   assert.throws(() => blobs.readSync('job1/map/3-abc', 0, 5), /ENOENT/);
   assert.throws(() => blobs.read('../etc/passwd'), /invalid blob name/);
   await assert.rejects(blobs.deletePrefix('../'), /invalid blob prefix/);
+});
+
+test('a blob commits into a directory the store removed, or one removed behind its back', async () => {
+  const root = join(tempDir(), 'blobs');
+  const blobs = new LocalBlobStore(root);
+  const put = async (name: string, text: string) => {
+    const w = await blobs.create(name);
+    await w.write(Buffer.from(text));
+    return w.commit();
+  };
+  await put('job3/map/0-abc', 'one');
+  await blobs.deletePrefix('job3/');
+  assert.equal(await put('job3/map/1-abc', 'two'), 3, 'after deletePrefix');
+  rmSync(join(root, 'jobs', 'job3'), { recursive: true });
+  assert.equal(await put('job3/map/2-abc', 'three'), 5, 'after the directory vanished');
+  rmSync(join(root, 'tmp'), { recursive: true });
+  assert.equal(await put('job3/map/3-abc', 'four'), 4, 'after tmp vanished');
+  assert.equal(blobs.readSync('job3/map/2-abc', 0, 5).toString(), 'three');
 });
