@@ -4,7 +4,7 @@
  * carry --cpu-prof on Node 20) and it keeps only the tail of the log, as 10,000 volunteers write a lot.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, tempDir, type MasterProc, type VolunteerProc } from '../helpers/cluster.js';
 import { findProfile } from './cpu-profile.js';
@@ -86,7 +86,17 @@ export async function startBenchMaster(opts: BenchMasterOptions = {}): Promise<B
       clearTimeout(timer);
       return code;
     },
-    profile: () => (opts.profileDir ? findProfile(opts.profileDir) : null),
+    profile: () => {
+      const file = opts.profileDir ? findProfile(opts.profileDir) : null;
+      // TABREDUCE_BENCH_PROFILES=DIR keeps the master's profiles (temp dirs are removed at the end),
+      // to open in Chrome DevTools or to compare two builds function by function.
+      const keepIn = process.env.TABREDUCE_BENCH_PROFILES;
+      if (file && keepIn) {
+        mkdirSync(keepIn, { recursive: true });
+        copyFileSync(file, join(keepIn, `master-${proc.pid}.cpuprofile`));
+      }
+      return file;
+    },
   };
 }
 

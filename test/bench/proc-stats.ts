@@ -196,3 +196,93 @@ export function readTcpCounters(): { listenOverflows: number; synRetrans: number
   const get = (n: string) => values[names.indexOf(n)] ?? NaN;
   return { listenOverflows: get('ListenOverflows'), synRetrans: get('TCPSynRetrans') };
 }
+
+/** One thread's name (its `comm`, at most 15 characters) and CPU ms so far. */
+export function readThreads(pid: number): { tid: number; name: string; cpuMs: number }[] {
+  const out: { tid: number; name: string; cpuMs: number }[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // the process has exited
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const open = stat.indexOf('(');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      out.push({ tid: Number(tid), name: stat.slice(open + 1, close), cpuMs: (ticks * 1000) / TICKS_PER_SECOND });
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return out;
+}
+
+/**
+ * The CPU of every thread of some processes, sampled in the background, so a benchmark can say how
+ * much CPU one thread (a tab's job worker) used up to a moment it learns only afterwards. A thread
+ * that ends keeps its last reading.
+ */
+export class ThreadSampler {
+  private readonly series = new Map<number, { name: string; points: { t: number; cpuMs: number }[] }>();
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly pids: () => number[],
+    everyMs = 100,
+  ) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), everyMs);
+    this.timer.unref();
+  }
+
+  private sample(): void {
+    const t = Date.now();
+    for (const pid of this.pids()) {
+      for (const th of readThreads(pid)) {
+        let s = this.series.get(th.tid);
+        if (!s) this.series.set(th.tid, (s = { name: th.name, points: [] }));
+        s.points.push({ t, cpuMs: th.cpuMs });
+      }
+    }
+  }
+
+  stop(): void {
+    this.sample();
+    clearInterval(this.timer);
+  }
+
+  /** CPU between `from` and `to` (epoch ms) by thread name, summed over the threads of each name. */
+  byName(from: number, to: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of this.series.values()) {
+      out.set(s.name, (out.get(s.name) ?? 0) + cpuAt(s.points, to) - cpuAt(s.points, from));
+    }
+    return out;
+  }
+
+  /** The thread named `name` that used the most CPU between `from` and `to` (epoch ms), and how much. */
+  busiest(name: string, from: number, to: number): { tid: number; cpuMs: number } | null {
+    let best: { tid: number; cpuMs: number } | null = null;
+    for (const [tid, s] of this.series) {
+      if (s.name !== name) continue;
+      const cpuMs = cpuAt(s.points, to) - cpuAt(s.points, from);
+      if (!best || cpuMs > best.cpuMs) best = { tid, cpuMs };
+    }
+    return best;
+  }
+}
+
+/** A thread's CPU at `t`, interpolated between its readings (0 before its first). */
+function cpuAt(points: { t: number; cpuMs: number }[], t: number): number {
+  if (points.length === 0 || t < points[0]!.t) return 0;
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1]!;
+    const b = points[i]!;
+    if (t <= b.t) return a.cpuMs + ((b.cpuMs - a.cpuMs) * (t - a.t)) / Math.max(1, b.t - a.t);
+  }
+  return points[points.length - 1]!.cpuMs;
+}

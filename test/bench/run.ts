@@ -49,7 +49,8 @@ function usage(): string {
     '',
     ...BENCHMARKS.map((b) => `  ${b.name.padEnd(width)}  ${b.summary}`),
     '',
-    '--profile runs the master under node --cpu-prof and prints where its time went.',
+    '--profile runs the master under node --cpu-prof and prints where its time went;',
+    "TABREDUCE_BENCH_PROFILES=DIR keeps the master's .cpuprofile files there.",
   ].join('\n');
 }
 

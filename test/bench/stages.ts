@@ -29,7 +29,7 @@ import {
   type Row,
 } from './bench-kit.js';
 import { startBenchMaster, type BenchMaster } from './bench-master.js';
-import { ProcSampler, cpuMsOf, descendants } from './proc-stats.js';
+import { ProcSampler, ThreadSampler, cpuMsOf, descendants } from './proc-stats.js';
 import { chromiumType, phaseSpan, procName, repeatedCorpus, waitVolunteers } from './job-run.js';
 import { renderProfile, summarizeProfile } from './cpu-profile.js';
 import { freePort, TabProfiler } from './tab-profile.js';
@@ -47,6 +47,10 @@ interface Distributed {
   masterCpuMs: number;
   uploadMs: number;
   mapMs: number;
+  /** The map phase, first assignment to last commit (epoch ms). */
+  mapSpan: { start: number; end: number };
+  /** The tab's job worker thread's CPU in the map phase (tab runs). */
+  jobWorkerMapCpuMs?: number;
   barrierMs: number;
   reduceMs: number;
   outputMs: number;
@@ -97,6 +101,7 @@ async function runJob(
       masterCpuMs,
       uploadMs: job.createdAt - submitAt,
       mapMs: maps.end - maps.start,
+      mapSpan: { start: maps.start, end: maps.end },
       barrierMs: reds.start - maps.end,
       reduceMs: reds.end - reds.start,
       outputMs,
@@ -167,10 +172,15 @@ async function tabRun(args: string[], expected: string, profileDir: string | und
     const pids = descendants(process.pid).filter((pid) => /chrom/i.test(procName(pid)));
     const renderers = pids.filter((pid) => chromiumType(pid) === 'renderer');
     const cpu = () => ({ worker: cpuMsOf(renderers), other: cpuMsOf(pids) - cpuMsOf(renderers) });
+    const threads = new ThreadSampler(() => renderers);
     const r = await runJob(master, args, expected, cpu, async () => {
       const raw = await page.locator('.page').getAttribute('data-stages');
       return JSON.parse(raw ?? '{}') as { map: StageTimes; reduce: StageTimes };
     });
+    threads.stop();
+    // Chromium names a Web Worker's thread "DedicatedWorker thread" (15 characters of it in /proc);
+    // the session's worker is one, the job's worker the one that computes.
+    r.jobWorkerMapCpuMs = threads.busiest('DedicatedWorker', r.mapSpan.start, r.mapSpan.end)?.cpuMs;
     const tabProfiles = profiler && profileDir ? await profiler.stop(profileDir) : [];
     await master.stop();
     return { ...r, profile: master.profile(), tabProfiles };
@@ -214,11 +224,14 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let mapsEnd = t0;
+  let mapsCpu = cpu0;
   const parts = await runLocal(module, input.files, {
     reduces: Number(reduces),
     splitSize: parseSize(splitSize, '--split-size'),
     onProgress: (_done, _total, phase) => {
-      if (phase === 'map') mapsEnd = performance.now();
+      if (phase !== 'map') return;
+      mapsEnd = performance.now();
+      mapsCpu = process.cpuUsage();
     },
   });
   const localMs = performance.now() - t0;
@@ -226,6 +239,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const localCpuMs = (cpu.user + cpu.system) / 1000;
   const expected = parts.join('');
   const localMapMs = mapsEnd - t0;
+  const localMapCpuMs = (mapsCpu.user - cpu0.user + mapsCpu.system - cpu0.system) / 1000;
 
   ctx.log('stages: one Node volunteer');
   const node = await nodeRun(args, expected, profile ? tempDir('tabreduce-bench-prof-') : undefined);
@@ -239,6 +253,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const mapBytes = input.total;
   const tabMap = tab ? mapBytes / 1024 ** 2 / (tab.stages.map.computeMs / 1000) : NaN;
   const localMap = mapBytes / 1024 ** 2 / (localMapMs / 1000);
+  const tabWorkerCpu = tab?.jobWorkerMapCpuMs;
   const rows: Row[] = [
     { what: 'input', value: `${fmtBytes(input.total)} in ${input.files.length} files, splits of ${splitSize}` },
     { what: 'whole job, wall (upload and output included)', value: cols((d) => fmtMs(d.wallMs), fmtMs(localMs)) },
@@ -296,6 +311,16 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       value: tab ? (tabMap / localMap).toFixed(2) : 'n/a (no tab)',
       target: `>= ${TARGET_MAP_RATIO}`,
       met: tab ? tabMap / localMap >= TARGET_MAP_RATIO : undefined,
+    },
+    {
+      what: "map throughput per CPU second: local's process, the tab's job worker thread",
+      value: `local ${mbps(mapBytes, localMapCpuMs)} · tab ${tabWorkerCpu ? mbps(mapBytes, tabWorkerCpu) : 'n/a'}`,
+    },
+    {
+      what: "the same, tab / local (the job worker's own CPU: time it waited for a core left out)",
+      value: tabWorkerCpu ? (localMapCpuMs / tabWorkerCpu).toFixed(2) : 'n/a',
+      target: `>= ${TARGET_MAP_RATIO}`,
+      met: tabWorkerCpu ? localMapCpuMs / tabWorkerCpu >= TARGET_MAP_RATIO : undefined,
     },
     {
       what: 'outputs equal local',

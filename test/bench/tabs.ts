@@ -4,6 +4,7 @@
  * time, upload included (`tabreduce submit --wait` from start to exit), over the local wall time.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { chromiumType, joinedParts, phaseSpan, procName, repeatedCorpus, waitVolunteers } from './job-run.js';
 import { chromium, type Browser } from 'playwright-core';
@@ -22,10 +23,12 @@ import {
   timedCli,
 } from './bench-kit.js';
 import { startBenchMaster } from './bench-master.js';
-import { BoxSampler, cpuMsOf, descendants, ProcSampler } from './proc-stats.js';
+import { renderProfile, summarizeProfile } from './cpu-profile.js';
+import { BoxSampler, cpuMsOf, descendants, ProcSampler, ThreadSampler } from './proc-stats.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
 
-const TARGET_RATIO = 1.0;
+/** Issue 15: two tabs at most 0.8 × `local`'s wall time on this 2-core box (issue 3 asked for 1.0). */
+const TARGET_RATIO = 0.8;
 const PAGE = join(ROOT, 'dist/client/index.html');
 
 function skipped(why: string, ctx: BenchContext): BenchReport {
@@ -62,7 +65,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const localOut = tempDir('tabreduce-bench-local-');
   const local = await timedCli(['local', module, ...input.files, ...flags, '--out', localOut], {}, 170_000);
 
-  const master = await startBenchMaster();
+  const profile = ctx.flags.has('profile');
+  const master = await startBenchMaster({ profileDir: profile ? tempDir('tabreduce-bench-prof-') : undefined });
   const sampler = new ProcSampler(master.pid);
   const box = new BoxSampler();
   let browser: Browser | null = null;
@@ -78,6 +82,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     const browserPids = descendants(process.pid).filter((pid) => /chrom/i.test(procName(pid)));
     const browserCpu0 = cpuMsOf(browserPids);
     const byType0 = new Map(browserPids.map((pid) => [pid, cpuMsOf([pid])]));
+    const renderers = browserPids.filter((pid) => chromiumType(pid) === 'renderer');
+    const threadCpu = new ThreadSampler(() => renderers);
     const submitAt = Date.now();
     // Bounded: a box too slow to finish in time gets a lower bound for the ratio, not a hang.
     const budgetMs = Math.max(30_000, 175_000 - (Date.now() - benchStart));
@@ -93,6 +99,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       failure = (e as Error).message.split('\n')[0]!;
     }
     const wallMs = dist?.ms ?? Date.now() - submitAt;
+    threadCpu.stop();
+    const byThread = threadCpu.byName(submitAt, submitAt + wallMs);
     const browserCpu = cpuMsOf(browserPids) - browserCpu0;
     // Which Chromium processes did the work: the tabs' renderers (job code, JSON, the socket's
     // messages) or the browser and network-service processes that carry the WebSocket bytes.
@@ -174,12 +182,30 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
           .join(', '),
       },
       {
+        what: "  the renderers' CPU by thread (both tabs)",
+        value: [...byThread]
+          .filter(([, ms]) => ms >= 50)
+          .sort((a, b) => b[1] - a[1])
+          .map(([name, ms]) => `${name} ${fmtMs(ms)}`)
+          .join(', '),
+      },
+      {
+        what: "lower bound of the ratio on this box: (master + Chromium CPU) / cores / local's wall",
+        value: ((masterCpu + browserCpu) / availableParallelism() / Math.max(1, local.ms)).toFixed(2),
+      },
+      {
         what: 'box CPU during the distributed run (200% = both cores)',
         value: `${boxCpu.toFixed(0)}%`,
       },
       { what: 'output equals tabreduce local', value: exact, met: exact === 'yes' },
     ];
     if (failure) rows.push({ what: 'submit --wait', value: failure.slice(0, 200) });
+    const notes: string[] = [];
+    if (profile) {
+      await master.stop();
+      const prof = master.profile();
+      if (prof) notes.push(...renderProfile(summarizeProfile(prof), 'CPU profile of the master (whole run)'));
+    } else notes.push('Add --profile to profile the master: npm run bench -- tabs --profile');
     return {
       name: 'tabs',
       title: `${megabytes} MB word count on ${tabs} Chromium tabs vs tabreduce local (issue 3)`,
@@ -191,7 +217,7 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
         'local first, then distributed, same files, same process setup; wall times from process start to exit',
       ],
       rows,
-      notes: [],
+      notes,
     };
   } finally {
     sampler.stop();
