@@ -16,6 +16,7 @@ import {
   JOB_DEFAULTS,
   JOB_LIMITS,
   checkJob,
+  checkJobCode,
   checkMapCount,
   inputKeys,
   parseVerify,
@@ -31,6 +32,23 @@ export class UploadTooLarge extends Error {
 export interface ReceiveOptions {
   blobs: BlobStore;
   maxUploadBytes: number;
+  /**
+   * Runs the job's maps while the rest of its upload arrives (server/scheduler/upload.ts): `begin`
+   * once the options, the module and the first input are in, then `input` for each input as it is
+   * stored and split, the first one included. `input` answers false when the job has ended
+   * meanwhile: the upload stops with JobEndedDuringUpload. Once `begin` has run, the job's data is
+   * the caller's to delete if the upload fails. Inputs that come before the split size do not run
+   * early, nor do any after them (map tasks are numbered in input order).
+   */
+  early?: {
+    begin(spec: JobSpec): void;
+    input(spec: JobSpec, inputs: StagedInput[], first: number): Promise<boolean>;
+  };
+}
+
+/** The job ended (a map failed too often, an admin cancelled it) while its upload was arriving. */
+export class JobEndedDuringUpload extends Error {
+  override name = 'JobEndedDuringUpload';
 }
 
 function intField(fields: Map<string, string>, name: string, fallback: number): number {
@@ -74,6 +92,12 @@ export async function receiveJob(
   let module: { name: string; text: string } | null = null;
   let received = 0;
   let maps = 0;
+  /** The job as it runs while its upload arrives, once `early.begin` has run. */
+  let begun: JobSpec | null = null;
+  /** Inputs and map tasks offered so far, and whether an input came that cannot be offered early. */
+  let offeredInputs = 0;
+  let offered = 0;
+  let late = false;
 
   let bb: busboy.Busboy;
   try {
@@ -123,6 +147,49 @@ export async function receiveJob(
       stream.resume();
       throw e instanceof UploadTooLarge || e instanceof UserError ? e : asUserError(e);
     }
+    await offerEarly();
+  };
+
+  /** Offers the newest input's maps while the rest arrives, starting the job with the first one. */
+  const offerEarly = async (): Promise<void> => {
+    const input = inputs[inputs.length - 1]!;
+    if (!opts.early || late || !input.known || !module) {
+      late = true;
+      return;
+    }
+    if (!begun) {
+      const spec = specOf(inputs);
+      if (spec.skipBadRecords! > 0) checkJobCode(spec); // before reading the input back
+      opts.early.begin(spec);
+      begun = spec;
+    }
+    if (begun.skipBadRecords! > 0) await numberLines(blobs, input.blob, input.splits);
+    if (!(await opts.early.input(begun, [input], offered))) {
+      throw new JobEndedDuringUpload(`job ${id} ended while its input was uploading`);
+    }
+    offered += input.splits.length;
+    offeredInputs++;
+  };
+
+  /** The job as the fields and files so far describe it. */
+  const specOf = (inputs: StagedInput[]): JobSpec => {
+    const name = fields.get('name');
+    if (name !== undefined && name.length > 200) throw new UserError('name is longer than 200 characters');
+    const mod = module as { name: string; text: string } | null;
+    if (!mod) throw new UserError('missing the "module" file');
+    return {
+      id,
+      name,
+      moduleName: mod.name,
+      module: mod.text,
+      inputs,
+      reduces: intField(fields, 'reduces', JOB_DEFAULTS.reduces),
+      splitSize: intField(fields, 'splitSize', JOB_DEFAULTS.splitSize),
+      taskTimeoutMs: intField(fields, 'taskTimeoutMs', JOB_DEFAULTS.taskTimeoutMs),
+      maxAttempts: intField(fields, 'maxAttempts', JOB_DEFAULTS.maxAttempts),
+      verify: parseVerify(fields.get('verify') ?? JOB_DEFAULTS.verify),
+      skipBadRecords: intField(fields, 'skipBadRecords', JOB_DEFAULTS.skipBadRecords),
+    };
   };
 
   const collectModule = async (stream: Readable, filename: string): Promise<void> => {
@@ -183,22 +250,9 @@ export async function receiveJob(
     });
     if (!module) throw new UserError('missing the "module" file');
     if (inputs.length === 0) throw new UserError('no "input" files');
-    const name = fields.get('name');
-    if (name !== undefined && name.length > 200) throw new UserError('name is longer than 200 characters');
-    const splitSize = intField(fields, 'splitSize', JOB_DEFAULTS.splitSize);
-    const spec: JobSpec = {
-      id,
-      name,
-      moduleName: (module as { name: string }).name,
-      module: (module as { text: string }).text,
-      inputs,
-      reduces: intField(fields, 'reduces', JOB_DEFAULTS.reduces),
-      splitSize,
-      taskTimeoutMs: intField(fields, 'taskTimeoutMs', JOB_DEFAULTS.taskTimeoutMs),
-      maxAttempts: intField(fields, 'maxAttempts', JOB_DEFAULTS.maxAttempts),
-      verify: parseVerify(fields.get('verify') ?? JOB_DEFAULTS.verify),
-      skipBadRecords: intField(fields, 'skipBadRecords', JOB_DEFAULTS.skipBadRecords),
-    };
+    // A job that began early is the same job: fields that came after its first input change nothing.
+    const spec: JobSpec = begun ?? specOf(inputs);
+    const splitSize = spec.splitSize;
     // Files that came before the split size did are split now, read back from the store.
     if (splitSize >= JOB_LIMITS.minSplitSize) {
       for (const input of inputs) {
@@ -212,11 +266,17 @@ export async function receiveJob(
     // now, reading the inputs back once (only for such jobs, whose map runs once per line anyway).
     if (spec.skipBadRecords! > 0) {
       checkJob(spec);
-      for (const input of inputs) await numberLines(blobs, input.blob, input.splits);
+      for (const input of inputs.slice(offeredInputs)) await numberLines(blobs, input.blob, input.splits);
+    }
+    // Inputs that could not run early (they came before the split size, or after one that did) run now.
+    if (begun && opts.early && offeredInputs < inputs.length) {
+      if (!(await opts.early.input(begun, inputs.slice(offeredInputs), offered))) {
+        throw new JobEndedDuringUpload(`job ${id} ended while its input was uploading`);
+      }
     }
     return spec;
   } catch (e) {
-    await blobs.deletePrefix(blobNames.jobPrefix(id)).catch(() => {});
+    if (!begun) await blobs.deletePrefix(blobNames.jobPrefix(id)).catch(() => {});
     throw e;
   }
 }

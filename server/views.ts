@@ -37,6 +37,7 @@ export function jobView(j: JobRow, waiting: string | null = null): JobView {
     counters: JSON.parse(j.counters) as Record<string, number>,
     skipBadRecords: j.skip_bad_records,
     skipped: j.skipped,
+    uploading: j.uploading === 1,
   };
 }
 

@@ -43,6 +43,11 @@ export interface JobView {
   /** Lines whose `map` threw that the job may skip (`--skip-bad-records`), and how many it has skipped. */
   skipBadRecords: number;
   skipped: number;
+  /**
+   * Its input is still uploading: its maps run as each input file is stored (`maps.total` grows
+   * until the upload ends), and its reduces wait for the rest.
+   */
+  uploading: boolean;
 }
 
 /** A line a job skipped because its `map` threw (`--skip-bad-records`), as `GET /api/jobs/:id/summary` lists it. */

@@ -156,7 +156,7 @@ export async function status(t: AdminTarget, args: string[], f: Flags): Promise<
       `state      ${job.state}`,
       `created    ${new Date(job.createdAt).toISOString()} (${age(job.createdAt)})`,
       `elapsed    ${formatDuration((job.finishedAt ?? Date.now()) - job.createdAt)}${isJobFinished(job.state) ? '' : `, eta ${eta(job, Date.now())}`}`,
-      `maps       ${job.maps.done}/${job.maps.total}   reduces ${job.reduces.done}/${job.reduces.total}`,
+      `maps       ${job.maps.done}/${job.maps.total}${job.uploading ? ' so far (its input is still uploading; the reduces wait for the rest)' : ''}   reduces ${job.reduces.done}/${job.reduces.total}`,
       `input      ${formatBytes(job.inputBytes)} in splits of ${formatBytes(job.splitSize)}; records emitted ${job.recordsIn}, written ${job.recordsOut}`,
       `attempts   ${ATTEMPT_OUTCOMES.map((o) => `${o} ${summary.attempts[o]}`).join(', ')}`,
       `limits     task timeout ${formatDuration(job.taskTimeoutMs)}, max attempts ${job.maxAttempts}`,

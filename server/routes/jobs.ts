@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { badRequest, conflict, notFound } from '../http-errors.js';
-import { newJobId, type JobSpec } from '../submit-job.js';
+import { newJobId, type JobSpec, type StagedInput } from '../submit-job.js';
+import { toError } from '../../shared/errors.js';
 import { countOf, formatBytes } from '../../shared/units.js';
 import { receiveJob, UploadTooLarge } from '../receive-job.js';
 import { requestBody, streamResponse } from '../http-body.js';
@@ -41,17 +42,39 @@ export function jobRoutes(
 
   app.post('/', async (c) => {
     const id = newJobId();
+    // Its maps run while the rest of its upload arrives (server/scheduler/upload.ts).
+    let begun = false;
+    const early = {
+      begin: (spec: JobSpec) => {
+        scheduler.beginUpload(spec);
+        begun = true;
+      },
+      input: (spec: JobSpec, inputs: StagedInput[], first: number) => scheduler.addUploadedInputs(spec, inputs, first),
+    };
+    /** The job ended on its own while its upload arrived: it stays, and the submit says why. */
+    const ended = () => {
+      const why = scheduler.endedDuringUpload(id) ?? `job ${id} ended while its input was uploading`;
+      return c.json({ error: `${why}; see tabreduce status ${id}`, id }, 409);
+    };
     let spec;
     try {
-      spec = await receiveJob(requestBody(c), c.req.header('content-type') ?? '', id, { blobs, maxUploadBytes });
+      spec = await receiveJob(requestBody(c), c.req.header('content-type') ?? '', id, {
+        blobs,
+        maxUploadBytes,
+        early,
+      });
     } catch (e) {
+      if (begun && scheduler.endedDuringUpload(id)) return ended();
+      if (begun) await scheduler.abandonUpload(id, toError(e).message.split('\n')[0]!);
       if (e instanceof UploadTooLarge) return c.json({ error: e.message }, 413);
       throw e;
     }
     try {
-      await scheduler.submit(spec);
+      if (!begun) await scheduler.submit(spec);
+      else if (!scheduler.endUpload(spec)) return ended();
     } catch (e) {
-      await blobs.deletePrefix(blobNames.jobPrefix(id)).catch(() => {});
+      if (begun) await scheduler.abandonUpload(id, toError(e).message.split('\n')[0]!);
+      else await blobs.deletePrefix(blobNames.jobPrefix(id)).catch(() => {});
       throw e;
     }
     log(submittedLine(spec));

@@ -626,7 +626,7 @@ function commitInTx(
       jobs.addStored(l.jobId, checked.bytes);
     }
     const c = jobs.mapDone(l.jobId, msg.stats.recordsOut);
-    if (c.maps_done < c.maps_total || fx.fail) return null;
+    if (c.maps_done < c.maps_total || fx.fail || job.uploading) return null;
     const next = nextJobState(state, { type: 'maps-done' });
     if (next === state || !jobs.advance(l.jobId, state, next)) return null;
     // A verified job keeps its inputs until it ends: a map taken back after the barrier runs again.

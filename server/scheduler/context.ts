@@ -165,6 +165,8 @@ export interface ActiveJob {
   drained: boolean;
   /** Bytes of each reduce partition, summed over the map outputs once the maps are done. */
   partitionBytes?: number[];
+  /** Its upload is still arriving: more map tasks may come, so its barrier waits (submit-job.ts). */
+  uploading: boolean;
 }
 
 /** Who ended a task's attempts badly: the identities and the addresses they came from. */

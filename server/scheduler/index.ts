@@ -8,7 +8,9 @@
  */
 import type { Db } from '../db.js';
 import type { Stores } from '../sql/index.js';
-import { insertJob, type JobSpec } from '../submit-job.js';
+import { insertJob, type JobSpec, type StagedInput } from '../submit-job.js';
+import { addUploadedInputs, beginUpload, endUpload, stillUploading } from './upload.js';
+import { isJobFinished } from '../../shared/states.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError, type SerializedError } from '../../shared/errors.js';
 import { countOf, formatBytes } from '../../shared/units.js';
@@ -104,6 +106,46 @@ export class Scheduler {
     // The first wave of assignments goes out in one commit.
     this.durably(() => this.jobAdded(spec.id));
     return spec.id;
+  }
+
+  /**
+   * A job whose upload is still arriving (upload.ts): it goes in with no tasks, each stored input's
+   * maps are offered at once (`addUploadedInputs`), and `endUpload` completes it.
+   */
+  beginUpload(spec: JobSpec): void {
+    beginUpload(this.ctx, spec);
+  }
+
+  /** Offers the maps of inputs just stored; false when the job has ended meanwhile (stop the upload). */
+  async addUploadedInputs(spec: JobSpec, inputs: StagedInput[], first: number): Promise<boolean> {
+    if (!(await addUploadedInputs(this.ctx, spec, inputs, first))) return false;
+    this.durably(() => {
+      emit(this.ctx, { kind: 'job', jobId: spec.id });
+      dispatch(this.ctx);
+    });
+    return true;
+  }
+
+  /** The upload is complete; false when the job has ended meanwhile. */
+  endUpload(spec: JobSpec): boolean {
+    return this.durably(() => {
+      if (!endUpload(this.ctx, spec)) return false;
+      dispatch(this.ctx);
+      return true;
+    });
+  }
+
+  /** An upload failed part way: its job's attempts are cancelled and the job is deleted. */
+  async abandonUpload(jobId: string, why: string): Promise<void> {
+    if (stillUploading(this.ctx, jobId)) this.durably(() => this.endJob(jobId, 'cancelled', why));
+    await this.deleteJob(jobId, `as its upload failed (${why})`);
+  }
+
+  /** Why a job that ended while its upload arrived ended (failed or cancelled), or null. */
+  endedDuringUpload(jobId: string): string | null {
+    const row = this.ctx.stores.jobs.get(jobId);
+    if (!row || !isJobFinished(row.state)) return null;
+    return `job ${jobId} was ${row.state} while its input was uploading${row.error ? `: ${row.error}` : ''}`;
   }
 
   // ---------------------------------------------------------------- task data (routes/data.ts)

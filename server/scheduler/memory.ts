@@ -123,6 +123,7 @@ export function activate(ctx: Context, job: JobRow): void {
     skipBadRecords: job.skip_bad_records,
     running: 0,
     drained: false,
+    uploading: job.uploading === 1,
   });
 }
 

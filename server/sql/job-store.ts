@@ -36,6 +36,8 @@ export interface JobRow {
   counters: string;
   /** Lines its committed map attempts skipped. */
   skipped: number;
+  /** 1 while its upload is still arriving (its maps run, its reduces wait); see submit-job.ts. */
+  uploading: number;
 }
 
 export type NewJob = Omit<
@@ -53,6 +55,7 @@ export type NewJob = Omit<
   | 'rejected'
   | 'counters'
   | 'skipped'
+  | 'uploading'
 >;
 
 /** The job column that counts each way of confirming a task. */
@@ -66,15 +69,21 @@ const CONFIRM_COLUMN: Record<Confirm, string> = {
 /** Everything but the module source, for listings. */
 const COLUMNS = `id, name, state, created_at, finished_at, module_name, '' AS module, n_reduce, split_size,
   task_timeout_ms, max_attempts, maps_total, maps_done, reduces_done, input_bytes, records_in, records_out, error,
-  stored_bytes, verify, verified, spot_checked, trusted, unconfirmed, rejected, skip_bad_records, counters, skipped`;
+  stored_bytes, verify, verified, spot_checked, trusted, unconfirmed, rejected, skip_bad_records, counters, skipped, uploading`;
 
 export function createJobStore(db: Db) {
   const insert = db.prepare(`INSERT INTO job (id, name, state, created_at, module_name, module, n_reduce,
-    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes, stored_bytes, verify, skip_bad_records, ready)
+    split_size, task_timeout_ms, max_attempts, maps_total, input_bytes, stored_bytes, verify, skip_bad_records,
+    ready, uploading)
     VALUES (@id, @name, @state, @created_at, @module_name, @module, @n_reduce, @split_size,
-    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes, @stored_bytes, @verify, @skip_bad_records, 0)`);
+    @task_timeout_ms, @max_attempts, @maps_total, @input_bytes, @stored_bytes, @verify, @skip_bad_records,
+    @ready, @uploading)`);
   const ready = db.prepare('UPDATE job SET ready = 1 WHERE id = ?');
   const unready = db.prepare('SELECT id FROM job WHERE ready = 0').pluck();
+  const abandoned = db.prepare('SELECT id FROM job WHERE uploading = 1').pluck();
+  const addMaps = db.prepare(`UPDATE job SET maps_total = maps_total + @maps, input_bytes = input_bytes + @bytes,
+    stored_bytes = stored_bytes + @bytes WHERE id = @id`);
+  const uploaded = db.prepare(`UPDATE job SET uploading = 0 WHERE id = ? RETURNING maps_done, maps_total`);
   const remove = db.prepare('DELETE FROM job WHERE id = ?');
   const stored = db.prepare('UPDATE job SET stored_bytes = max(0, stored_bytes + @by) WHERE id = @id');
   const ids = db.prepare('SELECT id FROM job').pluck();
@@ -125,8 +134,18 @@ export function createJobStore(db: Db) {
       setExtras.run({ id, counters: JSON.stringify(sum), skipped: total });
       return { skipped: total, names: Object.keys(sum).length };
     },
-    /** Inserts a job that stays hidden (and is deleted by a restart) until `ready`. */
-    insert: (job: NewJob) => insert.run(job),
+    /**
+     * Inserts a job: hidden (and deleted by a restart) until `ready`, or, while its upload arrives,
+     * shown and running its maps (and deleted by a restart until `uploaded`).
+     */
+    insert: (job: NewJob, opts: { uploading: boolean } = { uploading: false }) =>
+      insert.run({ ...job, ready: opts.uploading ? 1 : 0, uploading: opts.uploading ? 1 : 0 }),
+    /** Counts map tasks added to an uploading job, and their input's bytes. */
+    addMaps: (id: string, maps: number, bytes: number) => addMaps.run({ id, maps, bytes }),
+    /** The upload of a job has ended: its map count is final. */
+    uploaded: (id: string) => uploaded.get(id) as { maps_done: number; maps_total: number } | undefined,
+    /** Jobs whose upload was still arriving when the master stopped. */
+    abandonedUploads: () => abandoned.all() as string[],
     ready: (id: string) => ready.run(id),
     /** Jobs whose submit never finished inserting them (the master stopped mid-submit). */
     unready: () => unready.all() as string[],

@@ -184,6 +184,7 @@ describe('findDue, a pure function of memory, the clock and the limits', () => {
             skipBadRecords: 0,
             running: leases.length,
             drained: false,
+            uploading: false,
           },
         ],
       ]),
