@@ -210,15 +210,28 @@ export async function readCommitCounters(url: string): Promise<{ commits: number
 }
 
 /** Runs the CLI and times it; rejects on a non-zero exit or after `timeoutMs`. */
+/**
+ * `node ARGS...`, or under `taskset -c CPUS` (Linux's util-linux) so it runs on those cores only:
+ * benchmarks that stand for several machines on this one pin each side to its own core.
+ */
+export function nodeCommand(args: string[], cpus?: string): [string, string[]] {
+  return cpus ? ['taskset', ['-c', cpus, process.execPath, ...args]] : [process.execPath, args];
+}
+
 export function timedCli(
   args: string[],
   env: Record<string, string>,
   timeoutMs: number,
-): Promise<{ ms: number; out: string; cpuMs: number }> {
+  cpus?: string,
+): Promise<{ ms: number; out: string; cpuMs: number; firstOutMs: number | null }> {
   return new Promise((ok, fail) => {
     const t0 = performance.now();
+    // When it first wrote to stdout: `submit` writes the job's id once the master has answered
+    // the upload (with --wait, long before it exits).
+    let firstOutMs: number | null = null;
+    const [command, argv] = nodeCommand([CLI, ...args], cpus);
     const proc = track(
-      spawn(process.execPath, [CLI, ...args], {
+      spawn(command, argv, {
         env: { ...process.env, TABREDUCE_TOKEN: '', TABREDUCE_URL: '', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
@@ -227,7 +240,10 @@ export function timedCli(
     const cpu = new ProcSampler(proc.pid!, 100);
     let out = '';
     let err = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stdout!.on('data', (d: Buffer) => {
+      firstOutMs ??= performance.now() - t0;
+      out += d.toString();
+    });
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     proc.once('exit', (code) => {
@@ -235,7 +251,7 @@ export function timedCli(
       cpu.stop();
       const ms = performance.now() - t0;
       const cpuMs = (cpu.samples.at(-1)?.cpuMs ?? NaN) - (cpu.samples[0]?.cpuMs ?? 0);
-      if (code === 0) ok({ ms, out, cpuMs });
+      if (code === 0) ok({ ms, out, cpuMs, firstOutMs });
       else fail(new Error(`tabreduce ${args[0]} exited with ${code} after ${fmtMs(ms)}: ${err.slice(-2000)}`));
     });
   });

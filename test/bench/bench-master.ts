@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, tempDir, type MasterProc, type VolunteerProc } from '../helpers/cluster.js';
 import { findProfile } from './cpu-profile.js';
-import { track } from './bench-kit.js';
+import { nodeCommand, track } from './bench-kit.js';
 
 export interface BenchMasterOptions {
   data?: string;
@@ -21,6 +21,8 @@ export interface BenchMasterOptions {
    * (--max-per-ip, default 1024): raise the cap to this many.
    */
   maxPerIp?: number;
+  /** Run it on these cores only (`taskset -c`), as if on a machine of its own. */
+  cpus?: string;
 }
 
 export interface BenchMaster extends MasterProc {
@@ -40,7 +42,8 @@ export async function startBenchMaster(opts: BenchMasterOptions = {}): Promise<B
   }
   const args = [...nodeArgs, CLI, 'serve', '--port', String(opts.port ?? 0), '--data', data, ...(opts.args ?? [])];
   if (opts.maxPerIp) args.push('--max-per-ip', String(opts.maxPerIp));
-  const proc = track(spawn(process.execPath, args, { env: { ...process.env, TABREDUCE_TOKEN: '' }, stdio: 'pipe' }));
+  const [command, argv] = nodeCommand(args, opts.cpus);
+  const proc = track(spawn(command, argv, { env: { ...process.env, TABREDUCE_TOKEN: '' }, stdio: 'pipe' }));
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();

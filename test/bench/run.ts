@@ -65,7 +65,8 @@ function parse(argv: string[]): { names: string[]; ctx: BenchContext } {
       continue;
     }
     const next = argv[i + 1];
-    if (a === '--profile' || a === '--help' || next === undefined || next.startsWith('--')) flags.add(a.slice(2));
+    if (a === '--profile' || a === '--pin' || a === '--help' || next === undefined || next.startsWith('--'))
+      flags.add(a.slice(2));
     else {
       options.set(a.slice(2), next);
       i++;

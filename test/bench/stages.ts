@@ -6,7 +6,7 @@
  * executor's run with the hand-off to the job's worker, the job's code, the report), which the Node
  * volunteer prints when it stops and a tab keeps on its page (`data-stages`).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -20,6 +20,7 @@ import { parseSize } from '../../shared/units.js';
 import {
   commandFor,
   fmtBytes,
+  nodeCommand,
   fmtMs,
   timedCli,
   track,
@@ -45,6 +46,8 @@ interface Distributed {
   workerCpuMs: number;
   otherCpuMs: number | null;
   masterCpuMs: number;
+  /** Submit start to the job's creation (its first input stored), and to the end of the upload. */
+  createdMs: number;
   uploadMs: number;
   mapMs: number;
   /** The map phase, first assignment to last commit (epoch ms). */
@@ -67,12 +70,23 @@ interface Distributed {
  * Submits the job with --wait to `master` (one volunteer connected), then reads its phases from its
  * attempts and downloads its output. `workerCpu` reads the volunteer side's CPU so far.
  */
+/**
+ * With `--pin`, this box stands for two machines: the master and the CLI on core 0, the volunteer
+ * (the Node volunteer, or Chromium) and `local` on core 1, so each side has a core of its own and
+ * what one side does while the other waits (the upload, the maps) shows in the wall time.
+ */
+interface Pinning {
+  master: string;
+  volunteer: string;
+}
+
 async function runJob(
   master: BenchMaster,
   args: string[],
   expected: string,
   workerCpu: () => { worker: number; other: number | null },
   stages: () => Promise<{ map: StageTimes; reduce: StageTimes }>,
+  pin: Pinning | null,
 ): Promise<Distributed> {
   const sampler = new ProcSampler(master.pid);
   try {
@@ -82,6 +96,7 @@ async function runJob(
       ['submit', ...args, '--wait', '--server', master.url],
       { TABREDUCE_TOKEN: master.token },
       600_000,
+      pin?.master,
     );
     const cpu1 = workerCpu();
     const job = (await apiGet<JobView[]>(master, '/api/jobs'))[0]!;
@@ -99,7 +114,8 @@ async function runJob(
       workerCpuMs: cpu1.worker - cpu0.worker,
       otherCpuMs: cpu1.other === null || cpu0.other === null ? null : cpu1.other - cpu0.other,
       masterCpuMs,
-      uploadMs: job.createdAt - submitAt,
+      createdMs: job.createdAt - submitAt,
+      uploadMs: dist.firstOutMs ?? NaN,
       mapMs: maps.end - maps.start,
       mapSpan: { start: maps.start, end: maps.end },
       barrierMs: reds.start - maps.end,
@@ -133,23 +149,34 @@ function parseVolunteerStages(log: string): { map: StageTimes; reduce: StageTime
   return out;
 }
 
-async function nodeRun(args: string[], expected: string, profileDir: string | undefined): Promise<Distributed> {
-  const master = await startBenchMaster({ profileDir });
-  const vol = track(
-    spawn(process.execPath, [CLI, 'volunteer', '--server', master.url, '--threads', '1'], { stdio: 'pipe' }),
-  );
+async function nodeRun(
+  args: string[],
+  expected: string,
+  profileDir: string | undefined,
+  pin: Pinning | null,
+): Promise<Distributed> {
+  const master = await startBenchMaster({ profileDir, cpus: pin?.master });
+  const [command, argv] = nodeCommand([CLI, 'volunteer', '--server', master.url, '--threads', '1'], pin?.volunteer);
+  const vol = track(spawn(command, argv, { stdio: 'pipe' }));
   let log = '';
   vol.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((r) => vol.once('exit', () => r()));
   try {
     await waitVolunteers(master, 1);
     const cpu = () => ({ worker: cpuMsOf([vol.pid!, ...descendants(vol.pid!)]), other: null });
-    const r = await runJob(master, args, expected, cpu, async () => {
-      // It prints where its time went as it stops.
-      vol.kill('SIGINT');
-      await exited;
-      return parseVolunteerStages(log);
-    });
+    const r = await runJob(
+      master,
+      args,
+      expected,
+      cpu,
+      async () => {
+        // It prints where its time went as it stops.
+        vol.kill('SIGINT');
+        await exited;
+        return parseVolunteerStages(log);
+      },
+      pin,
+    );
     await master.stop();
     return { ...r, profile: master.profile() };
   } finally {
@@ -158,8 +185,14 @@ async function nodeRun(args: string[], expected: string, profileDir: string | un
   }
 }
 
-async function tabRun(args: string[], expected: string, profileDir: string | undefined): Promise<Distributed> {
-  const master = await startBenchMaster({ profileDir });
+async function tabRun(
+  args: string[],
+  expected: string,
+  profileDir: string | undefined,
+  pin: Pinning | null,
+): Promise<Distributed> {
+  // Chromium runs where this process runs (on the volunteer's core, with --pin).
+  const master = await startBenchMaster({ profileDir, cpus: pin?.master });
   let browser: Browser | null = null;
   try {
     const port = profileDir ? await freePort() : 0;
@@ -173,10 +206,17 @@ async function tabRun(args: string[], expected: string, profileDir: string | und
     const renderers = pids.filter((pid) => chromiumType(pid) === 'renderer');
     const cpu = () => ({ worker: cpuMsOf(renderers), other: cpuMsOf(pids) - cpuMsOf(renderers) });
     const threads = new ThreadSampler(() => renderers);
-    const r = await runJob(master, args, expected, cpu, async () => {
-      const raw = await page.locator('.page').getAttribute('data-stages');
-      return JSON.parse(raw ?? '{}') as { map: StageTimes; reduce: StageTimes };
-    });
+    const r = await runJob(
+      master,
+      args,
+      expected,
+      cpu,
+      async () => {
+        const raw = await page.locator('.page').getAttribute('data-stages');
+        return JSON.parse(raw ?? '{}') as { map: StageTimes; reduce: StageTimes };
+      },
+      pin,
+    );
     threads.stop();
     // Chromium names a Web Worker's thread "DedicatedWorker thread" (15 characters of it in /proc);
     // the session's worker is one, the job's worker the one that computes.
@@ -214,6 +254,9 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const reduces = ctx.options.get('reduces') ?? '4';
   const withTab = existsSync(PAGE) && existsSync(CHROMIUM);
   const profile = ctx.flags.has('profile');
+  const pin: Pinning | null = ctx.flags.has('pin') ? { master: '0', volunteer: '1' } : null;
+  // This process runs `local` and launches Chromium: on the volunteer's core.
+  if (pin) execFileSync('taskset', ['-a', '-p', '-c', pin.volunteer, String(process.pid)], { stdio: 'ignore' });
   const module = join(EXAMPLES, 'word-count.js');
   ctx.log(`stages: writing ~${megabytes} MB of input`);
   const input = repeatedCorpus(megabytes * 1024 ** 2);
@@ -242,11 +285,11 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const localMapCpuMs = (mapsCpu.user - cpu0.user + mapsCpu.system - cpu0.system) / 1000;
 
   ctx.log('stages: one Node volunteer');
-  const node = await nodeRun(args, expected, profile ? tempDir('tabreduce-bench-prof-') : undefined);
+  const node = await nodeRun(args, expected, profile ? tempDir('tabreduce-bench-prof-') : undefined, pin);
   let tab: Distributed | null = null;
   if (withTab) {
     ctx.log('stages: one tab');
-    tab = await tabRun(args, expected, profile ? tempDir('tabreduce-bench-prof-') : undefined);
+    tab = await tabRun(args, expected, profile ? tempDir('tabreduce-bench-prof-') : undefined, pin);
   }
   const cols = (f: (d: Distributed) => string, local = '—') =>
     `local ${local} · Node ${f(node)} · tab ${tab ? f(tab) : 'n/a'}`;
@@ -265,7 +308,14 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       ),
     },
     { what: 'CPU: the master', value: cols((d) => fmtMs(d.masterCpuMs)) },
-    { what: 'upload and split (submit start to job queued)', value: cols((d) => fmtMs(d.uploadMs)) },
+    {
+      what: 'submit start to the job created (its first input stored and split)',
+      value: cols((d) => fmtMs(d.createdMs)),
+    },
+    {
+      what: "upload and split (submit start to the master's answer; maps run meanwhile)",
+      value: cols((d) => fmtMs(d.uploadMs)),
+    },
     {
       what: 'map phase (local: scan and maps)',
       value: cols((d) => fmtMs(d.mapMs), fmtMs(localMapMs)),
@@ -353,6 +403,9 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     setup: [
       `word-count, --reduces ${reduces}, --split-size ${splitSize}, over the corpus copied to ${fmtBytes(input.total)}`,
       'each distributed run on a master of its own, with one volunteer of one thread, one after the other',
+      pin
+        ? '--pin: the master and the CLI on core 0, the volunteer (Node or Chromium) and local on core 1, as on two machines'
+        : 'master, CLI and volunteer share the box (add --pin to give the master and the volunteer a core each)',
       "volunteer stages: fetch = input by HTTP; hand-off = the executor's time beyond the job code (queue, copies to and from the job's worker); report = encoding and uploading the output; master & socket = the rest of the time from assignment to commit",
       withTab ? `headless Chromium (${CHROMIUM})` : 'no tab run: build the page (npm run build) and install Chromium',
     ],
