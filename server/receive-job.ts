@@ -1,9 +1,10 @@
 /**
  * `POST /api/jobs`: the multipart upload parsed as a stream (busboy), each input file written
  * straight to the blob store while its UTF-8 is checked and its splits are found, so the master holds
- * a chunk of it at a time however large it is. Either the whole job is queued or nothing is left:
- * a refused or interrupted upload deletes what it stored (and a crash leaves only what the next start
- * removes: unfinished blobs, and blobs of no job).
+ * a chunk of it at a time however large it is. With `early`, the job's maps run while the rest
+ * arrives (server/scheduler/upload.ts). Either the whole job goes in or nothing is left: a refused or
+ * interrupted upload deletes what it stored, or has its caller delete the job it began (and a crash
+ * leaves only what the next start removes: unfinished blobs, an uploading job, blobs of no job).
  */
 import busboy from 'busboy';
 import { basename } from 'node:path';

@@ -145,7 +145,8 @@ export class Scheduler {
   endedDuringUpload(jobId: string): string | null {
     const row = this.ctx.stores.jobs.get(jobId);
     if (!row || !isJobFinished(row.state)) return null;
-    return `job ${jobId} was ${row.state} while its input was uploading${row.error ? `: ${row.error}` : ''}`;
+    const what = row.state === 'failed' ? 'failed' : `was ${row.state}`;
+    return `job ${jobId} ${what} while its input was uploading${row.error ? `: ${row.error}` : ''}`;
   }
 
   // ---------------------------------------------------------------- task data (routes/data.ts)
