@@ -232,3 +232,22 @@ test('a blob commits into a directory the store removed, or one removed behind i
   assert.equal(await put('job3/map/3-abc', 'four'), 4, 'after tmp vanished');
   assert.equal(blobs.readSync('job3/map/2-abc', 0, 5).toString(), 'three');
 });
+
+test('small reads in order are served from a window read ahead, exactly, up to the blob end', async () => {
+  const blobs = new LocalBlobStore(join(tempDir(), 'blobs'));
+  const bytes = Buffer.from(Array.from({ length: 700_000 }, (_, i) => 97 + ((i * 7) % 26)));
+  const w = await blobs.create('job4/input/0');
+  await w.write(bytes);
+  await w.commit();
+  // Splits of 1 to 60 KB read one after the other, as a job of small splits is dispatched.
+  let at = 0;
+  for (let i = 0; at < bytes.length; i++) {
+    const end = Math.min(bytes.length, at + 1 + ((i * 7919) % 60_000));
+    assert.ok(blobs.readSync('job4/input/0', at, end).equals(bytes.subarray(at, end)), `bytes ${at}-${end}`);
+    at = end;
+  }
+  // Out of order, and a range past the end.
+  assert.ok(blobs.readSync('job4/input/0', 10, 20).equals(bytes.subarray(10, 20)));
+  assert.ok(blobs.readSync('job4/input/0', 20, 30).equals(bytes.subarray(20, 30)));
+  assert.throws(() => blobs.readSync('job4/input/0', 699_990, 700_010), /shorter than 700010 bytes/);
+});

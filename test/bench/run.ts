@@ -24,6 +24,7 @@ import { tasksRouteBench } from './tasks-route.js';
 import { verifyBench } from './verify.js';
 import { stagesBench } from './stages.js';
 import { scaleBench } from './scale.js';
+import { engineBench } from './engine.js';
 
 const BENCHMARKS: Benchmark[] = [
   dispatchBench,
@@ -40,6 +41,7 @@ const BENCHMARKS: Benchmark[] = [
   verifyBench,
   stagesBench,
   scaleBench,
+  engineBench,
 ];
 
 function usage(): string {
