@@ -121,6 +121,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
     const id = submitted.out.trim().split('\n')[0]!;
     const uploadedAt = Date.now();
     let job = await apiGet<JobView>(master, `/api/jobs/${id}`);
+    // Maps run while the upload arrives: how far they got by its end.
+    const mapsAtUpload = { done: job.maps.done, total: job.maps.total };
     let barrierAt = NaN;
     let shuffleBytes = NaN;
     for (let last = ''; job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled';) {
@@ -152,8 +154,8 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
       exact = same && readdirSync(distOut).length === parts.length ? 'yes' : 'NO';
     }
     const phases: [string, number, number][] = [
-      ['upload and split', t0, uploadedAt],
-      ['map', uploadedAt, Number.isNaN(barrierAt) ? doneAt : barrierAt],
+      ['upload and split (maps running)', t0, uploadedAt],
+      ['map after the upload', uploadedAt, Number.isNaN(barrierAt) ? doneAt : barrierAt],
       ['barrier and reduce', Number.isNaN(barrierAt) ? doneAt : barrierAt, doneAt],
       ['output (tabreduce result --out)', doneAt, outAt],
     ];
@@ -165,10 +167,13 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
         what: `distributed, ${volunteers} Node volunteers x 1 thread (submit to output on disk)`,
         value: `${fmtMs(outAt - t0)} (${mb(input.total, outAt - t0)}); ratio to local ${((outAt - t0) / local.ms).toFixed(2)}`,
       },
-      { what: '  upload and split', value: `${fmtMs(uploadedAt - t0)} (${mb(input.total, uploadedAt - t0)})` },
       {
-        what: '  map',
-        value: `${fmtMs(phases[1]![2] - phases[1]![1])} (${mb(input.total, phases[1]![2] - phases[1]![1])} of input)`,
+        what: '  upload and split (the maps run meanwhile)',
+        value: `${fmtMs(uploadedAt - t0)} (${mb(input.total, uploadedAt - t0)}); ${mapsAtUpload.done} of ${mapsAtUpload.total} maps done by its end`,
+      },
+      {
+        what: '  map, after the upload',
+        value: `${fmtMs(phases[1]![2] - phases[1]![1])}; submit to barrier ${mb(input.total, phases[1]![2] - t0)} of input`,
       },
       {
         what: '  barrier and reduce (shuffle)',
