@@ -9,7 +9,7 @@
 import type { Db } from '../db.js';
 import type { Stores } from '../sql/index.js';
 import { insertJob, type JobSpec, type StagedInput } from '../submit-job.js';
-import { addUploadedInputs, beginUpload, endUpload, stillUploading } from './upload.js';
+import { addUploadedInputs, beginUpload, endUpload, removeAbandonedUploads, stillUploading } from './upload.js';
 import { isJobFinished } from '../../shared/states.js';
 import type { HelloMessage, VolunteerMessage } from '../../shared/protocol.js';
 import { toError, type SerializedError } from '../../shared/errors.js';
@@ -64,6 +64,7 @@ export class Scheduler {
       emit(ctx, { kind: 'volunteers' });
     };
     this.ctx = ctx;
+    removeAbandonedUploads(ctx);
     recover(ctx);
     // Volunteers of the jobs that were running come back over the reassignment window (with backoff).
     if (ctx.mem.active.size > 0) ctx.reconnectUntil = ctx.clock.now() + ctx.reassignAfterMs;

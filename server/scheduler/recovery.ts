@@ -10,12 +10,6 @@ export function recover(ctx: Context): void {
   const { jobs, tasks, attempts, volunteers } = ctx.stores;
   const mem = ctx.mem;
   const now = ctx.clock.now();
-  // A job whose upload was arriving lost it with the master: it goes, as if never submitted (its
-  // blobs go in the sweep that follows, as blobs of no job).
-  for (const id of jobs.abandonedUploads()) {
-    ctx.stores.transaction(() => jobs.remove(id));
-    ctx.log(`removed job ${id}: the master stopped while its input was uploading; submit it again`);
-  }
   for (const job of jobs.active()) activate(ctx, job);
   for (const a of attempts.allRunning()) {
     const task = tasks.get(a.task_id)!;

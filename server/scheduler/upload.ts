@@ -32,6 +32,19 @@ function ownTransaction(ctx: Context): Transaction {
   };
 }
 
+/**
+ * At start, before anything is recovered: a job whose upload was arriving lost it with the master,
+ * and goes as if never submitted (its blobs go in the sweep that follows, as blobs of no job). Not
+ * on a reload after a failed commit: the upload is still arriving then.
+ */
+export function removeAbandonedUploads(ctx: Context): void {
+  const { jobs } = ctx.stores;
+  for (const id of jobs.abandonedUploads()) {
+    ctx.stores.transaction(() => jobs.remove(id));
+    ctx.log(`removed job ${id}: the master stopped while its input was uploading; submit it again`);
+  }
+}
+
 /** Inserts and activates a job whose inputs are still arriving; it has no tasks yet. */
 export function beginUpload(ctx: Context, spec: JobSpec): void {
   beginUploadJob(ctx.stores, spec, ctx.clock.now(), ownTransaction(ctx));
