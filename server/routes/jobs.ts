@@ -46,8 +46,9 @@ export function jobRoutes(
     let begun = false;
     const early = {
       begin: (spec: JobSpec) => {
-        scheduler.beginUpload(spec);
+        // Set first: a begin that fails part way leaves a job for abandonUpload to delete.
         begun = true;
+        scheduler.beginUpload(spec);
       },
       input: (spec: JobSpec, inputs: StagedInput[], first: number) => scheduler.addUploadedInputs(spec, inputs, first),
     };
