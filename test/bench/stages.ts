@@ -80,13 +80,19 @@ interface Pinning {
   volunteer: string;
 }
 
+/** One distributed run's job (the submit's arguments), the output it must give, and how to run it. */
+interface RunSetup {
+  args: string[];
+  expected: string;
+  profileDir: string | undefined;
+  pin: Pinning | null;
+}
+
 async function runJob(
   master: BenchMaster,
-  args: string[],
-  expected: string,
+  { args, expected, pin }: RunSetup,
   workerCpu: () => { worker: number; other: number | null },
   stages: () => Promise<{ map: StageTimes; reduce: StageTimes }>,
-  pin: Pinning | null,
 ): Promise<Distributed> {
   const sampler = new ProcSampler(master.pid);
   try {
@@ -149,12 +155,8 @@ function parseVolunteerStages(log: string): { map: StageTimes; reduce: StageTime
   return out;
 }
 
-async function nodeRun(
-  args: string[],
-  expected: string,
-  profileDir: string | undefined,
-  pin: Pinning | null,
-): Promise<Distributed> {
+async function nodeRun(setup: RunSetup): Promise<Distributed> {
+  const { profileDir, pin } = setup;
   const master = await startBenchMaster({ profileDir, cpus: pin?.master });
   const [command, argv] = nodeCommand([CLI, 'volunteer', '--server', master.url, '--threads', '1'], pin?.volunteer);
   const vol = track(spawn(command, argv, { stdio: 'pipe' }));
@@ -164,19 +166,12 @@ async function nodeRun(
   try {
     await waitVolunteers(master, 1);
     const cpu = () => ({ worker: cpuMsOf([vol.pid!, ...descendants(vol.pid!)]), other: null });
-    const r = await runJob(
-      master,
-      args,
-      expected,
-      cpu,
-      async () => {
-        // It prints where its time went as it stops.
-        vol.kill('SIGINT');
-        await exited;
-        return parseVolunteerStages(log);
-      },
-      pin,
-    );
+    const r = await runJob(master, setup, cpu, async () => {
+      // It prints where its time went as it stops.
+      vol.kill('SIGINT');
+      await exited;
+      return parseVolunteerStages(log);
+    });
     await master.stop();
     return { ...r, profile: master.profile() };
   } finally {
@@ -185,12 +180,8 @@ async function nodeRun(
   }
 }
 
-async function tabRun(
-  args: string[],
-  expected: string,
-  profileDir: string | undefined,
-  pin: Pinning | null,
-): Promise<Distributed> {
+async function tabRun(setup: RunSetup): Promise<Distributed> {
+  const { profileDir, pin } = setup;
   // Chromium runs where this process runs (on the volunteer's core, with --pin).
   const master = await startBenchMaster({ profileDir, cpus: pin?.master });
   let browser: Browser | null = null;
@@ -206,17 +197,10 @@ async function tabRun(
     const renderers = pids.filter((pid) => chromiumType(pid) === 'renderer');
     const cpu = () => ({ worker: cpuMsOf(renderers), other: cpuMsOf(pids) - cpuMsOf(renderers) });
     const threads = new ThreadSampler(() => renderers);
-    const r = await runJob(
-      master,
-      args,
-      expected,
-      cpu,
-      async () => {
-        const raw = await page.locator('.page').getAttribute('data-stages');
-        return JSON.parse(raw ?? '{}') as { map: StageTimes; reduce: StageTimes };
-      },
-      pin,
-    );
+    const r = await runJob(master, setup, cpu, async () => {
+      const raw = await page.locator('.page').getAttribute('data-stages');
+      return JSON.parse(raw ?? '{}') as { map: StageTimes; reduce: StageTimes };
+    });
     threads.stop();
     // Chromium names a Web Worker's thread "DedicatedWorker thread" (15 characters of it in /proc);
     // the session's worker is one, the job's worker the one that computes.
@@ -285,11 +269,17 @@ async function run(ctx: BenchContext): Promise<BenchReport> {
   const localMapCpuMs = (mapsCpu.user - cpu0.user + mapsCpu.system - cpu0.system) / 1000;
 
   ctx.log('stages: one Node volunteer');
-  const node = await nodeRun(args, expected, profile ? tempDir('tabreduce-bench-prof-') : undefined, pin);
+  const setup = (): RunSetup => ({
+    args,
+    expected,
+    profileDir: profile ? tempDir('tabreduce-bench-prof-') : undefined,
+    pin,
+  });
+  const node = await nodeRun(setup());
   let tab: Distributed | null = null;
   if (withTab) {
     ctx.log('stages: one tab');
-    tab = await tabRun(args, expected, profile ? tempDir('tabreduce-bench-prof-') : undefined, pin);
+    tab = await tabRun(setup());
   }
   const cols = (f: (d: Distributed) => string, local = '—') =>
     `local ${local} · Node ${f(node)} · tab ${tab ? f(tab) : 'n/a'}`;

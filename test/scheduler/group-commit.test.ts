@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDatabase } from '../../server/db.js';
 import { join } from 'node:path';
-import { T, useScheduler, newScheduler, connect, resultOf, r0, submit } from './harness.js';
+import { T, useScheduler, newScheduler, connect, resultOf, r0, submit, failNextCommit } from './harness.js';
 
 useScheduler();
 
@@ -43,15 +43,7 @@ test('a commit that fails is rolled back whole: nothing held back is sent, the s
   const t = conn.assigns()[0]!;
   const sentBefore = conn.sent.length;
   const r = await resultOf(t);
-  const exec = T.db.exec.bind(T.db);
-  let failed = false;
-  T.db.exec = ((sql: string) => {
-    if (sql === 'COMMIT' && !failed) {
-      failed = true;
-      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-    }
-    return exec(sql);
-  }) as typeof T.db.exec;
+  failNextCommit();
   s.batched(() => s.handle(v, { type: 'task.result', lease: t.lease, ...r }));
   assert.throws(() => s.flush(), /disk is full/);
   assert.equal(conn.sent.length, sentBefore, 'the ack was never sent');

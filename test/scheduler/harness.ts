@@ -180,6 +180,20 @@ export async function submit(
   return id;
 }
 
+/** Makes the next COMMIT fail as a full disk would (the scheduler then reloads its state); says whether it has. */
+export function failNextCommit(): () => boolean {
+  const exec = T.db.exec.bind(T.db);
+  let failed = false;
+  T.db.exec = ((sql: string) => {
+    if (sql === 'COMMIT' && !failed) {
+      failed = true;
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    }
+    return exec(sql);
+  }) as typeof T.db.exec;
+  return () => failed;
+}
+
 /** A job's output partitions as texts (kept in their rows: these tests' outputs are small). */
 export function outputTexts(id: string): string[] {
   return T.stores.outputs.parts(id).map((p) => T.stores.outputs.partData(id, p.part).toString('utf8'));

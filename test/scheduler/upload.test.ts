@@ -1,7 +1,7 @@
 /** Maps that run while their job's upload arrives (upload.ts): the barrier waits for the upload's end. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, useScheduler, newScheduler, connect, complete, outputTexts, resultOf } from './harness.js';
+import { T, useScheduler, newScheduler, connect, complete, outputTexts, resultOf, failNextCommit } from './harness.js';
 import { stageInputs } from '../../server/receive-job.js';
 import { newJobId, type JobSpec, type StagedInput } from '../../server/submit-job.js';
 
@@ -118,19 +118,11 @@ test('a failed commit while a job uploads reloads the state and keeps the job, w
   spec.inputs.push(a);
   await s.addUploadedInputs(spec, [a], 0);
   const t = conn.assigns()[0]!;
-  const exec = T.db.exec.bind(T.db);
-  let failed = false;
-  T.db.exec = ((sql: string) => {
-    if (sql === 'COMMIT' && !failed) {
-      failed = true;
-      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-    }
-    return exec(sql);
-  }) as typeof T.db.exec;
+  const failed = failNextCommit();
   const r = await resultOf(t);
   s.batched(() => s.handle(v, { type: 'task.result', lease: t.lease, ...r }));
   assert.throws(() => s.flush(), /disk is full/);
-  assert.equal(failed, true, 'a commit failed and the state was reloaded');
+  assert.equal(failed(), true, 'a commit failed and the state was reloaded');
   assert.equal(T.stores.jobs.get(spec.id)?.uploading, 1, 'the uploading job is still there');
   spec.inputs.push(b);
   assert.equal(await s.addUploadedInputs(spec, [b], 1), true, 'and takes its next input');
