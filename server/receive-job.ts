@@ -17,7 +17,6 @@ import {
   JOB_DEFAULTS,
   JOB_LIMITS,
   checkJob,
-  checkJobCode,
   checkMapCount,
   inputKeys,
   parseVerify,
@@ -159,18 +158,18 @@ export async function receiveJob(
       return;
     }
     if (!begun) {
+      // `begin` checks the options and the module, before any input is read back for line numbers.
       const spec = specOf(inputs);
-      if (spec.skipBadRecords! > 0) checkJobCode(spec); // before reading the input back
       opts.early.begin(spec);
       begun = spec;
     }
     if (begun.skipBadRecords! > 0) await numberLines(blobs, input.blob, input.splits);
-    if (!(await opts.early.input(begun, [input], offered))) {
-      throw new JobEndedDuringUpload(`job ${id} ended while its input was uploading`);
-    }
+    if (!(await opts.early.input(begun, [input], offered))) throw endedDuringUpload();
     offered += input.splits.length;
     offeredInputs++;
   };
+
+  const endedDuringUpload = () => new JobEndedDuringUpload(`job ${id} ended while its input was uploading`);
 
   /** The job as the fields and files so far describe it. */
   const specOf = (inputs: StagedInput[]): JobSpec => {
@@ -271,9 +270,7 @@ export async function receiveJob(
     }
     // Inputs that could not run early (they came before the split size, or after one that did) run now.
     if (begun && opts.early && offeredInputs < inputs.length) {
-      if (!(await opts.early.input(begun, inputs.slice(offeredInputs), offered))) {
-        throw new JobEndedDuringUpload(`job ${id} ended while its input was uploading`);
-      }
+      if (!(await opts.early.input(begun, inputs.slice(offeredInputs), offered))) throw endedDuringUpload();
     }
     return spec;
   } catch (e) {

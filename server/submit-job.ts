@@ -101,8 +101,12 @@ export function inputKeys(names: string[]): string[] {
  */
 const checked = new WeakSet<JobSpec>();
 
+/** Specs whose options and module passed `checkJobCode` (a job begun early is checked again at its end). */
+const codeChecked = new WeakSet<JobSpec>();
+
 /** Checks a job's options and module: what can be checked before its inputs arrive. */
 export function checkJobCode(spec: JobSpec): void {
+  if (codeChecked.has(spec)) return;
   checkSpec(spec);
   if (Buffer.byteLength(spec.module) > JOB_LIMITS.moduleBytes) {
     throw new UserError(`${spec.moduleName}: module is larger than ${JOB_LIMITS.moduleBytes} bytes`);
@@ -114,6 +118,7 @@ export function checkJobCode(spec: JobSpec): void {
       `${spec.moduleName}: skipping bad records skips lines, but the module does not declare \`export const records = 'lines'\``,
     );
   }
+  codeChecked.add(spec);
 }
 
 /** Checks what can be checked of a job before its tasks are inserted: options, module, task count. */

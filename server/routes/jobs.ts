@@ -24,6 +24,11 @@ export function submittedLine(spec: JobSpec): string {
   return `job ${spec.id} submitted: ${spec.moduleName}${name} on ${countOf(spec.inputs.length, 'input')} of ${formatBytes(bytes)}, ${countOf(maps, 'map')} and ${countOf(spec.reduces, 'reduce')}`;
 }
 
+/** An error's first line, for a log line. */
+function firstLine(e: unknown): string {
+  return toError(e).message.split('\n')[0]!;
+}
+
 export function jobRoutes(
   scheduler: Scheduler,
   stores: Stores,
@@ -66,7 +71,7 @@ export function jobRoutes(
       });
     } catch (e) {
       if (begun && scheduler.endedDuringUpload(id)) return ended();
-      if (begun) await scheduler.abandonUpload(id, toError(e).message.split('\n')[0]!);
+      if (begun) await scheduler.abandonUpload(id, firstLine(e));
       if (e instanceof UploadTooLarge) return c.json({ error: e.message }, 413);
       throw e;
     }
@@ -74,7 +79,7 @@ export function jobRoutes(
       if (!begun) await scheduler.submit(spec);
       else if (!scheduler.endUpload(spec)) return ended();
     } catch (e) {
-      if (begun) await scheduler.abandonUpload(id, toError(e).message.split('\n')[0]!);
+      if (begun) await scheduler.abandonUpload(id, firstLine(e));
       else await blobs.deletePrefix(blobNames.jobPrefix(id)).catch(() => {});
       throw e;
     }
